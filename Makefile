@@ -1,0 +1,54 @@
+# scaffoldfem: `make demo` and `make test` are the two commands a user needs.
+SHELL := /bin/bash
+VENV  := .venv
+VPY   := $(VENV)/bin/python
+NP    ?= 2
+
+# Find an interpreter >= 3.12: python3.14/3.13/3.12 on PATH (a pyenv shim that
+# refuses is skipped because we run it), else the newest under $(pyenv root)/versions.
+define FIND_PYTHON
+ok() { "$$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }; \
+for c in python3.14 python3.13 python3.12; do \
+  if command -v "$$c" >/dev/null 2>&1 && ok "$$c"; then command -v "$$c"; exit 0; fi; \
+done; \
+root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); \
+for d in $$(ls -d "$$root"/versions/3.* 2>/dev/null | sort -V -r); do \
+  if [ -x "$$d/bin/python3" ] && ok "$$d/bin/python3"; then echo "$$d/bin/python3"; exit 0; fi; \
+done; exit 1
+endef
+export FIND_PYTHON
+
+.PHONY: demo test test-serial test-mpi venv lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@if [ ! -x "$(VPY)" ]; then \
+	  PY=$$(bash -c "$$FIND_PYTHON") || { echo "scaffoldfem needs Python >= 3.12: none found on PATH (python3.12..3.14) or under \$$(pyenv root)/versions; install one and rerun make." >&2; exit 1; }; \
+	  echo "Creating $(VENV) with $$PY"; "$$PY" -m venv $(VENV); \
+	fi
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[wheel,test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/scaffoldfem mesh studies/baseline.toml
+	$(VENV)/bin/mpiexec -n $(NP) $(VENV)/bin/scaffoldfem run studies/baseline.toml --out runs/baseline --overwrite
+	$(VENV)/bin/scaffoldfem plot runs/baseline
+
+test: test-serial test-mpi
+
+test-serial: venv
+	$(VPY) -m pytest -q tests
+
+test-mpi: venv
+	$(VENV)/bin/mpiexec -n $(NP) $(VPY) -m pytest -q -p no:cacheprovider tests
+
+lint: venv
+	$(VENV)/bin/ruff check scaffoldfem tests
+
+bench: venv
+	$(VENV)/bin/mpiexec -n $(NP) $(VENV)/bin/scaffoldfem bench
+
+clean:
+	rm -rf $(VENV) meshes/cache runs .pytest_cache

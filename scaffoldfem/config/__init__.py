@@ -1,0 +1,1 @@
+"""Validated study configuration (pydantic v2, units via pint)."""

@@ -1,0 +1,267 @@
+"""Study sections for the coupled physics: tissue, scaffold, species, enzyme, cells,
+mechanics and time stepping. Internal units: mm, day, ng/mL, kPa.
+
+Every default names its source in a comment; where the literature gives only a
+range, the value is a documented starting point meant to be swept.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from scaffoldfem.config.base import Section
+from scaffoldfem.config.materials import MATERIAL_PRESETS
+from scaffoldfem.units import Q
+
+Length = Q("mm", gt=0)
+Time = Q("day", gt=0)
+Rate = Q("1/day", ge=0)
+Diffusivity = Q("mm**2/day", gt=0)
+Conc = Q("ng/mL", ge=0)
+Modulus = Q("kPa", gt=0)
+
+
+class RegionMechanics(Section):
+    """Linear-elastic constants of one host region."""
+
+    modulus: Modulus
+    poisson: float = Field(ge=0.0, lt=0.5)
+
+
+class TissueConfig(Section):
+    """Host tissue (white/grey matter, scar, cavity fluid).
+
+    Stiffness scale: AFM indentation (~0.1 kPa), not whole-cord tension (~0.1-1 MPa):
+    growth cones sense the local, micro-scale stiffness (Koser 2016 Nat Neurosci
+    19:1592), and the scaffold-tissue mismatch at the interface is what the literature
+    links to cavitation. Whole-cord values can be set per study.
+    """
+
+    # Brain extracellular volume fraction α ≈ 0.2 (Syková & Nicholson 2008 Physiol Rev 88:1277).
+    volume_fraction: float = Field(0.2, gt=0.0, le=1.0)
+    # Tortuosity λ ≈ 1.6 (Syková & Nicholson 2008); white-matter tracts run axially, so
+    # an anisotropic host uses a smaller axial λ (e.g. 1.4) than transverse.
+    tortuosity_axial: float = Field(1.6, ge=1.0)
+    tortuosity_transverse: float = Field(1.6, ge=1.0)
+    # AFM indentation, mouse spinal cord: white ≈ 70 Pa, grey ≈ 130 Pa (Koser 2015 Biophys J
+    # 108:2137); Poisson 0.45-0.49 (background).
+    white_matter: RegionMechanics = RegionMechanics(modulus="0.07 kPa", poisson=0.45)
+    grey_matter: RegionMechanics = RegionMechanics(modulus="0.13 kPa", poisson=0.45)
+    # Glial scar is softer than healthy CNS tissue (Moeendarbary 2017 Nat Commun 8:14787).
+    scar: RegionMechanics = RegionMechanics(modulus="0.05 kPa", poisson=0.45)
+    # Fluid-filled cavity: nearly incompressible, very soft placeholder solid.
+    cavity: RegionMechanics = RegionMechanics(modulus="0.005 kPa", poisson=0.49)
+
+
+class ScaffoldConfig(Section):
+    """Scaffold material: porosity, solid modulus and degradation kinetics.
+
+    ``preset`` fills every value the study leaves out (see config/materials.py).
+    Degradation: dw/dt = -[k_h (1 + a (1-w)) + k_e m/(K_e+m)] g(ε_vol) w,
+    g = 1 + β max(ε_vol, 0); porosity φ = 1 - (1-φ0) w; E = E_s (1-φ)^n.
+    """
+
+    #: Keys a preset fills; the template shows them as comments so that changing
+    #: ``preset`` alone changes them.
+    preset_keys: ClassVar[tuple[str, ...]] = tuple(next(iter(MATERIAL_PRESETS.values())))
+
+    # Material preset (config/materials.py, with sources): fills the commented keys below.
+    preset: Literal["plga_50_50", "pcl", "alginate", "gelma", "peg_mmp"] = "plga_50_50"
+    # Multichannel PLGA scaffolds: ~80-90 % porous matrices (Olson 2009 Acta Biomater 5:2618).
+    porosity: float = Field(0.8, gt=0.0, lt=1.0)
+    solid_modulus: Modulus
+    poisson: float = Field(ge=0.0, lt=0.5)
+    # Gibson-Ashby open-cell exponent n = 2 (Gibson & Ashby, Cellular Solids, 1997).
+    modulus_exponent: float = Field(2.0, gt=0.0)
+    # Effective diffusivity law in the matrix (background): Bruggeman φ^1.5.
+    diffusivity_law: Literal["bruggeman", "mackie_meares", "archie"] = "bruggeman"
+    archie_exponent: float = Field(2.0, gt=0.0)
+    hydrolysis_rate: Rate
+    autocatalysis: float = Field(ge=0.0)
+    enzymatic_rate: Rate
+    # Michaelis constant of MMP cleavage: order of MMP levels in injured cord (ng/mL);
+    # a starting point, not a measurement.
+    enzyme_half_saturation: Q("ng/mL", gt=0) = "20 ng/mL"
+    # Strain-accelerated degradation β (0 = off).
+    strain_acceleration: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: object) -> object:
+        if isinstance(data, dict):
+            preset = data.get("preset", "plga_50_50")
+            for key, value in MATERIAL_PRESETS.get(preset, {}).items():
+                data.setdefault(key, value)
+        return data
+
+
+class Boundary(Section):
+    """Condition at one cord end: none (no flux), dirichlet (fixed c) or robin (clearance)."""
+
+    kind: Literal["none", "dirichlet", "robin"] = "none"
+    value: Conc = "0 ng/mL"
+    # Robin transfer coefficient h in -D∇c·n = h (c - value).
+    transfer: Q("mm/day", ge=0) = "0 mm/day"
+
+
+class Dose(Section):
+    """A bolus (amount at ``start``) or an infusion (rate over [start, end]) into a region."""
+
+    region: Literal["scaffold", "channel", "cavity", "scar", "white_matter", "grey_matter"]
+    kind: Literal["bolus", "infusion"] = "infusion"
+    start: Q("day", ge=0) = "0 day"
+    end: Q("day", ge=0) = "0 day"
+    amount: Q("ng", ge=0) = "0 ng"
+    rate: Q("ng/day", ge=0) = "0 ng/day"
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.kind == "infusion" and self.end <= self.start:
+            raise PydanticCustomError(
+                "dose_window", "infusion must end after it starts (start {s} day, end {e} day)",
+                {"s": self.start, "e": self.end})
+        return self
+
+
+class Release(Section):
+    """Release from the scaffold-bound reservoir b (ng per mL of scaffold):
+    r = (k0 + k_mmp m/(K_m+m)) b + ρ_rel (matrix mass-loss rate) b / w."""
+
+    loading: Conc = "0 ng/mL"
+    # Passive first-order release: alginate/PLGA carriers release over 2-4 weeks
+    # (background) → k0 ≈ 0.05-0.1 /day.
+    first_order_rate: Rate = "0.05 1/day"
+    # MMP-triggered "on demand" release (MMP-responsive gelatin hydrogels).
+    mmp_rate: Rate = "0.3 1/day"
+    mmp_half_saturation: Q("ng/mL", gt=0) = "20 ng/mL"
+    # Degradation-coupled release: fraction of the reservoir freed per unit of matrix lost.
+    degradation_coupling: float = Field(1.0, ge=0.0)
+
+
+class Uptake(Section):
+    """Saturable receptor uptake in host tissue V_max c / (K_d + c)."""
+
+    enabled: bool = False
+    vmax: Q("ng/mL/day", ge=0) = "10 ng/mL/day"
+    # ~1 nM receptor affinity ≈ 27 ng/mL for a ~27 kDa dimer (background).
+    kd: Q("ng/mL", gt=0) = "27 ng/mL"
+
+
+class Species(Section):
+    """One neurotrophic factor."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    # NGF in free solution 12.6e-7 cm²/s (Stroh et al. 2003 Biophys J 85:581); BDNF,
+    # NT-3 and GDNF are dimers of similar size, no direct spinal-cord measurement.
+    diffusivity_free: Diffusivity = "12.6e-7 cm^2/s"
+    # Tissue half-lives of NTFs are uncertain (minutes to hours, background): sweep it.
+    half_life: Time = "4 h"
+    release: Release = Release()
+    uptake: Uptake = Uptake()
+    # Secretion by transplanted cells; MSCs secrete BDNF/GDNF at ~0.1-1 ng per 10^6
+    # cells per day (order of magnitude, to be swept).
+    secretion: Q("ng/cell/day", ge=0) = "0 ng/cell/day"
+    doses: list[Dose] = []
+    rostral_end: Boundary = Boundary()
+    caudal_end: Boundary = Boundary()
+    # Therapeutic window for the lesion mean (metrics.time_in_window_day).
+    window_low: Conc = "1 ng/mL"
+    window_high: Conc = "100 ng/mL"
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.window_high <= self.window_low:
+            raise PydanticCustomError(
+                "window", "window_high must exceed window_low ({lo} vs {hi} ng/mL)",
+                {"lo": self.window_low, "hi": self.window_high})
+        return self
+
+
+def default_species() -> list[Species]:
+    """BDNF loaded in the scaffold, NT-3 infused from day 14 (stage-specific delivery),
+    GDNF secreted by the transplanted cells."""
+    return [
+        Species(name="BDNF", release=Release(loading="2e4 ng/mL")),
+        Species(name="NT3", doses=[Dose(region="scaffold", kind="infusion", start="14 day",
+                                         end="28 day", rate="10 ng/day")]),
+        Species(name="GDNF", secretion="5e-7 ng/cell/day"),
+    ]
+
+
+class EnzymeSource(Section):
+    """Time course of MMP production: gamma-shaped peak or a (day, rate) table."""
+
+    profile: Literal["gamma", "table"] = "gamma"
+    # MMP-9 peaks ~day 3-7 after SCI (Noble et al. 2002 J Neurosci 22:7526).
+    peak_day: Time = "5 day"
+    shape: float = Field(3.0, gt=1.0)
+    amplitude: Q("ng/mL/day", ge=0) = "50 ng/mL/day"
+    table: list[tuple[float, float]] = []
+    regions: list[Literal["scar", "scaffold_interface"]] = ["scar", "scaffold_interface"]
+
+    @model_validator(mode="after")
+    def _table(self) -> Self:
+        if self.profile == "table":
+            days = [d for d, _ in self.table]
+            if len(days) < 2 or any(b <= a for a, b in zip(days, days[1:], strict=False)):
+                raise PydanticCustomError(
+                    "table", "needs at least two (day, rate in ng/mL/day) rows with increasing days", {})
+        return self
+
+
+class EnzymeConfig(Section):
+    """MMP (gelatinase) that drives enzymatic degradation and on-demand release."""
+
+    enabled: bool = True
+    # MMP-9 (92 kDa): Stokes-Einstein scaling of NGF's free value by (27/92)^(1/3).
+    diffusivity_free: Diffusivity = "8.4e-7 cm^2/s"
+    half_life: Time = "1 day"
+    source: EnzymeSource = EnzymeSource()
+
+
+class CellsConfig(Section):
+    """Transplanted secreting cells seeded in the scaffold."""
+
+    enabled: bool = True
+    # Grafts of ~1e5 cells/µL (Koffler 2019 Nat Med 25:263 used 1e5-2e5 cells/µL).
+    density: Q("cell/mm**3", ge=0) = "1e5 cell/mm^3"
+    # Poor survival after transplant (background): half-life of a week as a start.
+    half_life: Time = "7 day"
+    regions: list[Literal["scaffold", "channel"]] = ["scaffold", "channel"]
+
+
+class MechanicsConfig(Section):
+    """Quasi-static small-strain elasticity of the segment."""
+
+    enabled: bool = True
+    degree: Literal[1, 2] = 1
+    # Flexion stretches the cord by ~5-10 % (issue 3); positive = stretch.
+    axial_strain: float = Field(0.05, ge=-0.3, le=0.3)
+    # Swelling pressure on the pia (0 = off).
+    pia_pressure: Q("kPa", ge=0) = "0 kPa"
+    # Re-solve when the scaffold modulus changed by more than this (relative) ...
+    update_tolerance: float = Field(0.05, gt=0.0)
+    # ... and at least this often.
+    update_interval: Time = "7 day"
+
+
+class TimeConfig(Section):
+    """Time stepping: operator splitting, implicit transport, adaptive step."""
+
+    # 2-8 weeks post-injury is the window to optimise (background).
+    duration: Time = "56 day"
+    dt: Time = "0.25 day"
+    dt_min: Time = "1e-4 day"
+    dt_max: Time = "1 day"
+    scheme: Literal["backward_euler", "bdf2", "crank_nicolson"] = "backward_euler"
+
+    @model_validator(mode="after")
+    def _steps(self) -> Self:
+        if not self.dt_min <= self.dt <= self.dt_max:
+            raise PydanticCustomError(
+                "dt_order", "needs dt_min <= dt <= dt_max (got {a}, {b}, {c} day)",
+                {"a": self.dt_min, "b": self.dt, "c": self.dt_max})
+        return self

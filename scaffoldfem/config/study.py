@@ -1,0 +1,246 @@
+"""The study file: TOML → validated :class:`Study`, with ``--set`` overrides.
+
+A study is read on rank 0 and broadcast (see :func:`load_study_mpi`); bad input
+is collected into a :class:`StudyError` whose lines read
+``geometry.lesion.length: must be > 0 (got -2 mm)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import Field, ValidationError
+
+from scaffoldfem.config.axons import AxonsConfig
+from scaffoldfem.config.base import Section
+from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.config.physics import (
+    CellsConfig,
+    EnzymeConfig,
+    MechanicsConfig,
+    ScaffoldConfig,
+    Species,
+    TimeConfig,
+    TissueConfig,
+    default_species,
+)
+from scaffoldfem.units import Q
+
+Q_day_pos = Q("day", gt=0)
+
+
+class StudyError(Exception):
+    """Bad study input: one human-readable line per problem."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def format_errors(err: ValidationError, prefix: str = "") -> list[str]:
+    """Turn a pydantic ValidationError into one line per problem, key first."""
+    lines = []
+    for e in err.errors(include_url=False):
+        # Model validators of a section add no location of their own; drop the
+        # synthetic tags pydantic adds for function validators.
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = _loc(loc) or "(study)"
+        if prefix:
+            key = f"{prefix}.{key}" if key != "(study)" else prefix
+        kind = e["type"]
+        msg = e["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            msg = f"unknown key (got {e['input']!r})"
+        elif kind == "missing":
+            msg = "missing required value"
+        elif kind.startswith(("quantity", "dose", "window", "table", "dt_", "geometry", "channel")):
+            pass  # our own messages already read well
+        elif "input" in e and not isinstance(e["input"], dict | list):
+            msg = f"{msg[0].lower()}{msg[1:]} (got {e['input']!r})"
+        lines.append(f"{key}: {msg}")
+    return lines
+
+
+class OutputConfig(Section):
+    """What a run writes and how often (simulated time)."""
+
+    # Field snapshots (ParaView) and table rows every ``interval``; writing every step
+    # is not the default because it dominates the run on fine meshes.
+    interval: Q_day_pos = "2 day"
+    # Whole-state checkpoint every ``checkpoint_interval`` and on SIGTERM/SIGINT.
+    checkpoint_interval: Q_day_pos = "7 day"
+    figures: bool = True
+
+
+class Study(Section):
+    """A complete, validated study. Values are in internal units (mm, day, ng/mL, kPa)."""
+
+    name: str = "baseline"
+    description: str = ""
+    geometry: GeometryConfig = GeometryConfig()
+    tissue: TissueConfig = TissueConfig()
+    scaffold: ScaffoldConfig = ScaffoldConfig()
+    species: list[Species] = Field(default_factory=default_species, min_length=1)
+    enzyme: EnzymeConfig = EnzymeConfig()
+    cells: CellsConfig = CellsConfig()
+    mechanics: MechanicsConfig = MechanicsConfig()
+    time: TimeConfig = TimeConfig()
+    axons: AxonsConfig = AxonsConfig()
+    output: OutputConfig = OutputConfig()
+    # PETSc options per field prefix, merged over the solver defaults,
+    # e.g. [solver.transport] ksp_rtol = 1e-10.
+    solver: dict[str, dict[str, str | int | float | bool]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Study as a TOML-ready dict: every quantity as a string with its internal unit."""
+        return _drop_none(self.model_dump(mode="json"))
+
+    def to_toml(self) -> str:
+        """The resolved study (every default filled in) as TOML text."""
+        return tomli_w.dumps(self.to_dict())
+
+    def digest(self) -> str:
+        """SHA-256 of the resolved study (provenance, sweep case ids)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _drop_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``dotted.key=value``; the value is read as a TOML literal when it is one
+    (numbers, booleans, arrays, quoted strings), else taken as a plain string."""
+    if "=" not in text:
+        raise StudyError([f"--set {text}: expected dotted.key=value"])
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    if not key:
+        raise StudyError([f"--set {text}: empty key"])
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[dotted.key] = value``. A list level is addressed by index or by the
+    ``name`` of an element (``species.BDNF.half_life``)."""
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            idx = _list_index(node, part, key)
+            if last:
+                node[idx] = value
+                return
+            node = node[idx]
+            continue
+        if not isinstance(node, dict):
+            raise StudyError([f"{'.'.join(parts[:i])}: is a value, cannot set {key}"])
+        if last:
+            node[part] = value
+            return
+        if part not in node:
+            node[part] = {}
+        node = node[part]
+
+
+def _list_index(node: list[Any], part: str, key: str) -> int:
+    if part.isdigit() and int(part) < len(node):
+        return int(part)
+    for j, item in enumerate(node):
+        if isinstance(item, dict) and item.get("name") == part:
+            return j
+    raise StudyError([f"{key}: no list element {part!r}"])
+
+
+def _expand_lists(data: dict[str, Any]) -> dict[str, Any]:
+    """Materialise default lists (species) so that overrides can address them."""
+    if "species" not in data:
+        data["species"] = [s.model_dump(mode="json") for s in default_species()]
+    return data
+
+
+def validate_study(data: dict[str, Any]) -> Study:
+    """Validate a study dict; raise StudyError listing every problem."""
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(format_errors(err)) from None
+
+
+def load_study(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Study:
+    """Read, override and validate a study file (``path=None``: the defaults).
+
+    Args:
+        path: TOML study file, or None for the built-in defaults.
+        overrides: ``dotted.key=value`` strings applied after reading.
+
+    Returns:
+        The validated study.
+
+    Raises:
+        StudyError: with every problem found, one line each.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise StudyError([f"{p}: no such study file"]) from None
+        except tomllib.TOMLDecodeError as err:
+            raise StudyError([f"{p}: not valid TOML ({err})"]) from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise StudyError([f"{p}: cannot read ({err})"]) from None
+    if overrides:
+        data = _expand_lists(data)
+        errors = []
+        for text in overrides:
+            try:
+                apply_override(data, *parse_override(text))
+            except StudyError as err:
+                errors.extend(err.lines)
+        if errors:
+            raise StudyError(errors)
+    return validate_study(data)
+
+
+def load_study_mpi(comm: Any, path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Study:
+    """:func:`load_study` on rank 0, result (or the error lines) broadcast to all ranks,
+    so every rank raises the same StudyError and nothing is printed per rank."""
+    result: tuple[str, Any]
+    if comm.rank == 0:
+        try:
+            result = ("ok", load_study(path, overrides).to_dict())
+        except StudyError as err:
+            result = ("error", err.lines)
+    else:
+        result = ("", None)
+    result = comm.bcast(result, root=0)
+    if result[0] == "error":
+        raise StudyError(result[1])
+    return validate_study(result[1])

@@ -1,0 +1,85 @@
+"""PyVista pictures (off-screen, rank 0 only). No DOLFINx here: pictures are drawn
+from the files a run or the mesher left behind, so ``scaffoldfem plot`` can redraw
+them anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from scaffoldfem.regions import CELL_TAGS
+
+#: One colour per region, chosen to read at a glance (host pale, implant blue, scar ochre).
+REGION_COLOURS = {
+    "white_matter": "#e8e4da",
+    "grey_matter": "#a89f91",
+    "scar": "#c9812f",
+    "scaffold": "#4a7fb5",
+    "channel": "#9fd3ea",
+    "cavity": "#e9d66b",
+}
+
+
+def _pv():
+    import pyvista as pv
+
+    pv.OFF_SCREEN = True
+    return pv
+
+
+def read_msh_grid(path: Path):
+    """Read a Gmsh file as a PyVista grid of tetrahedra with a ``region`` cell array."""
+    import meshio
+
+    pv = _pv()
+    m = meshio.read(path)
+    blocks, tags = [], []
+    for block, phys in zip(m.cells, m.cell_data["gmsh:physical"], strict=True):
+        if block.type == "tetra":
+            blocks.append(block.data)
+            tags.append(phys)
+    cells = np.vstack(blocks)
+    tag = np.concatenate(tags).astype(np.int32)
+    grid = pv.UnstructuredGrid({pv.CellType.TETRA: cells}, m.points)
+    grid.cell_data["region"] = tag
+    return grid
+
+
+def mesh_cutaway(msh: Path, png: Path, *, size: tuple[int, int] = (1400, 800)) -> Path:
+    """Draw the cord with its dorsal-right quadrant cut away, regions coloured by name.
+
+    Args:
+        msh: Gmsh mesh with the physical groups of ``scaffoldfem.regions``.
+        png: Output picture.
+        size: Window size in pixels.
+
+    Returns:
+        ``png``.
+    """
+    pv = _pv()
+    grid = read_msh_grid(msh)
+    lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
+    centre = 0.5 * (lo + hi)
+    # Remove the quadrant x > 0, y > 0 so channels, scar and grey matter show.
+    cut = grid.clip_box([centre[0], hi[0] + 1, centre[1], hi[1] + 1, lo[2] - 1, hi[2] + 1],
+                        invert=True, crinkle=False)
+    pl = pv.Plotter(off_screen=True, window_size=list(size))
+    pl.set_background("white")
+    for name, tag in CELL_TAGS.items():
+        part = cut.extract_cells(np.flatnonzero(cut.cell_data["region"] == tag))
+        if part.n_cells == 0:
+            continue
+        opacity = 0.35 if name == "white_matter" else 1.0
+        pl.add_mesh(part, color=REGION_COLOURS[name], opacity=opacity, show_edges=True,
+                    edge_color="#555555", line_width=0.3, label=name.replace("_", " "))
+    pl.add_legend(bcolor="white", face="rectangle", size=(0.18, 0.25), loc="upper right")
+    pl.add_axes(xlabel="x (lateral)", ylabel="y (dorsal)", zlabel="z (caudal)")
+    pl.camera_position = [(centre[0] + 2.2 * (hi[2] - lo[2]) * 0.45, centre[1] + 0.9 * (hi[2] - lo[2]) * 0.45,
+                           centre[2] - 0.35 * (hi[2] - lo[2])), tuple(centre), (0, 1, 0)]
+    pl.add_text("scaffoldfem mesh: cord, lesion scar and multichannel scaffold (quadrant cut away)",
+                font_size=10, color="black", position="upper_left")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    pl.screenshot(str(png))
+    pl.close()
+    return png
