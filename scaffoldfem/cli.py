@@ -1,4 +1,4 @@
-"""Command line: ``scaffoldfem {check,init,mesh,run,bench,plot}``.
+"""Command line: ``scaffoldfem {check,init,mesh,run,sweep,bench,plot}``.
 
 Exit codes: 0 success, 2 bad input (study file, options), 3 a solve failed.
 Bad input never shows a traceback, and each message is printed once (rank 0).
@@ -83,11 +83,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from scaffoldfem.plots import plot_run
-
+    if not args.dir.is_dir():
+        raise UsageError(f"{args.dir} is not a directory")
     if _comm().rank == 0:
-        plot_run(args.dir)
+        if (args.dir / "results.csv").exists():
+            from scaffoldfem.sweep_plots import plot_sweep
+
+            plot_sweep(args.dir)
+        else:
+            from scaffoldfem.plots import plot_run
+
+            plot_run(args.dir)
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from scaffoldfem.sweep_run import sweep_command
+
+    if args.out is None and not args.slurm:
+        raise UsageError("--out DIR is required (or --slurm to write a batch script)")
+    return sweep_command(args.sweep, args.out, _comm(), args.ranks_per_case, args.slurm,
+                         args.overwrite)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("plot", help="redraw the figures of a run directory")
+    p = sub.add_parser("sweep", help="run a parametric sweep as an MPI batch job")
+    p.add_argument("sweep", type=Path, help="sweep TOML file")
+    p.add_argument("--out", type=Path, default=None, help="sweep directory")
+    p.add_argument("--ranks-per-case", type=int, default=1, help="MPI ranks per case (default 1)")
+    p.add_argument("--slurm", action="store_true", help="write a SLURM script instead of running")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sweep directory")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="redraw the figures of a run or sweep directory")
     p.add_argument("dir", type=Path)
     p.set_defaults(func=cmd_plot)
     return parser

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from scaffoldfem.config.study import Study
+from scaffoldfem.errors import SimulationFailed
 from scaffoldfem.rundir import RunDirError, atomic_write_text, prepare_run_dir
 
 
@@ -22,17 +24,103 @@ def _prepare(out: Path, comm: Any, resume: bool, overwrite: bool) -> None:
         raise RunDirError(err)
 
 
+def lesion_z(study: Study) -> tuple[float, float]:
+    """Rostral and caudal z of the lesion (mm)."""
+    les = study.geometry.lesion
+    return les.center - les.length / 2, les.center + les.length / 2
+
+
 def run_study(study: Study, out: Path, comm: Any, *, resume: bool = False,
               overwrite: bool = False, quiet: bool = False) -> int:
-    """Run ``study`` into ``out``; return the process exit code."""
+    """Run ``study`` into ``out``; return the process exit code.
+
+    Raises:
+        RunDirError: ``out`` cannot be used as asked.
+        SimulationFailed: the run could not continue (exit code 3 in the CLI),
+            after the last good state was written.
+    """
     from scaffoldfem.mesh import ensure_mesh, load_mesh
+    from scaffoldfem.outputs import RunWriter
 
     out = Path(out)
     _prepare(out, comm, resume, overwrite)
     if comm.rank == 0:
         atomic_write_text(out / "study.resolved.toml", study.to_toml())
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
     mesh_path = ensure_mesh(study.geometry, comm)
-    mesh, cell_tags, facet_tags = load_mesh(mesh_path, comm)
-    del mesh, cell_tags, facet_tags
-    comm.barrier()
+    mesh, cell_tags, facet_tags = load_mesh(mesh_path, comm, ghost_mode="shared_facet")
+    timing["mesh"] = time.perf_counter() - t0
+    writer = RunWriter(out, study, mesh_path, comm, quiet=quiet)
+    try:
+        return _time_loop(study, mesh, cell_tags, facet_tags, writer, timing, resume)
+    finally:
+        writer.close()
+
+
+def _time_loop(study: Study, mesh: Any, cell_tags: Any, facet_tags: Any, writer: Any,
+               timing: dict[str, float], resume: bool) -> int:
+    from scaffoldfem.coupled import CoupledModel
+    from scaffoldfem.solver import SolverError
+    from scaffoldfem.tracing import GrowthFields, Tracer
+
+    tic = time.perf_counter()
+    model = CoupledModel(study, mesh, cell_tags, facet_tags)
+    tracer = None
+    if study.axons.enabled and study.axons.count > 0:
+        tracer = Tracer(mesh, cell_tags, study.axons, lesion_z(study),
+                        [s.name for s in study.species])
+        tracer.seed(0.0)
+    timing["setup"] = time.perf_counter() - tic
+    writer.attach(model, tracer, timing)
+    tm = study.time
+    dt_target = tm.dt
+    dt = dt_target
+    if resume and writer.restore():
+        dt = writer.dt
+    if model.mech_solver is not None and model.mech_solves == 0:
+        tic = time.perf_counter()
+        model.solve_mechanics(model.t, force=True)
+        timing["mechanics"] = timing.get("mechanics", 0.0) + time.perf_counter() - tic
+    if model.t == 0.0:
+        writer.output(force=True)
+    eps = 1e-9 * tm.duration
+    ok_steps = 0
+    while model.t < tm.duration - eps:
+        h = min(dt, tm.duration - model.t, max(writer.next_event(model.t) - model.t, tm.dt_min))
+        snap = model.snapshot()
+        tic = time.perf_counter()
+        try:
+            iters = model.step(h)
+        except (SolverError, SimulationFailed) as err:
+            model.restore(snap)
+            dt = h / 2
+            ok_steps = 0
+            writer.log(f"step at t = {model.t:.4g} day failed ({err}); cutting the step to {dt:.3g} day")
+            if dt < tm.dt_min:
+                writer.output(force=True)
+                writer.checkpoint(dt)
+                field = getattr(err, "field", "?")
+                reason = getattr(err, "reason", str(err))
+                raise SimulationFailed(field, model.t + h,
+                                       f"{reason}; step cut below dt_min = {tm.dt_min:g} day") from None
+            continue
+        timing["solve"] = timing.get("solve", 0.0) + time.perf_counter() - tic
+        if tracer is not None:
+            tic = time.perf_counter()
+            conc = {s.name: s.c for s in model.species}
+            tracer.advance(model.t - h, model.t, GrowthFields(concentrations=conc, stiffness=model.E))
+            timing["tracing"] = timing.get("tracing", 0.0) + time.perf_counter() - tic
+        writer.after_step(h, iters)
+        ok_steps += 1
+        if ok_steps >= 3 and dt < dt_target:
+            dt = min(2 * dt, dt_target)
+        if writer.stop_requested:
+            writer.checkpoint(dt)
+            writer.log(f"stopped by signal at t = {model.t:.4g} day; resume with --resume")
+            return 143
+        writer.maybe_output_and_checkpoint(dt)
+    writer.finish(dt)
+    model.destroy()
     return 0
+

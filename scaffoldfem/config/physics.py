@@ -201,6 +201,9 @@ class EnzymeSource(Section):
     amplitude: Q("ng/mL/day", ge=0) = "50 ng/mL/day"
     table: list[tuple[float, float]] = []
     regions: list[Literal["scar", "scaffold_interface"]] = ["scar", "scaffold_interface"]
+    # The interface source acts in a band of this half-width on both sides of
+    # scaffold_interface (a volume source, so its total does not depend on the mesh).
+    interface_band: Q("mm", gt=0) = "0.1 mm"
 
     @model_validator(mode="after")
     def _table(self) -> Self:
@@ -256,7 +259,13 @@ class TimeConfig(Section):
     dt: Time = "0.25 day"
     dt_min: Time = "1e-4 day"
     dt_max: Time = "1 day"
-    scheme: Literal["backward_euler", "bdf2", "crank_nicolson"] = "backward_euler"
+    scheme: Literal["backward_euler", "bdf2"] = "backward_euler"
+    # Transport matrices are refreshed (re-assembled) when the scaffold porosity has
+    # changed by more than this since the last refresh: porosity moves slowly, so
+    # most steps reuse the matrix and its preconditioner.
+    coefficient_tolerance: float = Field(0.005, gt=0.0, le=0.2)
+    # A concentration below -tolerance × (max of that field) stops the step as failed.
+    negative_tolerance: float = Field(1e-3, gt=0.0)
 
     @model_validator(mode="after")
     def _steps(self) -> Self:

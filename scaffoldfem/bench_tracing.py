@@ -1,0 +1,155 @@
+"""Benchmark of growth-cone point location and field sampling (issue 4 target).
+
+Measures, on a box mesh of about 200k vertices (58^3 cells x 6 tetrahedra),
+how many growth-cone steps per second one core does for *locate + sample*:
+walk each cone from its previous cell to its new position, then evaluate a P1
+concentration, its gradient and a DG0 stiffness there. Many cones (1e5) take
+small random steps (a fraction of a cell), as growth cones do. For reference
+it also times DOLFINx's generic ``compute_colliding_cells`` on the same points,
+and a full :class:`~scaffoldfem.tracing.Tracer` step with every cue switched on.
+
+Run ``python -m scaffoldfem.bench_tracing [--n 58] [--cones 100000] [--steps 20]``
+(also under ``mpiexec``; the rate is reported per core).
+"""
+
+from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import scaffoldfem  # noqa: F401
+import dolfinx
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from mpi4py import MPI
+
+from scaffoldfem.locate import FOUND, Locator
+
+
+def _fields(msh):
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    c = fem.Function(V)
+    c.interpolate(lambda x: 30.0 * np.exp(-((x[0] - 0.3) ** 2 + x[2] ** 2)))
+    W = fem.functionspace(msh, ("DG", 0))
+    E = fem.Function(W)
+    E.interpolate(lambda x: np.where(x[0] < 0.5, 1.0, 0.1))
+    return c, E
+
+
+def bench_locate(n: int = 58, cones: int = 100_000, steps: int = 20, seed: int = 0,
+                 comm=MPI.COMM_WORLD) -> dict:
+    """Time locate + sample per growth-cone step; returns a dict of results."""
+    t = time.perf_counter()
+    msh = dmesh.create_box(comm, [[0, 0, 0], [1, 1, 1]], [n, n, n], dmesh.CellType.tetrahedron)
+    t_mesh = time.perf_counter() - t
+    t = time.perf_counter()
+    loc = Locator(msh)
+    t_setup = time.perf_counter() - t
+    c, E = _fields(msh)
+    cnod = loc.nodal_values(c)
+    Ecell = loc.cell_values(E)
+    rng = np.random.default_rng(seed + comm.rank)
+    m = cones // comm.size
+    cells = rng.integers(0, loc.num_owned, m).astype(np.int32)
+    x = np.einsum("ni,nij->nj", rng.dirichlet(np.ones(4), m), loc.x[loc.nodes[cells]])
+    h = 1.0 / n
+    # Small steps (a quarter of a cell edge) with persistence, reflected at the box.
+    d = rng.normal(size=(m, 3))
+    d /= np.linalg.norm(d, axis=1)[:, None]
+    walk_t = samp_t = cpu_t = 0.0
+    found = 0
+    for _ in range(steps):
+        d += 0.3 * rng.normal(size=(m, 3))
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        xn = x + 0.25 * h * d
+        out = (xn < 0) | (xn > 1)
+        d[out] *= -1.0
+        xn = np.clip(xn, 1e-9, 1 - 1e-9)
+        t, tc = time.perf_counter(), time.process_time()
+        res = loc.walk(xn, cells)
+        ok = res.status == FOUND
+        if not ok.all():  # left the owned/ghost cells: tree fallback
+            cc = loc.locate(xn[~ok])
+            res.cell[~ok] = np.where(cc >= 0, cc, cells[~ok])
+            res.lam[~ok] = loc.barycentric(res.cell[~ok], xn[~ok])
+        t1 = time.perf_counter()
+        cval, cgrad = loc.sample_p1(cnod, res.cell, res.lam)
+        Ev = np.take(Ecell, res.cell)
+        t2 = time.perf_counter()
+        cpu_t += time.process_time() - tc
+        walk_t += t1 - t
+        samp_t += t2 - t1
+        found += int(ok.sum())
+        x, cells = xn, res.cell
+    assert np.isfinite(cval).all() and np.isfinite(cgrad).all() and np.isfinite(Ev).all()
+    # Reference: DOLFINx generic location of the same number of points (a sample).
+    k = min(m, 20_000)
+    tree = dolfinx.geometry.bb_tree(msh, 3)
+    t = time.perf_counter()
+    cand = dolfinx.geometry.compute_collisions_points(tree, x[:k])
+    dolfinx.geometry.compute_colliding_cells(msh, cand, x[:k])
+    t_ref = time.perf_counter() - t
+    total = walk_t + samp_t
+    nsteps = m * steps
+    res = {
+        "ranks": comm.size, "cells_n": n,
+        "vertices": msh.topology.index_map(0).size_global,
+        "cones_per_rank": m, "steps": steps,
+        "mesh_s": t_mesh, "locator_setup_s": t_setup,
+        "locate_s": walk_t, "sample_s": samp_t,
+        "steps_per_s_per_core": nsteps / total,
+        "steps_per_cpu_s": nsteps / cpu_t,
+        "walk_success_fraction": found / nsteps,
+        "dolfinx_colliding_cells_points_per_s": k / t_ref,
+    }
+    allres = comm.gather(res)
+    if comm.rank == 0:
+        res["steps_per_s_per_core"] = min(r["steps_per_s_per_core"] for r in allres)
+    return comm.bcast(res)
+
+
+def bench_tracer(n: int = 30, cones: int = 2000, days: float = 2.0, comm=MPI.COMM_WORLD) -> dict:
+    """Time full tracer steps (all cues on) on a box; returns cone-steps per second."""
+    from scaffoldfem.config.axons import AxonsConfig
+    from scaffoldfem.regions import cell_tag
+    from scaffoldfem.tracing import GrowthFields, Tracer
+
+    msh = dmesh.create_box(comm, [[-1, -1, -2], [1, 1, 2]], [n, n, 2 * n],
+                           dmesh.CellType.tetrahedron)
+    loc = Locator(msh)
+    mid = loc.midpoints()
+    tag = np.where(np.abs(mid[:, 2]) < 0.3, cell_tag("scar"), cell_tag("white_matter"))
+    tags = dmesh.meshtags(msh, 3, np.arange(loc.num_cells, dtype=np.int32), tag.astype(np.int32))
+    p = AxonsConfig(count=cones, seed=3, cross_depth="0.2 mm", stall_time="50 day")
+    tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
+    tr.seed(0.0)
+    c, E = _fields(msh)
+    t = time.perf_counter()
+    tr.advance(0.0, days, GrowthFields({"BDNF": c}, stiffness=E))
+    el = time.perf_counter() - t
+    total_steps = cones * tr.step
+    return {"cones": cones, "growth_steps": tr.step, "wall_s": el,
+            "cone_steps_per_s": total_steps / el / comm.size}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Command-line entry: print the benchmark results as JSON on rank 0."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=58, help="cells per box edge (58 -> ~200k vertices)")
+    ap.add_argument("--cones", type=int, default=100_000)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--no-tracer", action="store_true", help="skip the full-tracer timing")
+    a = ap.parse_args(argv)
+    out = {"locate_sample": bench_locate(a.n, a.cones, a.steps)}
+    if not a.no_tracer:
+        out["tracer"] = bench_tracer()
+    if MPI.COMM_WORLD.rank == 0:
+        print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()

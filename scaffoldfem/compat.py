@@ -1,0 +1,183 @@
+"""The one place that absorbs DOLFINx API drift (written against DOLFINx 0.11).
+
+Everything here is a thin wrapper over a DOLFINx call whose signature or
+location has changed between releases (``create_vector`` took a form before
+0.10 and takes a space since; ``interpolation_points`` became a property;
+``meshtags`` wants sorted, unique indices; point evaluation needs three calls
+and an MPI gather). Other modules call these wrappers instead of DOLFINx
+directly, so a DOLFINx upgrade is a change to this file only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+import ufl
+from dolfinx import fem, geometry
+from dolfinx import mesh as dmesh
+from mpi4py import MPI
+
+from scaffoldfem.regions import facet_tag
+
+__all__ = [
+    "compile_form",
+    "create_petsc_vector",
+    "evaluate_at_points",
+    "facet_dofs",
+    "integrate",
+    "interpolate_expression",
+    "interpolation_points",
+    "tag_facets",
+]
+
+
+def create_petsc_vector(V: fem.FunctionSpace):
+    """Ghosted PETSc vector laid out like ``V`` (0.10+: takes the space)."""
+    import dolfinx.fem.petsc as fpetsc
+
+    return fpetsc.create_vector(V)
+
+
+def interpolation_points(V: fem.FunctionSpace) -> np.ndarray:
+    """Reference interpolation points of ``V`` (a property since 0.10, a method before)."""
+    pts = V.element.interpolation_points
+    return pts() if callable(pts) else pts
+
+
+def interpolate_expression(f: fem.Function, expr: ufl.core.expr.Expr) -> fem.Function:
+    """Interpolate a UFL expression into ``f`` (in place) and return ``f``."""
+    f.interpolate(fem.Expression(expr, interpolation_points(f.function_space)))
+    f.x.scatter_forward()
+    return f
+
+
+def compile_form(form: ufl.Form | fem.Form, **kwargs) -> fem.Form:
+    """Compile a UFL form once (pass through an already compiled one)."""
+    return form if isinstance(form, fem.Form) else fem.form(form, **kwargs)
+
+
+def integrate(form: ufl.Form | fem.Form, comm: MPI.Comm | None = None) -> float:
+    """Assemble a scalar functional and sum it over all ranks.
+
+    Args:
+        form: A 0-form (UFL or compiled). Compile once with
+            :func:`compile_form` when it is evaluated every step.
+        comm: Communicator; defaults to the form's mesh communicator.
+
+    Returns:
+        The global value (identical on every rank).
+    """
+    cform = compile_form(form)
+    if comm is None:
+        comm = cform.mesh.comm
+    return float(comm.allreduce(fem.assemble_scalar(cform), op=MPI.SUM))
+
+
+def tag_facets(msh: dmesh.Mesh, markers: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+               *, boundary_only: bool = True) -> dmesh.MeshTags:
+    """Facet meshtags from geometric predicates, tagged by region name.
+
+    Later entries win where predicates overlap. Used for box meshes in tests
+    and benchmarks; the cord mesh gets its tags from Gmsh.
+
+    Args:
+        msh: The mesh.
+        markers: Region name (a key of :data:`scaffoldfem.regions.FACET_TAGS`)
+            to predicate ``x -> bool array`` (x has shape (3, n)).
+        boundary_only: Only consider exterior facets.
+
+    Returns:
+        Sorted meshtags of dimension ``tdim - 1``.
+    """
+    fdim = msh.topology.dim - 1
+    msh.topology.create_connectivity(fdim, msh.topology.dim)
+    tagged: dict[int, int] = {}
+    for name, pred in markers.items():
+        if boundary_only:
+            facets = dmesh.locate_entities_boundary(msh, fdim, pred)
+        else:
+            facets = dmesh.locate_entities(msh, fdim, pred)
+        tag = facet_tag(name)
+        for f in facets:
+            tagged[int(f)] = tag
+    idx = np.array(sorted(tagged), dtype=np.int32)
+    vals = np.array([tagged[i] for i in idx], dtype=np.int32)
+    return dmesh.meshtags(msh, fdim, idx, vals)
+
+
+def facet_dofs(V: fem.FunctionSpace, facet_tags: dmesh.MeshTags,
+               names: str | Iterable[str]) -> np.ndarray:
+    """Local dofs of ``V`` on the facets of the named regions (owned and ghost).
+
+    ``V`` may be a collapsed-free subspace (``W.sub(i)``); then the dofs index
+    the parent space, as :func:`dolfinx.fem.dirichletbc` expects.
+    """
+    if isinstance(names, str):
+        names = [names]
+    facets = np.concatenate(
+        [facet_tags.find(facet_tag(n)) for n in names] or [np.empty(0, np.int32)]
+    ).astype(np.int32)
+    return fem.locate_dofs_topological(V, facet_tags.dim, np.unique(facets))
+
+
+def evaluate_at_points(u: fem.Function | ufl.core.expr.Expr, points: np.ndarray,
+                       msh: dmesh.Mesh | None = None) -> np.ndarray:
+    """Evaluate a function at physical points; every rank gets every value.
+
+    Args:
+        u: A Function (evaluated with ``Function.eval``).
+        points: Array (n, 3) of the same points on every rank.
+        msh: Unused for Functions (kept for symmetry with expressions).
+
+    Returns:
+        Array (n, value_size); NaN for points outside the mesh.
+    """
+    del msh
+    domain = u.function_space.mesh
+    pts = np.ascontiguousarray(np.atleast_2d(points), dtype=np.float64)
+    if pts.shape[1] == 2:
+        pts = np.c_[pts, np.zeros(len(pts))]
+    tree = geometry.bb_tree(domain, domain.topology.dim)
+    cand = geometry.compute_collisions_points(tree, pts)
+    cells = geometry.compute_colliding_cells(domain, cand, pts)
+    vs = int(np.prod(u.ufl_shape)) if u.ufl_shape else 1
+    nloc = domain.topology.index_map(domain.topology.dim).size_local
+    local = np.full((len(pts), vs), np.nan)
+    found, cell_ids = [], []
+    for i in range(len(pts)):
+        links = cells.links(i)
+        # Owned cells only, so each point is counted by exactly one rank.
+        owned = links[links < nloc]
+        if len(owned):
+            found.append(i)
+            cell_ids.append(owned[0])
+    if found:
+        local[found] = u.eval(pts[found], np.array(cell_ids, dtype=np.int32)).reshape(len(found), vs)
+    comm = domain.comm
+    hits = np.where(np.isnan(local[:, 0]), 0, 1)
+    hits_all = comm.allreduce(hits, op=MPI.SUM)
+    summed = comm.allreduce(np.nan_to_num(local, nan=0.0), op=MPI.SUM)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = summed / np.maximum(hits_all, 1)[:, None]
+    out[hits_all == 0] = np.nan
+    return out
+
+
+def owned_size(V: fem.FunctionSpace) -> int:
+    """Number of owned scalar dofs of ``V`` on this rank (block size included)."""
+    return V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+
+
+def global_size(V: fem.FunctionSpace) -> int:
+    """Global number of scalar dofs of ``V``."""
+    return V.dofmap.index_map.size_global * V.dofmap.index_map_bs
+
+
+def sequence(x) -> Sequence:
+    """``x`` as a tuple (None -> empty)."""
+    if x is None:
+        return ()
+    return tuple(x) if isinstance(x, list | tuple) else (x,)

@@ -1,0 +1,460 @@
+"""Meshes: build on rank 0, cache by geometry hash, load distributed, report.
+
+* :func:`build_mesh` meshes a geometry with Gmsh (HXT, threaded) and writes a
+  binary ``.msh`` (MSH 4.1, physical groups named as in
+  :mod:`scaffoldfem.regions`, so the name-to-tag table travels with the mesh)
+  plus a ``.json`` sidecar with the :class:`MeshStats` (timings, quality).
+* :func:`cached_mesh_path` keys meshes by :meth:`GeometryConfig.geometry_hash`
+  in ``meshes/cache`` (or ``$SCAFFOLDFEM_MESH_CACHE``); files appear atomically
+  (temporary name + rename), so racing processes are harmless.
+* :func:`ensure_mesh` does that on rank 0 of a communicator while the other
+  ranks sleep (they do not spin, so Gmsh gets every core), then shares the path.
+* :func:`load_mesh` reads the file on rank 0 and distributes it over ``comm``.
+* :func:`mesh_report` compares region volumes (assembled in DOLFINx) with
+  :meth:`GeometryConfig.analytic_volumes`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.regions import CELL_TAGS, FACET_TAGS
+
+#: Default cache directory (relative to the working directory).
+DEFAULT_CACHE = Path("meshes/cache")
+#: Environment variable overriding the cache directory.
+CACHE_ENV = "SCAFFOLDFEM_MESH_CACHE"
+#: Element quality measure reported (Gmsh "gamma": inscribed/circumscribed
+#: radius ratio, normalised to 1 for the regular tetrahedron).
+QUALITY = "gamma"
+
+
+class MeshingError(RuntimeError):
+    """Meshing failed (on rank 0); raised on every rank by :func:`ensure_mesh`."""
+
+
+@dataclass
+class MeshStats:
+    """What :func:`build_mesh` measured (also stored as the ``.json`` sidecar)."""
+
+    geometry_hash: str
+    resolution: str
+    vertices: int
+    cells: int
+    region_cells: dict[str, int]
+    facet_counts: dict[str, int]
+    quality_min: float
+    quality_mean: float
+    cad_seconds: float
+    mesh_seconds: float
+    total_seconds: float
+    num_threads: int
+    sizes: dict[str, float] = field(default_factory=dict)
+    gmsh_version: str = ""
+    quality_measure: str = QUALITY
+
+    def save(self, path: Path) -> None:
+        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(asdict(self), indent=1)))
+
+    @classmethod
+    def load(cls, path: Path) -> MeshStats | None:
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+@contextmanager
+def gmsh_session(verbose: bool = False) -> Iterator[None]:
+    """Initialise Gmsh if needed (finalising only what we initialised)."""
+    import gmsh
+
+    own = not gmsh.isInitialized()
+    if own:
+        gmsh.initialize(interruptible=False)  # no SIGINT handler: safe off the main thread
+    gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
+    try:
+        yield
+    finally:
+        if own:
+            gmsh.finalize()
+
+
+def _atomic_write(path: Path, writer: Callable[[Path], Any]) -> None:
+    """Write ``path`` via a unique temporary sibling and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def effective_threads(geom: GeometryConfig) -> int:
+    """Gmsh threads to use: ``mesh.num_threads``, or every core we may run on."""
+    if geom.mesh.num_threads > 0:
+        return geom.mesh.num_threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def build_mesh(geom: GeometryConfig, path: Path, *, verbose: bool = False) -> MeshStats:
+    """Build the Gmsh model of ``geom``, mesh it and write ``path`` (+ ``.json`` stats).
+
+    Call on one process only (rank 0). The file appears atomically.
+
+    Args:
+        geom: Validated geometry section.
+        path: Output ``.msh`` file.
+        verbose: Let Gmsh print its progress.
+
+    Returns:
+        Counts, quality and timings of the new mesh.
+
+    Raises:
+        scaffoldfem.geometry.GeometryBuildError: The CAD model is wrong.
+        MeshingError: Gmsh failed, or a named region or facet group got no elements.
+    """
+    import gmsh
+
+    from scaffoldfem.geometry import build_model, set_mesh_sizes
+
+    path = Path(path)
+    threads = effective_threads(geom)
+    with gmsh_session(verbose):
+        gmsh.model.add(f"scaffoldfem-{geom.geometry_hash()}")
+        try:
+            t0 = time.perf_counter()
+            info = build_model(geom)
+            sizes = set_mesh_sizes(geom, info)
+            gmsh.option.setNumber("General.NumThreads", threads)
+            t1 = time.perf_counter()
+            try:
+                gmsh.model.mesh.generate(3)
+            except Exception as err:
+                raise MeshingError(f"Gmsh could not mesh the geometry: {err}") from err
+            t2 = time.perf_counter()
+            counts = _group_counts()
+            qmin, qmean = _quality()
+            nodes = len(gmsh.model.mesh.getNodes()[0])
+            gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+            gmsh.option.setNumber("Mesh.Binary", 1)
+            gmsh.option.setNumber("Mesh.SaveAll", 0)  # only elements of physical groups
+            stats = MeshStats(
+                geometry_hash=geom.geometry_hash(), resolution=geom.resolution, vertices=nodes,
+                cells=sum(counts[3].values()), region_cells=counts[3], facet_counts=counts[2],
+                quality_min=qmin, quality_mean=qmean, cad_seconds=t1 - t0, mesh_seconds=t2 - t1,
+                total_seconds=time.perf_counter() - t0, num_threads=threads, sizes=sizes,
+                gmsh_version=gmsh.__version__)
+            # Sidecar first: whoever sees the .msh also finds its stats.
+            stats.save(path.with_suffix(".json"))
+            _atomic_write(path, lambda tmp: gmsh.write(str(tmp)))
+        finally:
+            gmsh.model.remove()
+    return stats
+
+
+def _group_counts() -> dict[int, dict[str, int]]:
+    """Elements per physical group, checked: every group non-empty, every tet tagged once."""
+    import gmsh
+
+    counts: dict[int, dict[str, int]] = {2: {}, 3: {}}
+    for dim, tag in gmsh.model.getPhysicalGroups():
+        name = gmsh.model.getPhysicalName(dim, tag)
+        n = 0
+        for ent in gmsh.model.getEntitiesForPhysicalGroup(dim, tag):
+            _, elems, _ = gmsh.model.mesh.getElements(dim, int(ent))
+            n += sum(len(e) for e in elems)
+        if n == 0:
+            raise MeshingError(f"physical group {name} got no elements")
+        counts[dim][name] = n
+    _, elems, _ = gmsh.model.mesh.getElements(3)
+    total = sum(len(e) for e in elems)
+    if total != sum(counts[3].values()):
+        raise MeshingError(f"{total} tetrahedra but {sum(counts[3].values())} tagged by regions")
+    return counts
+
+
+def _quality() -> tuple[float, float]:
+    import gmsh
+
+    _, elems, _ = gmsh.model.mesh.getElements(3)
+    q = gmsh.model.mesh.getElementQualities(np.concatenate(elems), QUALITY)
+    return float(np.min(q)), float(np.mean(q))
+
+
+# -- cache -------------------------------------------------------------------------
+
+
+def cache_dir(cache: Path | str | None = None) -> Path:
+    """The cache directory: ``cache``, else ``$SCAFFOLDFEM_MESH_CACHE``, else meshes/cache."""
+    return Path(cache if cache is not None else os.environ.get(CACHE_ENV, DEFAULT_CACHE))
+
+
+def mesh_cache_path(geom: GeometryConfig, cache: Path | str | None = None) -> Path:
+    """Where the cached mesh of ``geom`` lives (it may not exist yet)."""
+    return cache_dir(cache) / f"{geom.geometry_hash()}.msh"
+
+
+def cached_mesh_path(geom: GeometryConfig, cache: Path | str | None = None,
+                     *, verbose: bool = False) -> Path:
+    """Return the cached mesh of ``geom``, meshing it first if absent (one process).
+
+    A sweep over non-geometric parameters reuses one file. Two processes that
+    race both mesh and rename into place; the result is a complete file either way.
+    """
+    path = mesh_cache_path(geom, cache)
+    if not path.is_file():
+        build_mesh(geom, path, verbose=verbose)
+    return path
+
+
+def _idle_until_rank0_done(comm: Any) -> None:
+    """Non-root ranks wait on a non-blocking barrier with sleeps, so they do
+    not busy-poll a core that Gmsh's threads need (MPICH spins in Bcast)."""
+    req = comm.Ibarrier()
+    if comm.rank == 0:
+        req.Wait()
+        return
+    while not req.Test():
+        time.sleep(0.02)
+
+
+def on_rank0(comm: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only (others sleep), return its result on every rank.
+
+    Raises:
+        MeshingError: On every rank when ``fn`` raised on rank 0 (its message).
+    """
+    result: tuple[str, Any] | None = None
+    if comm is None or comm.rank == 0:
+        try:
+            result = ("ok", fn())
+        except Exception as err:  # re-raised on every rank below
+            if comm is None:
+                raise
+            result = ("error", f"{type(err).__name__}: {err}")
+    if comm is None:
+        return result[1]
+    _idle_until_rank0_done(comm)
+    status, value = comm.bcast(result, root=0)
+    if status != "ok":
+        raise MeshingError(value)
+    return value
+
+
+def ensure_mesh(geom: GeometryConfig, comm: Any, cache: Path | str | None = None,
+                *, verbose: bool = False) -> Path:
+    """Mesh on rank 0 if the cache lacks this geometry; return the path on every rank.
+
+    Raises:
+        MeshingError: On every rank, when rank 0 failed (message from rank 0).
+    """
+    return Path(on_rank0(
+        comm, lambda: str(cached_mesh_path(geom, cache, verbose=verbose).resolve())))
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+def load_mesh(path: Path | str, comm: Any, *, ghost_mode: str = "none"):
+    """Read a scaffoldfem ``.msh`` on rank 0 and distribute it over ``comm``.
+
+    Args:
+        path: Mesh file written by :func:`build_mesh`.
+        comm: MPI communicator (e.g. ``MPI.COMM_WORLD`` or ``MPI.COMM_SELF``).
+        ghost_mode: "none" or "shared_facet" (a layer of ghost cells).
+
+    Returns:
+        ``(mesh, cell_tags, facet_tags)``; tags are the values of
+        :data:`scaffoldfem.regions.CELL_TAGS` / ``FACET_TAGS``.
+
+    Raises:
+        FileNotFoundError, ValueError: On every rank, for a missing or foreign file.
+    """
+    import dolfinx.mesh
+    from dolfinx.io.gmsh import model_to_mesh
+
+    path = Path(path)
+    gm = dolfinx.mesh.GhostMode.shared_facet if ghost_mode == "shared_facet" else \
+        dolfinx.mesh.GhostMode.none
+    partitioner = dolfinx.mesh.create_cell_partitioner(gm, 2)
+    if comm.rank == 0:
+        import gmsh
+
+        with gmsh_session():
+            gmsh.model.add("scaffoldfem-load")
+            try:
+                error = None
+                try:
+                    gmsh.merge(str(path))
+                except Exception as err:
+                    error = f"cannot read mesh {path}: {err}"
+                comm.bcast(error, root=0)
+                if error:
+                    raise FileNotFoundError(error)
+                data = model_to_mesh(gmsh.model, comm, 0, gdim=3, partitioner=partitioner)
+            finally:
+                gmsh.model.remove()
+    else:
+        error = comm.bcast(None, root=0)
+        if error:
+            raise FileNotFoundError(error)
+        data = model_to_mesh(None, comm, 0, gdim=3, partitioner=partitioner)
+    _check_groups(data.physical_groups, path)
+    return data.mesh, data.cell_tags, data.facet_tags
+
+
+def _check_groups(groups: dict[str, Any], path: Path) -> None:
+    for name, group in groups.items():
+        table = CELL_TAGS if group.dim == 3 else FACET_TAGS
+        if table.get(name) != group.tag:
+            raise ValueError(f"{path}: physical group {name!r} (dim {group.dim}, tag {group.tag}) "
+                             "is not in scaffoldfem.regions; was it written by scaffoldfem?")
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def region_cells(cell_tags: Any, comm: Any) -> dict[str, int]:
+    """Global number of cells per region (owned cells only, summed over ranks)."""
+    n_owned = cell_tags.topology.index_map(cell_tags.dim).size_local
+    vals = cell_tags.values[cell_tags.indices < n_owned]
+    return {name: int(comm.allreduce(int(np.count_nonzero(vals == tag))))
+            for name, tag in CELL_TAGS.items()}
+
+
+def facet_counts(facet_tags: Any, comm: Any) -> dict[str, int]:
+    """Global number of facets per facet group."""
+    n_owned = facet_tags.topology.index_map(facet_tags.dim).size_local
+    vals = facet_tags.values[facet_tags.indices < n_owned]
+    return {name: int(comm.allreduce(int(np.count_nonzero(vals == tag))))
+            for name, tag in FACET_TAGS.items()}
+
+
+def region_volumes(mesh: Any, cell_tags: Any) -> dict[str, float]:
+    """Global volume (mm³) per cell region, assembled in DOLFINx (one DG0 form).
+
+    The cell volumes come from assembling ∫ v dx for the DG0 test function v
+    (one form for all regions, so one JIT compile), summed by tag over the
+    owned cells and reduced over ranks.
+    """
+    import ufl
+    from dolfinx import fem
+
+    V = fem.functionspace(mesh, ("DG", 0))
+    vec = fem.assemble_vector(fem.form(ufl.TestFunction(V) * ufl.dx))
+    n_owned = mesh.topology.index_map(mesh.topology.dim).size_local
+    owned = cell_tags.indices < n_owned
+    cells, tags = cell_tags.indices[owned], cell_tags.values[owned]
+    vol = vec.array[V.dofmap.list[cells, 0]]
+    comm = mesh.comm
+    return {name: float(comm.allreduce(float(vol[tags == tag].sum())))
+            for name, tag in CELL_TAGS.items()}
+
+
+@dataclass
+class MeshReport:
+    """Per-region cells and volumes against the analytic values; prints as a table."""
+
+    path: Path
+    rows: list[tuple[str, int, float, float]]  # name, cells, volume, analytic (mm³)
+    facets: dict[str, int]
+    vertices: int
+    cells: int
+    stats: MeshStats | None
+
+    def errors(self) -> dict[str, float]:
+        """Relative volume error per region (and ``cord`` for the total)."""
+        return {name: vol / ref - 1 for name, _, vol, ref in self.rows}
+
+    def __str__(self) -> str:
+        lines = [f"{'region':<14} {'cells':>9} {'volume mm³':>12} {'analytic mm³':>13} "
+                 f"{'rel. error':>10}"]
+        for name, n, vol, ref in self.rows:
+            lines.append(f"{name:<14} {n:>9} {vol:>12.5f} {ref:>13.5f} {100 * (vol / ref - 1):>+9.3f}%")
+        lines.append("facets: " + ", ".join(f"{k} {v}" for k, v in self.facets.items()))
+        line = f"{self.vertices} vertices, {self.cells} cells"
+        if self.stats is not None:
+            s = self.stats
+            line += (f"; quality ({s.quality_measure}) min {s.quality_min:.3f} mean "
+                     f"{s.quality_mean:.3f}; meshed in {s.mesh_seconds:.1f} s "
+                     f"({s.num_threads} thread{'s' if s.num_threads != 1 else ''}), "
+                     f"resolution {s.resolution}")
+        lines.append(line)
+        return "\n".join(lines)
+
+
+def mesh_report(geom: GeometryConfig, path: Path | str, mesh: Any, cell_tags: Any,
+                facet_tags: Any) -> MeshReport:
+    """Region table of a loaded mesh (collective over ``mesh.comm``).
+
+    Args:
+        geom: The geometry the mesh was built from (for the analytic volumes).
+        path: The mesh file (its ``.json`` sidecar supplies quality and timings).
+        mesh, cell_tags, facet_tags: As returned by :func:`load_mesh`.
+
+    Returns:
+        A :class:`MeshReport`; ``str(report)`` is the table printed by ``scaffoldfem mesh``.
+    """
+    comm = mesh.comm
+    vols = region_volumes(mesh, cell_tags)
+    counts = region_cells(cell_tags, comm)
+    want = geom.analytic_volumes()
+    rows = [(name, counts[name], vols[name], want[name]) for name in CELL_TAGS if name in want]
+    rows.append(("cord (total)", sum(r[1] for r in rows), sum(r[2] for r in rows), want["cord"]))
+    stats = MeshStats.load(Path(path).with_suffix(".json")) if comm.rank == 0 else None
+    stats = comm.bcast(stats, root=0)
+    return MeshReport(path=Path(path), rows=rows, facets=facet_counts(facet_tags, comm),
+                      vertices=mesh.geometry.index_map().size_global,
+                      cells=mesh.topology.index_map(mesh.topology.dim).size_global, stats=stats)
+
+
+# -- benchmark -------------------------------------------------------------------------
+
+
+def bench_meshing(resolution: str = "fine", geom: GeometryConfig | None = None,
+                  num_threads: int = 0, comm: Any = None) -> dict[str, Any]:
+    """Time meshing of the default (or given) geometry at ``resolution``.
+
+    Meshes into a temporary directory (never the cache) on rank 0 of ``comm``
+    (other ranks sleep), and returns on every rank a dict with ``seconds`` (Gmsh
+    3D meshing of the model, i.e. ``generate(3)``), ``cad_seconds``,
+    ``total_seconds`` (CAD + mesh + quality + write), ``vertices``, ``cells``,
+    ``num_threads``, ``quality_min``/``quality_mean`` and ``resolution``.
+    """
+    base = (geom or GeometryConfig()).model_dump(mode="json")
+    base["resolution"] = resolution
+    base["mesh"]["num_threads"] = num_threads
+    g = GeometryConfig(**base)
+
+    def run() -> dict[str, Any]:
+        tmp = Path(tempfile.mkdtemp(prefix="scaffoldfem-bench-"))
+        try:
+            s = build_mesh(g, tmp / "bench.msh")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {"resolution": resolution, "base_size_mm": g.base_size(),
+                "seconds": s.mesh_seconds, "cad_seconds": s.cad_seconds,
+                "total_seconds": s.total_seconds, "vertices": s.vertices, "cells": s.cells,
+                "num_threads": s.num_threads, "quality_min": s.quality_min,
+                "quality_mean": s.quality_mean}
+
+    return on_rank0(comm, run)

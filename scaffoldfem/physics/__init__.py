@@ -1,0 +1,76 @@
+"""Physics of scaffoldfem as pure functions: UFL forms and pointwise NumPy ODEs.
+
+No PETSc objects are created here (that is :mod:`scaffoldfem.solver`). Units
+are internal (mm, day, ng/mL, kPa); the model is written out in docs/model.md.
+
+Modules:
+    transport: growth-factor / enzyme transport forms and mass-balance terms.
+    degradation: exact pointwise updates of polymer fraction, reservoir, cells.
+    mechanics: linear elasticity forms and derived quantities.
+    materials: diffusivity and stiffness laws, material presets with sources.
+"""
+
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.physics.degradation import (
+    cell_survival_step,
+    degrade_step,
+    deformed_porosity,
+    porosity,
+    release_step,
+)
+from scaffoldfem.physics.materials import (
+    POLYMERS,
+    TISSUE,
+    PolymerPreset,
+    flux_diffusivity,
+    gibson_ashby,
+    half_life_to_rate,
+)
+from scaffoldfem.physics.mechanics import (
+    elasticity_forms,
+    epsilon,
+    sigma,
+    volumetric_strain,
+    von_mises,
+)
+from scaffoldfem.physics.transport import (
+    MM3_PER_ML,
+    NG_PER_NGML_MM3,
+    Robin,
+    Uptake,
+    balance_error,
+    balance_forms,
+    host_diffusivity,
+    to_ng,
+    transport_forms,
+    transport_residual,
+)
+
+__all__ = [
+    "MM3_PER_ML",
+    "NG_PER_NGML_MM3",
+    "POLYMERS",
+    "TISSUE",
+    "PolymerPreset",
+    "Robin",
+    "Uptake",
+    "balance_error",
+    "balance_forms",
+    "cell_survival_step",
+    "deformed_porosity",
+    "degrade_step",
+    "elasticity_forms",
+    "epsilon",
+    "flux_diffusivity",
+    "gibson_ashby",
+    "half_life_to_rate",
+    "host_diffusivity",
+    "porosity",
+    "release_step",
+    "sigma",
+    "to_ng",
+    "transport_forms",
+    "transport_residual",
+    "volumetric_strain",
+    "von_mises",
+]

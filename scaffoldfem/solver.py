@@ -1,0 +1,371 @@
+"""The only module that touches PETSc KSP/SNES.
+
+* :class:`LinearSolver` assembles its matrix only when told the coefficients
+  changed (:meth:`LinearSolver.invalidate`), so the preconditioner built on
+  it is reused across steps; every right-hand side is reassembled.
+* :class:`NonlinearSolver` wraps SNES (Newton) for the saturable uptake.
+* Each solver gets a unique options prefix (``sfem_<field>_<n>_``); user
+  options are merged over the preset's defaults; the converged reason is
+  always checked and a failure raises :class:`SolverError` naming the field,
+  the time and PETSc's reason.
+
+Presets: ``"transport"`` (CG + GAMG, reused interpolation), ``"elasticity"``
+(CG + smoothed-aggregation GAMG with the rigid-body near-nullspace) and
+``"mumps"`` (direct LU; the robust fallback for small or hard problems).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+import scaffoldfem  # noqa: F401  (MPI before dolfinx/petsc4py)
+import dolfinx.fem.petsc as fpetsc
+import ufl
+from dolfinx import fem, la
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from scaffoldfem.compat import compile_form, create_petsc_vector
+
+__all__ = [
+    "PRESETS",
+    "LinearSolver",
+    "NonlinearSolver",
+    "SolverError",
+    "merged_options",
+    "rigid_body_modes",
+]
+
+#: Default PETSc options per preset (user options are merged over these).
+PRESETS: dict[str, dict[str, Any]] = {
+    "transport": {
+        "ksp_type": "cg",
+        "pc_type": "gamg",
+        # Mass balance is an identity of the *solved* system: a tight true-residual
+        # tolerance keeps the balance error ~1e-10 (docs/model.md).
+        "ksp_rtol": 1.0e-10,
+        "ksp_atol": 1.0e-30,
+        "ksp_norm_type": "unpreconditioned",
+        "ksp_max_it": 500,
+        # Matrix changes (new Δt, new D from degradation) keep the sparsity:
+        # reuse the aggregation/prolongation, recompute only coarse operators.
+        "pc_gamg_reuse_interpolation": True,
+        "pc_gamg_threshold": 0.02,
+    },
+    "elasticity": {
+        "ksp_type": "cg",
+        "pc_type": "gamg",
+        "pc_gamg_type": "agg",
+        "pc_gamg_threshold": 0.02,
+        "pc_gamg_coarse_eq_limit": 1000,
+        "ksp_rtol": 1.0e-9,
+        "ksp_max_it": 1000,
+        # SPD operator: CG gives the sharper eigenvalue estimate for Chebyshev.
+        "mg_levels_esteig_ksp_type": "cg",
+    },
+    "mumps": {
+        "ksp_type": "preonly",
+        "pc_type": "lu",
+        "pc_factor_mat_solver_type": "mumps",
+    },
+}
+
+#: SNES defaults for the nonlinear (uptake) path; KSP options come from a preset.
+SNES_DEFAULTS: dict[str, Any] = {
+    "snes_type": "newtonls",
+    "snes_linesearch_type": "basic",
+    "snes_rtol": 1.0e-10,
+    "snes_atol": 1.0e-14,
+    "snes_max_it": 30,
+}
+
+_counter = itertools.count()
+
+
+class SolverError(RuntimeError):
+    """A solve did not converge (or produced NaN/Inf).
+
+    Attributes:
+        field: Name of the field being solved (e.g. ``"BDNF"``, ``"mechanics"``).
+        time: Simulated time of the failed step (day).
+        reason: PETSc's converged-reason name (or a short description).
+        code: PETSc's integer reason (0 if not from PETSc).
+    """
+
+    def __init__(self, field: str, time: float, reason: str, code: int = 0):
+        self.field, self.time, self.reason, self.code = field, float(time), reason, int(code)
+        super().__init__(f"{field}: solve failed at t = {self.time:g} day: {reason}")
+
+
+def _reason_name(enum: Any, code: int) -> str:
+    for name in dir(enum):
+        if not name.startswith("_") and getattr(enum, name) == code:
+            return name
+    return f"reason {code}"
+
+
+def merged_options(preset: str, user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Preset defaults with ``user`` merged over them.
+
+    If the user switches to a different ``pc_type``, the preset's GAMG and
+    multigrid-level options are dropped (they would be unused).
+
+    Args:
+        preset: Key of :data:`PRESETS`.
+        user: PETSc options without prefix (``{"ksp_rtol": 1e-8}``).
+    """
+    opts = dict(PRESETS[preset])
+    user = dict(user or {})
+    if "pc_type" in user and user["pc_type"] != opts.get("pc_type"):
+        opts = {k: v for k, v in opts.items() if not k.startswith(("pc_gamg", "mg_"))}
+    opts.update(user)
+    return opts
+
+
+def _unique_prefix(field: str) -> str:
+    # Same on all ranks: solvers are created collectively in the same order.
+    return f"sfem_{re.sub(r'[^A-Za-z0-9]', '_', field)}_{next(_counter)}_"
+
+
+class _Options:
+    """Options of one solver in PETSc's database under its unique prefix.
+
+    They stay in the database until the first setup, because PETSc reads some
+    of them only then (multigrid level smoothers are created in PCSetUp), and
+    are removed afterwards so no unused-option warnings remain at exit.
+    """
+
+    def __init__(self, prefix: str, opts: Mapping[str, Any]):
+        self.prefix, self.opts = prefix, dict(opts)
+        # An Options object with its own prefix (prefixPush is ignored by delValue).
+        self._db = PETSc.Options(prefix)
+        for k, v in self.opts.items():
+            self._db[k] = "" if v is None else v
+        self.active = True
+
+    def clear(self) -> None:
+        if self.active:
+            for k in self.opts:
+                del self._db[k]
+            self.active = False
+
+
+def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:
+    """Orthonormal rigid-body modes (3 translations + 3 rotations in 3D) of ``V``.
+
+    The near-nullspace lets smoothed-aggregation GAMG build coarse spaces that
+    represent rigid motions, which elasticity needs for mesh-independent
+    iteration counts (Vaněk, Mandel & Brezina 1996).
+    """
+    gdim = V.mesh.geometry.dim
+    bs = V.dofmap.index_map_bs
+    if bs != gdim:
+        raise ValueError("rigid-body modes need a vector space with block size = gdim")
+    n_modes = 6 if gdim == 3 else 3
+    n_own = V.dofmap.index_map.size_local
+    basis = [la.vector(V.dofmap.index_map, bs=bs, dtype=PETSc.ScalarType) for _ in range(n_modes)]
+    x = V.tabulate_dof_coordinates()[:n_own]
+    arrs = [b.array[: n_own * bs].reshape(n_own, bs) for b in basis]
+    for i in range(gdim):
+        arrs[i][:, i] = 1.0
+    if gdim == 3:
+        arrs[3][:, 0], arrs[3][:, 1] = -x[:, 1], x[:, 0]
+        arrs[4][:, 0], arrs[4][:, 2] = x[:, 2], -x[:, 0]
+        arrs[5][:, 2], arrs[5][:, 1] = x[:, 1], -x[:, 2]
+    else:
+        arrs[2][:, 0], arrs[2][:, 1] = -x[:, 1], x[:, 0]
+    la.orthonormalize(basis)
+    vecs = []
+    for b in basis:
+        vec = PETSc.Vec().createWithArray(b.array[: n_own * bs], bsize=bs, comm=V.mesh.comm)
+        vec.setAttr("_sfem_owner", b)  # the Vec shares memory with b: keep b alive
+        vecs.append(vec)
+    return PETSc.NullSpace().create(vectors=vecs, comm=V.mesh.comm)
+
+
+class LinearSolver:
+    """Linear solve ``a(u, v) = L(v)`` with matrix reuse and checked convergence.
+
+    The matrix is assembled on the first solve and again only after
+    :meth:`invalidate` (the caller knows when α, D, k or Δt changed). PETSc
+    rebuilds the preconditioner only when the matrix changed; with the
+    transport preset GAMG then reuses its interpolation. The solution is
+    written in place into ``u``, whose current value is the initial guess.
+
+    Args:
+        a: Bilinear form (UFL or compiled).
+        L: Linear form (UFL or compiled) or None for a zero right-hand side.
+        u: Solution Function (also the initial guess).
+        bcs: Dirichlet conditions.
+        field: Name used in the options prefix and in error messages.
+        preset: ``"transport"``, ``"elasticity"`` or ``"mumps"``.
+        petsc_options: User options merged over the preset (no prefix).
+        near_nullspace: True for rigid-body modes of ``u``'s space (elasticity),
+            or an explicit ``PETSc.NullSpace``.
+        form_compiler_options, jit_options: Passed to :func:`dolfinx.fem.form`.
+    """
+
+    def __init__(self, a: ufl.Form | fem.Form, L: ufl.Form | fem.Form | None, u: fem.Function,
+                 bcs: Sequence[fem.DirichletBC] = (), *, field: str, preset: str = "transport",
+                 petsc_options: Mapping[str, Any] | None = None,
+                 near_nullspace: bool | PETSc.NullSpace | None = None,
+                 form_compiler_options: dict | None = None, jit_options: dict | None = None):
+        kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
+        self.field = field
+        self.u = u
+        self.bcs = list(bcs)
+        self.a = compile_form(a, **kw)
+        self.L = None if L is None else compile_form(L, **kw)
+        self.prefix = _unique_prefix(field)
+        self.options = merged_options(preset, petsc_options)
+        self.A = fpetsc.create_matrix(self.a)
+        self.A.setOptionsPrefix(f"{self.prefix}A_")
+        if near_nullspace is True:
+            near_nullspace = rigid_body_modes(u.function_space)
+        if near_nullspace:
+            self.A.setNearNullSpace(near_nullspace)
+        self._nullspace = near_nullspace or None
+        self.b = create_petsc_vector(u.function_space)
+        self.b.setOptionsPrefix(f"{self.prefix}b_")
+        self.ksp = PETSc.KSP().create(self.A.getComm())
+        self.ksp.setOptionsPrefix(self.prefix)
+        self.ksp.setOperators(self.A)
+        self._opts = _Options(self.prefix, self.options)
+        self.ksp.setFromOptions()
+        # Warm start from the previous step (not allowed with a direct solve).
+        self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
+        self._stale = True
+        #: Number of matrix assemblies so far (tests and benchmarks read it).
+        self.assemblies = 0
+        #: Iterations of the last solve.
+        self.iterations = 0
+
+    def invalidate(self) -> None:
+        """Mark the matrix stale: its coefficients (or Δt) changed since assembly."""
+        self._stale = True
+
+    def assemble_matrix(self) -> None:
+        """Assemble the matrix now (Dirichlet rows get a unit diagonal)."""
+        self.A.zeroEntries()
+        fpetsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
+        self.A.assemble()
+        self._stale = False
+        self.assemblies += 1
+
+    def assemble_rhs(self) -> PETSc.Vec:
+        """Assemble the right-hand side with Dirichlet lifting into :attr:`b`."""
+        with self.b.localForm() as loc:
+            loc.set(0.0)
+        if self.L is not None:
+            fpetsc.assemble_vector(self.b, self.L)
+        if self.bcs:
+            fpetsc.apply_lifting(self.b, [self.a], bcs=[self.bcs])
+        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        if self.bcs:
+            fpetsc.set_bc(self.b, self.bcs)
+        return self.b
+
+    def solve(self, time: float = math.nan) -> int:
+        """Solve into ``u``; raise :class:`SolverError` on failure.
+
+        On failure ``u`` holds a partial iterate: restore the last good state.
+
+        Args:
+            time: Simulated time of the step, for the error message.
+
+        Returns:
+            Number of Krylov iterations.
+        """
+        if self._stale:
+            self.assemble_matrix()
+        if self._opts.active:
+            self.ksp.setUp()  # reads the setup-time options (GAMG levels) ...
+            self._opts.clear()  # ... which can then leave the database
+        self.assemble_rhs()
+        x = self.u.x.petsc_vec
+        self.ksp.solve(self.b, x)
+        reason = self.ksp.getConvergedReason()
+        self.iterations = self.ksp.getIterationNumber()
+        self.u.x.scatter_forward()
+        if reason < 0:
+            raise SolverError(self.field, time, _reason_name(PETSc.KSP.ConvergedReason, reason),
+                              reason)
+        _check_finite(self.u, self.field, time)
+        return self.iterations
+
+    def destroy(self) -> None:
+        """Free the PETSc objects (collective)."""
+        self._opts.clear()
+        for obj in (self.ksp, self.A, self.b):
+            obj.destroy()
+
+
+def _check_finite(u: fem.Function, field: str, time: float) -> None:
+    n_own = u.function_space.dofmap.index_map.size_local * u.function_space.dofmap.index_map_bs
+    bad = int(not np.all(np.isfinite(u.x.array[:n_own])))
+    # Every rank takes the same decision (never raise on one rank only).
+    if u.function_space.mesh.comm.allreduce(bad, op=MPI.MAX):
+        raise SolverError(field, time, "NaN/Inf in solution")
+
+
+class NonlinearSolver:
+    """Newton (PETSc SNES) for ``F(u; v) = 0``, e.g. transport with saturable uptake.
+
+    The Jacobian is derived automatically unless ``J`` is given. ``u``'s
+    current value is the initial guess (the previous step is a good one).
+
+    Args:
+        F: Residual form (UFL) with ``u`` a Function.
+        u: Unknown.
+        bcs: Dirichlet conditions.
+        field: Name for prefix and messages.
+        preset: KSP preset for the Newton systems (``"transport"`` or ``"mumps"``).
+        petsc_options: User options merged over SNES defaults and the preset.
+        J: Optional Jacobian form.
+    """
+
+    def __init__(self, F: ufl.Form, u: fem.Function, bcs: Sequence[fem.DirichletBC] = (), *,
+                 field: str, preset: str = "transport",
+                 petsc_options: Mapping[str, Any] | None = None, J: ufl.Form | None = None,
+                 form_compiler_options: dict | None = None, jit_options: dict | None = None):
+        self.field = field
+        self.prefix = _unique_prefix(field)
+        opts = dict(SNES_DEFAULTS)
+        opts.update(merged_options(preset, {k: v for k, v in (petsc_options or {}).items()
+                                            if not k.startswith("snes_")}))
+        opts.update({k: v for k, v in (petsc_options or {}).items() if k.startswith("snes_")})
+        self.options = opts
+        # Options are set here, not through NonlinearProblem (which deletes them
+        # right after SNESSetFromOptions, before GAMG reads its level options).
+        self.problem = fpetsc.NonlinearProblem(
+            F, u, bcs=list(bcs), J=J, petsc_options_prefix=self.prefix,
+            form_compiler_options=form_compiler_options, jit_options=jit_options)
+        self.snes = self.problem.solver
+        self._opts = _Options(self.prefix, opts)
+        self.snes.setFromOptions()
+        self.u = u
+        self.newton_iterations = 0
+        self.linear_iterations = 0
+
+    def solve(self, time: float = math.nan) -> int:
+        """Solve into ``u``; raise :class:`SolverError` unless SNES converged.
+
+        Returns:
+            Number of Newton iterations.
+        """
+        self.problem.solve()
+        self._opts.clear()  # the first solve has set everything up
+        reason = self.snes.getConvergedReason()
+        self.newton_iterations = self.snes.getIterationNumber()
+        self.linear_iterations = self.snes.getLinearSolveIterations()
+        if reason <= 0:
+            raise SolverError(self.field, time, _reason_name(PETSc.SNES.ConvergedReason, reason),
+                              reason)
+        _check_finite(self.u, self.field, time)
+        return self.newton_iterations

@@ -1,0 +1,469 @@
+"""Sweep files: a base study and the values to vary → a validated list of cases.
+
+A sweep is a TOML file::
+
+    name = "porosity_modulus"
+    base = "baseline.toml"              # study file, relative to this file
+    [set]                               # applied to every case
+    "geometry.resolution" = "coarse"
+    [grid]                              # full factorial, first key varies slowest
+    "scaffold.porosity" = [0.6, 0.7, 0.8, 0.9]
+    "scaffold.solid_modulus" = ["1 kPa", "10 kPa", "100 kPa"]
+    [[cases]]                           # explicit cases (optional ``id``)
+    id = "stiff"
+    "scaffold.solid_modulus" = "1e6 kPa"
+    [sample]                            # Latin hypercube or Sobol sample
+    method = "lhs"
+    n = 16
+    seed = 1
+    [sample.ranges]
+    "scaffold.porosity" = [0.6, 0.95]
+    "scaffold.solid_modulus" = { low = "1 kPa", high = "1000 kPa", log = true }
+
+Keys are dotted study keys (quoted or as nested TOML tables; list elements by
+name, e.g. ``species.BDNF.half_life``). Grid, explicit cases and sample are
+concatenated in that order. Every case is validated before anything runs; the
+problems of all invalid cases are reported at once, each line prefixed with the
+case id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from scaffoldfem.config.base import Section
+from scaffoldfem.config.study import (
+    Study,
+    StudyError,
+    _expand_lists,
+    apply_override,
+    format_errors,
+    validate_study,
+)
+
+#: Longest case id before it is shortened with a hash (file-system friendly).
+MAX_ID_LENGTH = 80
+_RANGE_KEYS = {"low", "high", "log"}
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+def _is_range_spec(v: Any) -> bool:
+    return isinstance(v, dict) and {"low", "high"} <= set(v) and set(v) <= _RANGE_KEYS
+
+
+def _flatten(tree: Any, leaf: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested TOML tables into dotted keys; ``leaf(v)`` says where to stop."""
+    if not isinstance(tree, dict):
+        return tree  # let pydantic report the type error
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and not leaf(v):
+            out.update(_flatten(v, leaf, key))
+        else:
+            out[key] = v
+    return out
+
+
+class Range(Section):
+    """One sampled dimension: ``low``..``high`` (numbers, or strings with a unit)."""
+
+    low: int | float | str
+    high: int | float | str
+    # Sample uniformly in log(value) (moduli, rates spanning decades).
+    log: bool = False
+
+    def bounds(self) -> tuple[float, float, str]:
+        """(low, high, unit text) with ``high`` converted to the unit of ``low``."""
+        if isinstance(self.low, str) or isinstance(self.high, str):
+            from scaffoldfem.units import registry
+
+            if not (isinstance(self.low, str) and isinstance(self.high, str)):
+                raise ValueError("give both bounds with a unit, or neither")
+            m = _NUMBER_UNIT.match(self.low)
+            if m is None or not m.group(2):
+                raise ValueError(f"cannot read {self.low!r} as '<number> <unit>'")
+            ureg = registry()
+            try:
+                lo_q, hi_q = ureg.Quantity(self.low), ureg.Quantity(self.high)
+                hi = float(hi_q.to(lo_q.units).magnitude)
+            except Exception as err:  # pint raises several unrelated types
+                raise ValueError(f"cannot compare {self.low!r} and {self.high!r} ({err})") from None
+            return float(m.group(1)), hi, m.group(2)
+        return float(self.low), float(self.high), ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Range:
+        lo, hi, _ = self.bounds()
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"needs low < high (got {self.low!r}, {self.high!r})")
+        if self.log and lo <= 0:
+            raise ValueError(f"log range needs low > 0 (got {self.low!r})")
+        return self
+
+    def is_integer(self) -> bool:
+        """Both bounds are plain integers: sample integers (counts)."""
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high))
+
+    def values(self, u: np.ndarray) -> list[Any]:
+        """Map unit-cube coordinates ``u`` to study values (strings keep the unit)."""
+        lo, hi, unit = self.bounds()
+        if self.log:
+            x = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
+        else:
+            x = lo + u * (hi - lo)
+        if self.is_integer():
+            return [int(v) for v in np.clip(np.floor(x + 0.5), lo, hi)]
+        if unit:
+            return [f"{v:.6g} {unit}" for v in x]
+        return [float(f"{v:.6g}") for v in x]
+
+
+class Sample(Section):
+    """A space-filling sample of ranges (scipy.stats.qmc)."""
+
+    method: Literal["lhs", "sobol"] = "lhs"
+    n: int = Field(gt=0)
+    seed: int = 0
+    ranges: dict[str, Range] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_ranges(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("ranges"), dict):
+            flat = _flatten(data["ranges"], lambda v: _is_range_spec(v))
+            data = {**data, "ranges": {k: ({"low": v[0], "high": v[1]} if isinstance(v, list)
+                                           and len(v) == 2 else v) for k, v in flat.items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _sobol_power_of_two(self) -> Sample:
+        if self.method == "sobol" and self.n & (self.n - 1):
+            raise ValueError(f"sobol needs n a power of 2 to keep its balance properties "
+                             f"(got {self.n}); use 2^m or method = 'lhs'")
+        return self
+
+    def points(self) -> np.ndarray:
+        """(n, d) points in the unit cube, reproducible from ``seed``."""
+        from scipy.stats import qmc
+
+        d = len(self.ranges)
+        rng = np.random.default_rng(self.seed)
+        if self.method == "lhs":
+            return qmc.LatinHypercube(d=d, rng=rng).random(self.n)
+        return qmc.Sobol(d=d, scramble=True, rng=rng).random_base2(int(math.log2(self.n)))
+
+
+class SweepFile(Section):
+    """The sweep TOML file (see the module docstring)."""
+
+    name: str | None = None
+    description: str = ""
+    # Base study, relative to the sweep file; omitted = the built-in defaults.
+    base: str | None = None
+    set: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    cases: list[dict[str, Any]] = []
+    sample: Sample | None = None
+    # The two parameters the heatmaps use (x, y); default: the first two varied.
+    plot: list[str] = Field(default_factory=list, max_length=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "set" in data:
+            data["set"] = _flatten(data["set"], lambda v: False)
+        if "grid" in data:
+            data["grid"] = _flatten(data["grid"], lambda v: False)
+        if isinstance(data.get("cases"), list):
+            data["cases"] = [_flatten(c, lambda v: False) for c in data["cases"]]
+        return data
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_not_empty(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"grid value list of {key} is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _has_cases(self) -> SweepFile:
+        if not (self.grid or self.cases or self.sample):
+            raise ValueError("a sweep needs [grid], [[cases]] or [sample]")
+        return self
+
+
+@dataclass
+class Case:
+    """One validated case of a sweep."""
+
+    index: int
+    id: str
+    #: The varied values exactly as written in the sweep (dotted key → value).
+    overrides: dict[str, Any]
+    study: Study
+
+
+@dataclass
+class SweepPlan:
+    """A validated sweep: every case with its study, ready to run."""
+
+    name: str
+    path: Path
+    base: Path | None
+    cases: list[Case]
+    #: Varied dotted keys in order of appearance.
+    parameters: list[str]
+    #: Heatmap axes (x, y) or one key for line plots.
+    plot: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def digest(self) -> str:
+        """Hash of all case ids and studies (detects an edited sweep on resume)."""
+        h = hashlib.sha256()
+        for c in self.cases:
+            h.update(c.id.encode())
+            h.update(c.study.digest().encode())
+        return h.hexdigest()
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    """Shortest unique dotted suffix of each key, joined with '_' (for case ids)."""
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = parts[-n:]
+            if sum(1 for k in keys if k.split(".")[-n:] == suffix) == 1:
+                break
+        out[key] = "_".join(suffix)
+    return out
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    s = str(value)
+    m = _NUMBER_UNIT.match(s)
+    if m and m.group(2):  # "16.44342 kPa" → "16.44kPa"
+        s = f"{float(m.group(1)):.4g}{m.group(2)}"
+    s = s.replace("**", "").replace("^", "").replace("/", "per")
+    return re.sub(r"[^A-Za-z0-9.+-]", "", s)
+
+
+def case_id(index: int, width: int, items: dict[str, Any], short: dict[str, str],
+            label: str | None = None) -> str:
+    """Human-readable, file-system safe id, e.g. ``c003-porosity0.7-solid_modulus10kPa``.
+
+    Args:
+        index: Position of the case in the sweep (makes ids unique).
+        width: Digits of the index.
+        items: The case's varied values.
+        short: Short names of the keys.
+        label: Explicit name of a ``[[cases]]`` entry, used instead of the values.
+    """
+    head = f"c{index:0{width}d}"
+    if label is not None:
+        body = re.sub(r"[^A-Za-z0-9._+-]", "_", label)
+    else:
+        body = "-".join(f"{short.get(k, k)}{_slug(v)}" for k, v in items.items())
+    cid = f"{head}-{body}" if body else head
+    if len(cid) > MAX_ID_LENGTH:
+        digest = hashlib.sha1(cid.encode()).hexdigest()[:8]
+        cid = f"{cid[:MAX_ID_LENGTH - 9]}-{digest}"
+    return cid
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError([f"{path}: no such {what} file"]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise StudyError([f"{path}: not valid TOML ({err})"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyError([f"{path}: cannot read ({err})"]) from None
+
+
+def _case_items(sweep: SweepFile) -> list[tuple[dict[str, Any], str | None]]:
+    """Every case as (varied values, explicit label) in sweep order."""
+    items: list[tuple[dict[str, Any], str | None]] = []
+    if sweep.grid:
+        keys = list(sweep.grid)
+        for combo in itertools.product(*(sweep.grid[k] for k in keys)):
+            items.append((dict(zip(keys, combo, strict=True)), None))
+    for entry in sweep.cases:
+        entry = dict(entry)
+        label = entry.pop("id", None)
+        items.append((entry, None if label is None else str(label)))
+    if sweep.sample is not None:
+        pts = sweep.sample.points()
+        cols = [r.values(pts[:, j]) for j, r in enumerate(sweep.sample.ranges.values())]
+        keys = list(sweep.sample.ranges)
+        for i in range(sweep.sample.n):
+            items.append(({k: cols[j][i] for j, k in enumerate(keys)}, None))
+    return items
+
+
+def load_sweep(path: str | Path) -> SweepPlan:
+    """Read a sweep file, expand its cases and validate every one of them.
+
+    Args:
+        path: The sweep TOML file.
+
+    Returns:
+        The plan: every case with its validated study.
+
+    Raises:
+        StudyError: every problem of the sweep file, or of every invalid case
+            (lines prefixed with the case id), all at once.
+    """
+    path = Path(path)
+    raw = _read_toml(path, "sweep")
+    try:
+        sweep = SweepFile.model_validate(raw)
+    except ValidationError as err:
+        raise StudyError([f"{path}: {line}" for line in format_errors(err)]) from None
+    base_path = None
+    base_data: dict[str, Any] = {}
+    if sweep.base is not None:
+        base_path = (path.parent / sweep.base).resolve()
+        base_data = _read_toml(base_path, "base study")
+    base_data = _expand_lists(base_data)
+
+    errors: list[str] = []
+    common = _copy(base_data)
+    for key, value in sweep.set.items():
+        try:
+            apply_override(common, key, _copy(value))
+        except StudyError as err:
+            errors.extend(f"{path}: [set] {line}" for line in err.lines)
+    if errors:
+        raise StudyError(errors)
+
+    items = _case_items(sweep)
+    parameters = list(dict.fromkeys(k for it, _ in items for k in it))
+    short = _short_names(parameters)
+    width = max(3, len(str(len(items) - 1)))
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for index, (values, label) in enumerate(items):
+        cid = case_id(index, width, values, short, label)
+        data = _copy(common)
+        case_errors: list[str] = []
+        for key, value in values.items():
+            try:
+                apply_override(data, key, _copy(value))
+            except StudyError as err:
+                case_errors.extend(err.lines)
+        if not case_errors:
+            try:
+                study = validate_study(data)
+            except StudyError as err:
+                case_errors.extend(err.lines)
+        if cid in seen:
+            case_errors.append(f"duplicate case id (same as case {seen[cid]})")
+        seen[cid] = index
+        if case_errors:
+            errors.extend(f"{cid}: {line}" for line in case_errors)
+            continue
+        cases.append(Case(index=index, id=cid, overrides=values, study=study))
+    if errors:
+        n_bad = len({line.split(":", 1)[0] for line in errors})
+        raise StudyError([f"{path}: {n_bad} of {len(items)} cases are invalid; nothing was run",
+                          *errors])
+    plot = sweep.plot or [p for p in parameters if _is_numeric_param(cases, p)][:2]
+    return SweepPlan(name=sweep.name or path.stem, path=path.resolve(), base=base_path,
+                     cases=cases, parameters=parameters, plot=plot, source=path.read_text())
+
+
+def _copy(obj: Any) -> Any:
+    """Deep copy of plain TOML data (dicts, lists, scalars)."""
+    if isinstance(obj, dict):
+        return {k: _copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------
+# Parameter values of a case, in internal units, for the results table.
+
+
+def _lookup(tree: Any, key: str) -> Any:
+    """Value at a dotted key in a model or plain data (list levels by ``name`` or
+    index); KeyError if absent."""
+    node = tree
+    for part in key.split("."):
+        if isinstance(node, list):
+            if part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            node = next((x for x in node if _name_of(x) == part), _MISSING)
+        elif isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        else:
+            node = getattr(node, part, _MISSING)
+        if node is _MISSING:
+            raise KeyError(key)
+    return node
+
+
+_MISSING = object()
+
+
+def _name_of(x: Any) -> Any:
+    return x.get("name") if isinstance(x, dict) else getattr(x, "name", None)
+
+
+def unit_slug(unit: str) -> str:
+    """Column suffix for a unit: ``"mm^2/day"`` → ``"mm2_per_day"``, ``"1/day"`` → ``"per_day"``."""
+    s = unit.replace("**", "").replace("^", "").replace(" ", "")
+    s = re.sub(r"^1/", "per_", s).replace("/", "_per_")
+    return re.sub(r"[^A-Za-z0-9_]", "", s)
+
+
+def parameter_value(study: Study, key: str) -> tuple[Any, str]:
+    """Value of a varied key in the validated study, in internal units, and its unit.
+
+    Returns:
+        (value, unit): a float for quantities (unit e.g. ``"kPa"``), else the plain
+        value and ``""``.
+    """
+    try:
+        plain = _lookup(study, key)  # attributes: floats in internal units
+        shown = _lookup(study.to_dict(), key)  # serialised: "10.0 kPa"
+    except KeyError:
+        return None, ""
+    if isinstance(plain, float) and isinstance(shown, str):
+        m = _NUMBER_UNIT.match(shown)
+        return plain, (m.group(2) if m else "")
+    if isinstance(plain, bool | int | float | str):
+        return plain, ""
+    return str(shown), ""
+
+
+def parameter_column(key: str, unit: str) -> str:
+    """Results-table column of a parameter: ``scaffold.solid_modulus_kPa``."""
+    return f"{key}_{unit_slug(unit)}" if unit else key
+
+
+def _is_numeric_param(cases: list[Case], key: str) -> bool:
+    vals = [parameter_value(c.study, key)[0] for c in cases]
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)

@@ -1,0 +1,226 @@
+"""``scaffoldfem plot DIR`` on a sweep: heatmaps / line plots of the headline metrics.
+
+Reads ``DIR/results.csv`` and ``DIR/sweep.json`` and writes into ``DIR/figures/``:
+
+* ``sweep_<metric>.png`` — per headline metric: a heatmap over the two main
+  parameters (grid sweeps; a scatter coloured by the metric for samples), or a
+  line plot for a one-parameter sweep;
+* ``sweep_overview.png`` — all of them side by side;
+* ``sweep_montage.png`` — the pictures of the best and the worst case (by axon
+  crossing fraction) side by side, when the cases drew PNG figures.
+
+Matplotlib only through :class:`matplotlib.figure.Figure` (no pyplot state, no
+display); call on one rank.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Headline metrics drawn (column prefix → title); species AUCs are added per species.
+HEADLINE_PLOTS: dict[str, str] = {
+    "axons.crossing_fraction": "axon crossing fraction",
+    "mechanics.max_interface_strain_jump": "max interface strain jump",
+    "scaffold.mass_remaining_fraction": "scaffold mass remaining",
+}
+_AUC = "lesion_auc_ng_day_per_mL"
+
+
+def _metrics_to_plot(columns: list[str]) -> list[tuple[str, str]]:
+    out = [(c, t) for c, t in HEADLINE_PLOTS.items() if c in columns]
+    for c in columns:
+        if c.startswith("species.") and c.endswith("." + _AUC):
+            name = c[len("species."):-len(_AUC) - 1]
+            out.insert(1, (c, f"{name} lesion AUC (ng·day/mL)"))
+    # crossing fraction, growth-factor AUCs, strain jump, mass remaining
+    first = [o for o in out if o[0] == "axons.crossing_fraction"]
+    return first + [o for o in out if o[0] != "axons.crossing_fraction"]
+
+
+def _param_info(sweep_dir: Path, df: Any) -> tuple[list[str], dict[str, str]]:
+    """The plotted parameter columns (x[, y]) and a label per column."""
+    labels: dict[str, str] = {}
+    plot_cols: list[str] = []
+    try:
+        manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    params = manifest.get("parameters", [])
+    by_key = {p["key"]: p for p in params}
+    for p in params:
+        unit = f" ({p['unit']})" if p.get("unit") else ""
+        labels[p["column"]] = p["key"].split(".")[-1].replace("_", " ") + unit
+    for key in manifest.get("plot", []):
+        if key in by_key and by_key[key]["column"] in df.columns:
+            plot_cols.append(by_key[key]["column"])
+    if not plot_cols:  # no manifest: numeric columns between the lead columns and metrics
+        plot_cols = [p["column"] for p in params if p["column"] in df.columns][:2]
+    return plot_cols, labels
+
+
+def _is_log(values: np.ndarray) -> bool:
+    v = values[np.isfinite(values)]
+    return v.size > 1 and v.min() > 0 and v.max() / v.min() > 50
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def _heatmap(ax: Any, df: Any, x: str, y: str, col: str, labels: dict[str, str]) -> Any:
+    """Mean of ``col`` on the (x, y) grid; NaN cells (failed cases) hatched grey."""
+    xs = np.sort(df[x].astype(float).unique())
+    ys = np.sort(df[y].astype(float).unique())
+    grid = np.full((ys.size, xs.size), np.nan)
+    table = df.groupby([y, x])[col].mean()
+    for (yv, xv), v in table.items():
+        grid[np.searchsorted(ys, float(yv)), np.searchsorted(xs, float(xv))] = v
+    ax.set_facecolor("0.85")
+    masked = np.ma.masked_invalid(grid)
+    im = ax.imshow(masked, origin="lower", aspect="auto", cmap="viridis")
+    finite = grid[np.isfinite(grid)]
+    mid = 0.5 * (finite.min() + finite.max()) if finite.size else 0.0
+    for i in range(ys.size):
+        for j in range(xs.size):
+            v = grid[i, j]
+            text = "n/a" if not np.isfinite(v) else _fmt(v)
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if np.isfinite(v) and v < mid else "black")
+    ax.set_xticks(range(xs.size), [_fmt(v) for v in xs])
+    ax.set_yticks(range(ys.size), [_fmt(v) for v in ys])
+    ax.set_xlabel(labels.get(x, x))
+    ax.set_ylabel(labels.get(y, y))
+    return im
+
+
+def _scatter(ax: Any, df: Any, x: str, y: str, col: str, labels: dict[str, str]) -> Any:
+    """Sampled (non-grid) sweeps: points coloured by the metric."""
+    xv, yv = df[x].astype(float).to_numpy(), df[y].astype(float).to_numpy()
+    cv = df[col].astype(float).to_numpy()
+    ok = np.isfinite(cv)
+    ax.scatter(xv[~ok], yv[~ok], marker="x", color="0.5", label="n/a")
+    sc = ax.scatter(xv[ok], yv[ok], c=cv[ok], cmap="viridis", s=40, edgecolors="k", linewidths=0.3)
+    if _is_log(xv):
+        ax.set_xscale("log")
+    if _is_log(yv):
+        ax.set_yscale("log")
+    ax.set_xlabel(labels.get(x, x))
+    ax.set_ylabel(labels.get(y, y))
+    return sc
+
+
+def _line(ax: Any, df: Any, x: str, col: str, labels: dict[str, str]) -> None:
+    d = df[[x, col]].astype(float).groupby(x)[col].mean().sort_index()
+    ax.plot(d.index.to_numpy(), d.to_numpy(), "o-", color="tab:blue")
+    if _is_log(d.index.to_numpy()):
+        ax.set_xscale("log")
+    ax.set_xlabel(labels.get(x, x))
+    ax.grid(True, alpha=0.3)
+
+
+def _is_grid(df: Any, x: str, y: str) -> bool:
+    nx, ny = df[x].nunique(), df[y].nunique()
+    pairs = df[[x, y]].drop_duplicates().shape[0]
+    return pairs == nx * ny and nx * ny <= len(df)
+
+
+def _draw(ax: Any, fig: Any, df: Any, cols: list[str], col: str, title: str,
+          labels: dict[str, str]) -> None:
+    if len(cols) >= 2:
+        x, y = cols[0], cols[1]
+        art = (_heatmap if _is_grid(df, x, y) else _scatter)(ax, df, x, y, col, labels)
+        fig.colorbar(art, ax=ax, shrink=0.85)
+    elif cols:
+        _line(ax, df, cols[0], col, labels)
+        ax.set_ylabel(title)
+    else:  # explicit cases without a numeric parameter: one bar per case
+        vals = df[col].astype(float).to_numpy()
+        ax.bar(range(len(vals)), np.nan_to_num(vals), color="tab:blue")
+        ax.set_xticks(range(len(vals)), df["case_id"].tolist(), rotation=60, ha="right",
+                      fontsize=6)
+    ax.set_title(title, fontsize=10)
+    if df[col].astype(float).isna().all():
+        ax.text(0.5, 0.5, "not computed", transform=ax.transAxes, ha="center", va="center",
+                color="tab:red")
+
+
+def _montage(sweep_dir: Path, df: Any, metric: str, out: Path) -> Path | None:
+    """Best and worst case pictures side by side (PNG figures the cases drew)."""
+    import imageio.v3 as iio
+    from matplotlib.figure import Figure
+
+    ok = df[df["status"] == "done"]
+    ok = ok[np.isfinite(ok[metric].astype(float))] if metric in ok else ok.iloc[0:0]
+    if len(ok) < 2:
+        return None
+    best = ok.loc[ok[metric].astype(float).idxmax()]
+    worst = ok.loc[ok[metric].astype(float).idxmin()]
+    pics = {}
+    for tag, row in (("best", best), ("worst", worst)):
+        fig_dir = sweep_dir / "cases" / str(row["case_id"]) / "figures"
+        pics[tag] = {p.name: p for p in sorted(fig_dir.glob("*.png"))}
+    names = [n for n in pics["best"] if n in pics["worst"]][:3]
+    if not names:
+        return None
+    fig = Figure(figsize=(4 * len(names), 7), layout="constrained")
+    axes = fig.subplots(2, len(names), squeeze=False)
+    for i, (tag, row) in enumerate((("best", best), ("worst", worst))):
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            ax.imshow(iio.imread(pics[tag][name]))
+            ax.set_axis_off()
+            ax.set_title(f"{tag}: {row['case_id']}\n{metric} = {_fmt(float(row[metric]))} — {name}",
+                         fontsize=7)
+    fig.savefig(out, dpi=120)
+    return out
+
+
+def plot_sweep(dir: Path) -> list[Path]:  # noqa: A002  (name fixed by the CLI contract)
+    """Draw the sweep figures of ``dir`` into ``dir/figures``.
+
+    Args:
+        dir: A sweep directory (with ``results.csv``).
+
+    Returns:
+        The PNG files written.
+    """
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    sweep_dir = Path(dir)
+    df = pd.read_csv(sweep_dir / "results.csv")
+    cols, labels = _param_info(sweep_dir, df)
+    cols = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
+    metrics = _metrics_to_plot(list(df.columns))
+    fig_dir = sweep_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    written: list[Path] = []
+    for col, title in metrics:
+        fig = Figure(figsize=(5.2, 4.2), layout="constrained")
+        _draw(fig.add_subplot(), fig, df, cols, col, title, labels)
+        path = fig_dir / f"sweep_{col.replace('.', '_')}.png"
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    if metrics:
+        n = len(metrics)
+        ncol = min(n, 3)
+        nrow = math.ceil(n / ncol)
+        fig = Figure(figsize=(5 * ncol, 4 * nrow), layout="constrained")
+        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+        for ax, (col, title) in zip(axes, metrics, strict=False):
+            _draw(ax, fig, df, cols, col, title, labels)
+        for ax in axes[n:]:
+            ax.set_axis_off()
+        fig.suptitle(f"sweep {sweep_dir.name}: {len(df)} cases", fontsize=12)
+        path = fig_dir / "sweep_overview.png"
+        fig.savefig(path, dpi=100)
+        written.append(path)
+    montage = _montage(sweep_dir, df, "axons.crossing_fraction", fig_dir / "sweep_montage.png")
+    if montage is not None:
+        written.append(montage)
+    return written

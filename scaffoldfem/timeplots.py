@@ -1,0 +1,129 @@
+"""Time plots of a run (matplotlib, Agg backend) from ``timeseries.csv``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: Species colours (Okabe-Ito, colour-blind safe), in study order.
+SPECIES_COLOURS = ("#0072B2", "#E69F00", "#CC79A7", "#009E73", "#D55E00", "#56B4E9", "#000000")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_timecourses(ts, species: Sequence[str], png: Path, *,
+                     windows: Mapping[str, tuple[float, float]] | None = None,
+                     seeded: int | None = None, size: tuple[float, float] = (7.5, 8.5),
+                     dpi: int = 150) -> Path:
+    """Three stacked panels over time.
+
+    (a) lesion-mean concentration per species (log axis when it spans decades) with
+    the therapeutic windows shaded; (b) scaffold mass fraction and mean modulus on
+    twin axes; (c) axons crossed (and the percentage of those seeded).
+
+    Args:
+        ts: ``timeseries.csv`` as a pandas DataFrame.
+        species: Species names in study order.
+        png: Output picture.
+        windows: Therapeutic window (low, high) in ng/mL per species.
+        seeded: Number of axons seeded (adds a percentage axis to panel c).
+        size: Figure size in inches.
+        dpi: Resolution.
+
+    Returns:
+        ``png``.
+    """
+    plt = _plt()
+    windows = dict(windows or {})
+    t = np.asarray(ts["t_day"], dtype=float)
+    fig, (ax_c, ax_s, ax_a) = plt.subplots(3, 1, figsize=size, sharex=True, layout="constrained",
+                                           height_ratios=[1.4, 1.0, 1.0])
+    _concentrations(ax_c, ts, t, species, windows)
+    _scaffold(ax_s, ts, t)
+    _axons(ax_a, ts, t, seeded)
+    ax_a.set_xlabel("time after implantation (day)")
+    ax_a.set_xlim(t.min() if t.size else 0, t.max() if t.size > 1 else 1)
+    for ax, letter in zip((ax_c, ax_s, ax_a), "abc", strict=True):
+        ax.text(-0.1, 1.0, f"({letter})", transform=ax.transAxes, fontweight="bold", va="top")
+        ax.grid(alpha=0.3, lw=0.5)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=dpi, facecolor="white")
+    plt.close(fig)
+    return png
+
+
+def _concentrations(ax, ts, t, species, windows) -> None:
+    series = {s: np.asarray(ts[f"lesion_mean_{s}_ng_per_mL"], dtype=float) for s in species
+              if f"lesion_mean_{s}_ng_per_mL" in ts}
+    colours = {s: SPECIES_COLOURS[i % len(SPECIES_COLOURS)] for i, s in enumerate(species)}
+    # One grey band when every species shares the window, else one band per species.
+    wins = {s: windows[s] for s in series if s in windows}
+    shared = len({tuple(w) for w in wins.values()}) == 1
+    for i, (s, w) in enumerate(wins.items()):
+        if shared and i > 0:
+            break
+        ax.axhspan(*w, color="#9e9e9e" if shared else colours[s], alpha=0.18 if shared else 0.1,
+                   lw=0, label="therapeutic window" if shared else f"{s} window")
+    for s, y in series.items():
+        ax.plot(t, y, color=colours[s], lw=2, label=s)
+    pos = np.concatenate([y[y > 0] for y in series.values()]) if series else np.zeros(0)
+    ax.set_ylabel("lesion mean (ng/mL)")
+    ax.set_title("Growth factors in the lesion", loc="left", fontsize=11)
+    if pos.size and pos.max() / pos.min() > 30:
+        ax.set_yscale("log")
+        lows = [w[0] for w in wins.values()]
+        bottom = max(pos.min(), pos.max() * 1e-5)
+        if lows:
+            bottom = min(bottom, 0.3 * min(lows))
+        top = max([pos.max(), *[w[1] for w in wins.values()]]) * 2
+        ax.set_ylim(bottom, top)
+    if series or wins:
+        ax.legend(loc="best", fontsize=8, ncols=2, framealpha=0.85)
+
+
+def _scaffold(ax, ts, t) -> None:
+    ax.set_title("Scaffold degradation and stiffness", loc="left", fontsize=11)
+    handles = []
+    if "scaffold_mass_fraction" in ts:
+        (h,) = ax.plot(t, 100 * np.asarray(ts["scaffold_mass_fraction"], dtype=float),
+                       color="#0072B2", lw=2, label="polymer mass remaining")
+        handles.append(h)
+        ax.set_ylim(0, 105)
+    ax.set_ylabel("mass remaining (%)", color="#0072B2")
+    if "modulus_mean_kPa" in ts:
+        twin = ax.twinx()
+        (h,) = twin.plot(t, np.asarray(ts["modulus_mean_kPa"], dtype=float), color="#D55E00",
+                         lw=2, ls="--", label="mean scaffold modulus")
+        handles.append(h)
+        twin.set_ylabel("modulus (kPa)", color="#D55E00")
+        twin.set_ylim(bottom=0)
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+
+
+def _axons(ax, ts, t, seeded) -> None:
+    ax.set_title("Axons across the lesion", loc="left", fontsize=11)
+    if "axons_crossed" not in ts:
+        ax.text(0.5, 0.5, "no axons traced", transform=ax.transAxes, ha="center", color="grey")
+        return
+    n = np.asarray(ts["axons_crossed"], dtype=float)
+    ax.step(t, n, where="post", color="#1a9e3a", lw=2)
+    ax.fill_between(t, n, step="post", color="#1a9e3a", alpha=0.15, lw=0)
+    ax.set_ylabel("axons crossed")
+    ax.set_ylim(0, max(1.0, float(n.max()) * 1.1, 0.0 if not seeded else 0.0))
+    if seeded:
+        sec = ax.secondary_yaxis("right", functions=(lambda v: 100 * v / seeded,
+                                                     lambda p: p * seeded / 100))
+        sec.set_ylabel(f"% of {seeded} seeded")
+
+
+__all__ = ["SPECIES_COLOURS", "plot_timecourses"]

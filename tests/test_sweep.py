@@ -1,0 +1,597 @@
+"""Parametric sweeps: sweep files, the MPI case queue, resume, failures, SLURM, plots.
+
+Most tests drive the sweep with :func:`fake_runner`, a collective stand-in for
+``run_study`` that honours the run-directory contract (refuses an existing
+directory, writes ``study.resolved.toml``, ``metrics.json`` and, last, ``DONE``)
+and whose metrics are a quadrature split over the ranks of its communicator, so
+the results check both which case a row belongs to and that the case ran on
+the right sub-communicator. One test runs the real ``run_study`` on the coarse
+mesh. Subprocess tests (``mpiexec -n 2``, SIGKILL) run in the serial pass only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, clean_env, serial_only
+
+from scaffoldfem.config.study import StudyError
+from scaffoldfem.rundir import RunDirError, atomic_write_json, atomic_write_text, prepare_run_dir
+from scaffoldfem.sweep import load_sweep, parameter_value
+from scaffoldfem.sweep_run import run_sweep, sweep_command
+
+BASELINE = ROOT / "studies" / "baseline.toml"
+N_QUAD = 2000
+
+
+# ---------------------------------------------------------------------------
+# The fake runner (also loaded by the subprocess tests via --runner FILE:fake_runner)
+
+
+def expected_crossing(porosity: float, modulus_kpa: float) -> float:
+    """∫_0^1 φ exp(-t/E) dt = φ E (1 - exp(-1/E)): what fake_runner integrates."""
+    return porosity * modulus_kpa * (1.0 - math.exp(-1.0 / modulus_kpa))
+
+
+def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False) -> int:
+    """Collective stand-in for run_study (see the module docstring).
+
+    Study ``description`` selects a failure: ``"raise"`` raises SimulationFailed,
+    ``"exit3"`` returns 3. Environment: FAKE_LOG (append one line per case start),
+    FAKE_KILL_AFTER=n (SIGKILL itself when n cases of the sweep are DONE),
+    FAKE_INTERRUPT_AFTER=n (raise KeyboardInterrupt instead), FAKE_SLEEP (seconds).
+    """
+    import time
+
+    from mpi4py import MPI
+
+    from scaffoldfem.errors import SimulationFailed
+
+    out = Path(out)
+    err = None
+    if comm.rank == 0:
+        try:
+            prepare_run_dir(out, resume=resume, overwrite=overwrite)
+        except RunDirError as e:
+            err = str(e)
+    err = comm.bcast(err, root=0)
+    if err:
+        raise RunDirError(err)
+    if comm.rank == 0:
+        atomic_write_text(out / "study.resolved.toml", study.to_toml())
+        if os.environ.get("FAKE_LOG"):
+            with open(os.environ["FAKE_LOG"], "a") as fh:
+                fh.write(f"{out.name} resume={resume} world_rank={MPI.COMM_WORLD.rank} "
+                         f"size={comm.size}\n")
+    comm.barrier()
+    n_done = len(list(out.parent.glob("*/DONE")))
+    if os.environ.get("FAKE_KILL_AFTER") and n_done >= int(os.environ["FAKE_KILL_AFTER"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("FAKE_INTERRUPT_AFTER") and n_done >= int(os.environ["FAKE_INTERRUPT_AFTER"]):
+        raise KeyboardInterrupt("fake interruption")
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    if study.description == "raise":
+        raise SimulationFailed("BDNF", 1.5, "fake divergence")
+    if study.description == "exit3":
+        return 3
+    phi, modulus = study.scaffold.porosity, study.scaffold.solid_modulus
+    # Midpoint rule split over the ranks: the sum is the same for any comm size.
+    i = np.arange(comm.rank, N_QUAD, comm.size)
+    t = (i + 0.5) / N_QUAD
+    crossing = comm.allreduce(float(np.sum(phi * np.exp(-t / modulus))) / N_QUAD)
+    metrics = {
+        "axons": {"crossing_fraction": crossing, "crossed": int(round(100 * crossing))},
+        "species": {s.name: {"lesion_auc_ng_day_per_mL": s.release.loading * phi / 1e3}
+                    for s in study.species},
+        "mechanics": {"max_interface_strain_jump": 1.0 / (modulus * (1 - phi) ** 2)},
+        "scaffold": {"mass_remaining_fraction": math.exp(-study.scaffold.hydrolysis_rate
+                                                         * study.time.duration)},
+        "mesh": {"ranks": comm.size},
+    }
+    if comm.rank == 0:
+        atomic_write_json(out / "metrics.json", metrics)
+        atomic_write_text(out / "DONE", "ok\n")
+    comm.barrier()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+SWEEP_2x2 = f"""
+name = "two_by_two"
+base = "{BASELINE}"
+[set]
+"geometry.resolution" = "coarse"
+"time.duration" = "7 day"
+[grid]
+"scaffold.porosity" = [0.7, 0.9]
+"scaffold.solid_modulus" = ["1 kPa", "100 kPa"]
+"""
+
+
+@pytest.fixture
+def shared(comm, tmp_path):
+    """A temporary directory shared by every rank (rank 0's tmp_path)."""
+    return Path(comm.bcast(str(tmp_path), root=0))
+
+
+def write(path: Path, text: str, comm=None) -> Path:
+    if comm is None or comm.rank == 0:
+        path.write_text(text)
+    if comm is not None:
+        comm.barrier()
+    return path
+
+
+def results(out: Path):
+    import pandas as pd
+
+    return pd.read_csv(out / "results.csv")
+
+
+def check_fake_metrics(df) -> None:
+    """Every done row carries the metrics of its own parameters."""
+    for _, r in df[df.status == "done"].iterrows():
+        phi, e = r["scaffold.porosity"], r["scaffold.solid_modulus_kPa"]
+        assert r["axons.crossing_fraction"] == pytest.approx(expected_crossing(phi, e), rel=1e-6)
+        assert r["mechanics.max_interface_strain_jump"] == pytest.approx(1 / (e * (1 - phi) ** 2))
+        assert r["mesh.ranks"] == r["ranks"]
+
+
+# ---------------------------------------------------------------------------
+# Sweep files
+
+
+def test_grid_cases_ids_and_values(tmp_path):
+    plan = load_sweep(write(tmp_path / "s.toml", SWEEP_2x2))
+    assert [c.id for c in plan.cases] == [
+        "c000-porosity0.7-solid_modulus1kPa", "c001-porosity0.7-solid_modulus100kPa",
+        "c002-porosity0.9-solid_modulus1kPa", "c003-porosity0.9-solid_modulus100kPa"]
+    # Units converted once; [set] applied to every case; the rest from the base study.
+    assert [c.study.scaffold.solid_modulus for c in plan.cases] == [1.0, 100.0, 1.0, 100.0]
+    assert all(c.study.geometry.resolution == "coarse" and c.study.time.duration == 7.0
+               for c in plan.cases)
+    assert parameter_value(plan.cases[1].study, "scaffold.solid_modulus") == (100.0, "kPa")
+    assert plan.plot == ["scaffold.porosity", "scaffold.solid_modulus"]
+    # Ids are stable: the same file gives the same ids and studies.
+    assert load_sweep(tmp_path / "s.toml").digest() == plan.digest()
+
+
+def test_nested_tables_named_list_elements_and_explicit_cases(tmp_path):
+    plan = load_sweep(write(tmp_path / "s.toml", f"""
+base = "{BASELINE}"
+[grid.species.BDNF]
+half_life = ["2 h", "8 h"]
+[[cases]]
+id = "stiff gel"
+scaffold = {{ solid_modulus = "2 MPa", porosity = 0.6 }}
+[[cases]]
+"geometry.channels.count" = 1
+"""))
+    ids = [c.id for c in plan.cases]
+    assert ids == ["c000-half_life2h", "c001-half_life8h", "c002-stiff_gel", "c003-count1"]
+    bdnf = [next(s for s in c.study.species if s.name == "BDNF") for c in plan.cases]
+    assert [b.half_life for b in bdnf[:2]] == pytest.approx([2 / 24, 8 / 24])
+    assert plan.cases[2].study.scaffold.solid_modulus == pytest.approx(2000.0)
+    assert plan.cases[3].study.geometry.channels.count == 1
+
+
+def test_latin_hypercube_is_stratified_reproducible_and_in_range(tmp_path):
+    text = f"""
+base = "{BASELINE}"
+[sample]
+method = "lhs"
+n = 8
+seed = 7
+[sample.ranges]
+"scaffold.porosity" = [0.6, 0.9]
+"scaffold.solid_modulus" = {{ low = "1 kPa", high = "1 MPa", log = true }}
+"geometry.channels.count" = [1, 7]
+"""
+    plan = load_sweep(write(tmp_path / "s.toml", text))
+    phi = np.array([c.study.scaffold.porosity for c in plan.cases])
+    e = np.array([c.study.scaffold.solid_modulus for c in plan.cases])
+    n_ch = [c.study.geometry.channels.count for c in plan.cases]
+    # One sample per stratum in each dimension (linear for porosity, log for modulus).
+    assert sorted(np.floor((phi - 0.6) / 0.3 * 8).astype(int)) == list(range(8))
+    assert sorted(np.floor(np.log(e / 1.0) / np.log(1000.0) * 8).astype(int)) == list(range(8))
+    assert all(isinstance(n, int) and 1 <= n <= 7 for n in n_ch)
+    assert all(c.overrides["scaffold.solid_modulus"].endswith(" kPa") for c in plan.cases)
+    assert [c.id for c in load_sweep(tmp_path / "s.toml").cases] == [c.id for c in plan.cases]
+    other = load_sweep(write(tmp_path / "t.toml", text.replace("seed = 7", "seed = 8")))
+    assert [c.id for c in other.cases] != [c.id for c in plan.cases]
+
+
+def test_sobol_needs_a_power_of_two(tmp_path):
+    text = f'base = "{BASELINE}"\n[sample]\nmethod = "sobol"\nseed = 1\nn = 8\n' \
+           '[sample.ranges]\n"scaffold.porosity" = [0.6, 0.9]\n'
+    plan = load_sweep(write(tmp_path / "s.toml", text))
+    phi = np.array([c.study.scaffold.porosity for c in plan.cases])
+    assert len(phi) == 8 and np.all((phi >= 0.6) & (phi <= 0.9))
+    # A scrambled Sobol' set of 2^3 points has one point in each eighth of [0, 1).
+    assert sorted(np.floor((phi - 0.6) / 0.3 * 8).astype(int)) == list(range(8))
+    with pytest.raises(StudyError, match="power of 2"):
+        load_sweep(write(tmp_path / "t.toml", text.replace("n = 8", "n = 6")))
+
+
+def test_every_invalid_case_is_reported_at_once(tmp_path):
+    path = write(tmp_path / "s.toml", f"""
+base = "{BASELINE}"
+[grid]
+"scaffold.porosity" = [0.7, 1.2]
+"scaffold.solid_modulus" = ["10 kPa", "10 mm"]
+""")
+    with pytest.raises(StudyError) as info:
+        load_sweep(path)
+    lines = info.value.lines
+    assert "3 of 4 cases are invalid; nothing was run" in lines[0]
+    by_case = {}
+    for line in lines[1:]:
+        cid, msg = line.split(": ", 1)
+        by_case.setdefault(cid, []).append(msg)
+    assert sorted(by_case) == ["c001-porosity0.7-solid_modulus10mm",
+                               "c002-porosity1.2-solid_modulus10kPa",
+                               "c003-porosity1.2-solid_modulus10mm"]
+    assert len(by_case["c003-porosity1.2-solid_modulus10mm"]) == 2  # both problems
+    assert all(m.startswith(("scaffold.porosity", "scaffold.solid_modulus"))
+               for msgs in by_case.values() for m in msgs)
+
+
+@pytest.mark.parametrize("text, expect", [
+    ('[grid]\n"scaffold.porosity" = []\n', "empty"),
+    ('colour = "red"\n[grid]\n"scaffold.porosity" = [0.7]\n', "colour: unknown key"),
+    ('base = "missing.toml"\n[grid]\n"scaffold.porosity" = [0.7]\n', "no such base study"),
+    ('name = "x"\n', "needs [grid], [[cases]] or [sample]"),
+    ('[sample]\nn = 4\n[sample.ranges]\n"scaffold.porosity" = [0.9, 0.6]\n', "low < high"),
+    ('[sample]\nn = 4\n[sample.ranges]\n"scaffold.solid_modulus" = ["1 kPa", "2 mm"]\n',
+     "cannot compare"),
+])
+def test_bad_sweep_files(tmp_path, text, expect):
+    with pytest.raises(StudyError) as info:
+        load_sweep(write(tmp_path / "s.toml", text))
+    assert expect in "\n".join(info.value.lines)
+
+
+def test_equal_labels_still_give_distinct_ids(tmp_path):
+    # Explicit labels keep the index prefix, so equal labels still give distinct ids.
+    plan = load_sweep(write(tmp_path / "s.toml", '[[cases]]\nid = "a"\n"scaffold.porosity" = 0.7'
+                                                 '\n[[cases]]\nid = "a"\n"scaffold.porosity" = 0.8\n'))
+    assert [c.id for c in plan.cases] == ["c000-a", "c001-a"]
+
+
+# ---------------------------------------------------------------------------
+# Running sweeps in-process (serial pass: one rank; MPI pass: 2 ranks)
+
+
+@pytest.mark.parametrize("k", ["one", "all"])
+def test_sweep_runs_every_case_once(comm, shared, k):
+    k = 1 if k == "one" else comm.size
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
+    out = shared / f"out{k}"
+    summary = run_sweep(plan, out, comm, ranks_per_case=k, runner=fake_runner, quiet=True)
+    assert (summary.total, summary.ran, summary.skipped, summary.failures) == (4, 4, 0, [])
+    assert summary.exit_code == 0
+    dirs = sorted(p.name for p in (out / "cases").iterdir())
+    assert dirs == [c.id for c in plan.cases]
+    assert all((out / "cases" / d / "DONE").exists() for d in dirs)
+    df = results(out)
+    assert list(df.case_id) == dirs and set(df.status) == {"done"} and set(df.ranks) == {k}
+    check_fake_metrics(df)
+    import pandas as pd
+
+    pq = pd.read_parquet(out / "results.parquet")
+    assert list(pq.case_id) == dirs
+    np.testing.assert_allclose(pq["axons.crossing_fraction"], df["axons.crossing_fraction"])
+    # The resolved study of each case is the one of the plan (used to detect edits).
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert [c["id"] for c in manifest["cases"]] == dirs
+    assert (out / "cases.txt").read_text().split() == dirs
+    # Rerunning recomputes nothing and adds no row.
+    again = run_sweep(plan, out, comm, ranks_per_case=k, runner=fake_runner, quiet=True)
+    assert (again.ran, again.skipped) == (0, 4)
+    assert len(results(out)) == 4
+
+
+def test_ranks_per_case_does_not_change_metrics(comm, shared):
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
+    a = run_sweep(plan, shared / "a", comm, ranks_per_case=1, runner=fake_runner, quiet=True)
+    b = run_sweep(plan, shared / "b", comm, ranks_per_case=comm.size, runner=fake_runner,
+                  quiet=True)
+    assert a.exit_code == b.exit_code == 0
+    da, db = results(shared / "a"), results(shared / "b")
+    np.testing.assert_allclose(da["axons.crossing_fraction"], db["axons.crossing_fraction"],
+                               rtol=1e-12)
+    assert set(da.ranks) == {1} and set(db.ranks) == {comm.size}
+
+
+def test_interrupted_sweep_resumes_without_recomputing(comm, shared, monkeypatch):
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
+    out = shared / "out"
+    log = shared / "log.txt"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_INTERRUPT_AFTER", "2")
+    with pytest.raises(KeyboardInterrupt):  # one group: every rank is interrupted together
+        run_sweep(plan, out, comm, ranks_per_case=comm.size, runner=fake_runner, quiet=True)
+    done_before = {p.parent.name for p in (out / "cases").glob("*/DONE")}
+    assert len(done_before) == 2 and len(results(out)) == 2
+    monkeypatch.delenv("FAKE_INTERRUPT_AFTER")
+    first = log.read_text().splitlines()
+    summary = run_sweep(plan, out, comm, ranks_per_case=comm.size, runner=fake_runner, quiet=True)
+    second = log.read_text().splitlines()[len(first):]
+    assert (summary.ran, summary.skipped, summary.exit_code) == (2, 2, 0)
+    rerun = {line.split()[0]: line.split()[1] for line in second}
+    assert not set(rerun) & done_before  # nothing done is recomputed
+    interrupted = first[-1].split()[0]
+    assert rerun[interrupted] == "resume=True"  # the interrupted case resumes
+    df = results(out)
+    assert sorted(df.case_id) == [c.id for c in plan.cases] and set(df.status) == {"done"}
+    check_fake_metrics(df)
+
+
+def test_failed_cases_are_recorded_and_do_not_stop_the_sweep(comm, shared):
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2 + """
+[[cases]]
+id = "diverges"
+description = "raise"
+[[cases]]
+id = "bad-exit"
+description = "exit3"
+""", comm))
+    out = shared / "out"
+    summary = run_sweep(plan, out, comm, ranks_per_case=1, runner=fake_runner, quiet=True)
+    assert summary.exit_code == 3
+    assert [(f[0], f[1]) for f in summary.failures] == [("c004-diverges", "failed"),
+                                                         ("c005-bad-exit", "failed")]
+    assert "SimulationFailed" in summary.failures[0][2] and "fake divergence" in summary.failures[0][2]
+    assert summary.failures[1][2] == "exit code 3"
+    assert any("c004-diverges: failed" in line for line in summary.lines())
+    df = results(out).set_index("case_id")
+    assert df.loc["c004-diverges", "exit_code"] == 3 and df.loc["c005-bad-exit", "exit_code"] == 3
+    assert (df.status == "done").sum() == 4
+    assert math.isnan(df.loc["c004-diverges", "axons.crossing_fraction"])
+    assert "Traceback" in (out / "cases" / "c004-diverges" / "sweep_error.txt").read_text()
+    # A rerun retries only the failed cases and keeps one row per case.
+    again = run_sweep(plan, out, comm, ranks_per_case=1, runner=fake_runner, quiet=True)
+    assert (again.ran, again.skipped, len(again.failures)) == (2, 4, 2)
+    assert len(results(out)) == 6
+
+
+def test_edited_sweep_refuses_to_mix_results(comm, shared):
+    write(shared / "s.toml", SWEEP_2x2, comm)
+    out = shared / "out"
+    run_sweep(load_sweep(shared / "s.toml"), out, comm, runner=fake_runner, quiet=True)
+    edited = load_sweep(write(shared / "s.toml", SWEEP_2x2.replace("7 day", "14 day"), comm))
+    with pytest.raises(StudyError) as info:
+        run_sweep(edited, out, comm, runner=fake_runner, quiet=True)
+    assert "4 case(s) differ" in info.value.lines[0] and len(info.value.lines) == 5
+    summary = run_sweep(edited, out, comm, runner=fake_runner, overwrite=True, quiet=True)
+    assert summary.ran == 4
+
+
+def test_directory_rules_and_bad_ranks_per_case(comm, shared):
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
+    other = shared / "notasweep"
+    if comm.rank == 0:
+        other.mkdir()
+        (other / "data.txt").write_text("keep me")
+    comm.barrier()
+    with pytest.raises(RunDirError, match="holds no sweep"):
+        run_sweep(plan, other, comm, runner=fake_runner, quiet=True)
+    assert (other / "data.txt").read_text() == "keep me"
+    with pytest.raises(StudyError, match="ranks-per-case"):
+        run_sweep(plan, shared / "x", comm, ranks_per_case=comm.size + 1, runner=fake_runner)
+
+
+def test_collect_only_rebuilds_rows_without_running(comm, shared, monkeypatch):
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
+    out = shared / "out"
+    monkeypatch.setenv("FAKE_INTERRUPT_AFTER", "2")
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(plan, out, comm, ranks_per_case=comm.size, runner=fake_runner, quiet=True)
+    monkeypatch.delenv("FAKE_INTERRUPT_AFTER")
+    if comm.rank == 0:
+        (out / "results.csv").unlink()  # as after a job array: DONE cases, no table
+    comm.barrier()
+    summary = run_sweep(plan, out, comm, runner=fake_runner, collect_only=True, quiet=True)
+    assert (summary.ran, summary.pending, summary.exit_code) == (0, 2, 0)
+    df = results(out)
+    assert len(df) == 2 and set(df.status) == {"done"}
+    check_fake_metrics(df)
+
+
+def test_slurm_scripts(comm, shared):
+    path = write(shared / "s.toml", SWEEP_2x2, comm)
+    out = shared / "out"
+    assert sweep_command(path, out, comm, 2, True, False) == 0
+    alloc = (out / "slurm" / "sweep.sbatch").read_text()
+    array = (out / "slurm" / "sweep_array.sbatch").read_text()
+    assert "#SBATCH --ntasks=8" in alloc and "--ranks-per-case 2" in alloc
+    assert f"sweep {path.resolve()} --out {out.resolve()}" in alloc
+    assert "#SBATCH --array=0-3%4" in array and "#SBATCH --ntasks=2" in array
+    assert "--resume" in array and "--collect-only" in array and "apptainer exec" in array
+    assert not (out / "cases").exists()  # nothing was run
+    assert (out / "cases.txt").read_text().split() == [c.id for c in load_sweep(path).cases]
+    for sid in (out / "cases.txt").read_text().split():  # inputs of `scaffoldfem run`
+        assert tomllib.loads((out / "studies" / f"{sid}.toml").read_text())["name"] == "baseline"
+    if comm.rank == 0:
+        for script in ("sweep.sbatch", "sweep_array.sbatch"):
+            subprocess.run(["bash", "-n", str(out / "slurm" / script)], check=True)
+
+
+def test_sweep_plots(comm, shared):
+    from scaffoldfem.sweep_plots import plot_sweep
+
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2 + """
+[[cases]]
+id = "diverges"
+description = "raise"
+"scaffold.porosity" = 0.8
+""", comm))
+    out = shared / "out"
+    run_sweep(plan, out, comm, runner=fake_runner, quiet=True)
+    if comm.rank == 0:
+        # Each case drew a picture whose brightness is its crossing fraction.
+        import imageio.v3 as iio
+
+        df = results(out)
+        for _, r in df[df.status == "done"].iterrows():
+            level = int(255 * r["axons.crossing_fraction"])
+            img = np.zeros((40, 60, 3), np.uint8)
+            img[:, :, 1] = level
+            (out / "cases" / r.case_id / "figures").mkdir(exist_ok=True)
+            iio.imwrite(out / "cases" / r.case_id / "figures" / "view.png", img)
+        paths = plot_sweep(out)
+        names = {p.name for p in paths}
+        assert {"sweep_axons_crossing_fraction.png", "sweep_overview.png",
+                "sweep_montage.png", "sweep_species_BDNF_lesion_auc_ng_day_per_mL.png"} <= names
+        heat = iio.imread(out / "figures" / "sweep_axons_crossing_fraction.png")[..., :3]
+        assert heat.std() > 20  # not blank
+        # viridis extremes (dark purple and yellow) are both present in the heatmap
+        px = heat.reshape(-1, 3).astype(int)
+        assert np.any(np.all(np.abs(px - [68, 1, 84]) < 30, axis=1))
+        assert np.any(np.all(np.abs(px - [253, 231, 37]) < 30, axis=1))
+        montage = iio.imread(out / "figures" / "sweep_montage.png")[..., :3]
+        best, worst = df[df.status == "done"]["axons.crossing_fraction"].agg(["max", "min"])
+        greens = set(np.unique(montage[..., 1][(montage[..., 0] == 0) & (montage[..., 2] == 0)]))
+        assert any(abs(g - int(255 * best)) <= 2 for g in greens)
+        assert any(abs(g - int(255 * worst)) <= 2 for g in greens)
+    comm.barrier()
+
+
+def test_one_dimensional_sweep_draws_line_plots(comm, shared):
+    from scaffoldfem.sweep_plots import plot_sweep
+
+    plan = load_sweep(write(shared / "s.toml", f"""
+base = "{BASELINE}"
+[grid]
+"scaffold.solid_modulus" = ["1 kPa", "10 kPa", "100 kPa", "1000 kPa"]
+""", comm))
+    out = shared / "out"
+    run_sweep(plan, out, comm, runner=fake_runner, quiet=True)
+    if comm.rank == 0:
+        import imageio.v3 as iio
+
+        paths = plot_sweep(out)
+        img = iio.imread(out / "figures" / "sweep_axons_crossing_fraction.png")[..., :3]
+        # the tab:blue line is drawn
+        px = img.reshape(-1, 3).astype(int)
+        assert np.sum(np.all(np.abs(px - [31, 119, 180]) < 25, axis=1)) > 100
+        assert len(paths) >= 4
+    comm.barrier()
+
+
+# ---------------------------------------------------------------------------
+# The real pipeline on the coarse mesh
+
+
+def test_real_run_study_cases(comm, shared):
+    pytest.importorskip("scaffoldfem.mesh")
+    plan = load_sweep(write(shared / "s.toml", f"""
+base = "{BASELINE}"
+[set]
+"geometry.resolution" = "coarse"
+"time.duration" = "1 day"
+"time.dt" = "0.5 day"
+"axons.count" = 20
+"output.figures" = false
+[grid]
+"scaffold.porosity" = [0.7, 0.9]
+""", comm))
+    out = shared / "real"
+    summary = run_sweep(plan, out, comm, ranks_per_case=1, quiet=True)
+    df = results(out)
+    assert sorted(df.case_id) == [c.id for c in plan.cases]
+    for case in plan.cases:
+        cdir = out / "cases" / case.id
+        resolved = tomllib.loads((cdir / "study.resolved.toml").read_text())
+        assert resolved["scaffold"]["porosity"] == case.study.scaffold.porosity
+        row = df.set_index("case_id").loc[case.id]
+        assert row.status == ("done" if (cdir / "DONE").exists() else "incomplete")
+        if row.status == "done":
+            assert 0.0 <= row["axons.crossing_fraction"] <= 1.0
+            assert 0.0 < row["scaffold.mass_remaining_fraction"] <= 1.0
+    assert summary.total == 2
+
+
+# ---------------------------------------------------------------------------
+# Subprocesses: the module entry point under mpiexec -n 2 (serial pass only)
+
+
+def sweep_cli(*args: str, nproc: int = 2, env: dict | None = None, timeout: float = 300):
+    cmd = [sys.executable, "-m", "scaffoldfem.sweep_run", *args,
+           "--runner", f"{Path(__file__).resolve()}:fake_runner"]
+    if nproc > 1:
+        cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(nproc), *cmd]
+    e = clean_env()
+    e.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
+
+
+@serial_only
+def test_mpi_sweep_two_groups_then_one(tmp_path):
+    path = write(tmp_path / "s.toml", SWEEP_2x2)
+    log = tmp_path / "log.txt"
+    env = {"FAKE_LOG": str(log), "FAKE_SLEEP": "0.3"}
+    r = sweep_cli(str(path), "--out", str(tmp_path / "k1"), "--ranks-per-case", "1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "4/4 cases done" in r.stdout
+    k1 = results(tmp_path / "k1")
+    assert len(k1) == 4 and len(list((tmp_path / "k1" / "cases").iterdir())) == 4
+    assert set(k1.ranks) == {1}
+    # Two groups of one rank: world rank 0 coordinates AND computes.
+    assert {line.split()[2] for line in log.read_text().splitlines()} == {"world_rank=0",
+                                                                          "world_rank=1"}
+    r = sweep_cli(str(path), "--out", str(tmp_path / "k2"), "--ranks-per-case", "2")
+    assert r.returncode == 0, r.stderr
+    k2 = results(tmp_path / "k2")
+    assert set(k2.ranks) == {2}
+    np.testing.assert_allclose(k1["axons.crossing_fraction"], k2["axons.crossing_fraction"],
+                               rtol=1e-12)
+    check_fake_metrics(k1)
+
+
+@serial_only
+def test_sigkill_mid_sweep_then_rerun_completes(tmp_path):
+    path = write(tmp_path / "s.toml", SWEEP_2x2)
+    out, log = tmp_path / "out", tmp_path / "log.txt"
+    r = sweep_cli(str(path), "--out", str(out), env={"FAKE_LOG": str(log), "FAKE_KILL_AFTER": "2",
+                                                     "FAKE_SLEEP": "0.2"})
+    assert r.returncode != 0
+    done_before = {p.parent.name for p in (out / "cases").glob("*/DONE")}
+    assert 2 <= len(done_before) < 4
+    first = log.read_text().splitlines()
+    r = sweep_cli(str(path), "--out", str(out), env={"FAKE_LOG": str(log)})
+    assert r.returncode == 0, r.stderr
+    second = [line.split() for line in log.read_text().splitlines()[len(first):]]
+    assert not {s[0] for s in second} & done_before  # nothing done is recomputed
+    started = {line.split()[0] for line in first}
+    assert all(s[1] == "resume=True" for s in second if s[0] in started)
+    df = results(out)
+    assert sorted(df.case_id) == sorted(p.name for p in (out / "cases").iterdir())
+    assert len(df) == 4 and df.case_id.is_unique and set(df.status) == {"done"}
+    check_fake_metrics(df)
+
+
+@serial_only
+def test_invalid_case_refuses_before_running_anything(tmp_path):
+    path = write(tmp_path / "s.toml", SWEEP_2x2.replace("[0.7, 0.9]", "[0.7, 1.5]")
+                 + '\n[[cases]]\nid = "neg"\n"scaffold.solid_modulus" = "-3 kPa"\n')
+    log = tmp_path / "log.txt"
+    r = sweep_cli(str(path), "--out", str(tmp_path / "out"), env={"FAKE_LOG": str(log)})
+    assert r.returncode == 2
+    err = r.stderr.splitlines()
+    assert "3 of 5 cases are invalid; nothing was run" in err[0]
+    assert sorted(line.split(":")[0] for line in err[1:]) == [
+        "c002-porosity1.5-solid_modulus1kPa", "c003-porosity1.5-solid_modulus100kPa", "c004-neg"]
+    assert len(err) == 4  # printed once (rank 0), not per rank
+    assert not log.exists() and not (tmp_path / "out").exists()
