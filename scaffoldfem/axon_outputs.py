@@ -21,7 +21,8 @@ STATE_NAMES = ("growing", "crossed", "stalled", "exited")
 COLUMNS: dict[str, tuple[int, type]] = {
     "id": (1, np.int64), "k": (1, np.int64), "state": (1, np.int64),
     "crossed": (1, np.int64), "transit": (1, np.int64), "slides": (1, np.int64),
-    "exiting": (1, np.int64), "nobar": (1, np.int64), "gcell": (1, np.int64),
+    "exiting": (1, np.int64), "back": (1, np.int64), "gcell": (1, np.int64),
+    "hfacet": (1, np.int64), "hrank": (1, np.int64),
     "x": (3, np.float64), "d": (3, np.float64), "x0": (3, np.float64),
     "anchor": (3, np.float64), "target": (3, np.float64), "xold": (3, np.float64),
     "anchor_t": (1, np.float64), "t": (1, np.float64), "t_seed": (1, np.float64),
@@ -146,7 +147,8 @@ class TracerOutputs:
         Returns (on ``root``; None elsewhere) points sorted by (axon, step):
         ``axon_id, step, t, x (m, 3), speed, region, state, concentration``
         (dict by species), the polyline ``offsets`` (axon j is points
-        ``offsets[j]:offsets[j+1]``), ``axons`` (ids) and ``final_state`` per axon.
+        ``offsets[j]:offsets[j+1]``), ``axons`` (ids), and per axon ``final_state``
+        (name) and ``crossed`` (bool: an exited axon may have crossed before).
         """
         f = self.final()
         ncol = 9 + len(self.species)
@@ -162,6 +164,7 @@ class TracerOutputs:
         R = R[last]
         ids, starts = np.unique(R[:, 0].astype(np.int64), return_index=True)
         fs = dict(zip(f["id"].tolist(), f["state"].tolist(), strict=True))
+        fc = dict(zip(f["id"].tolist(), f["crossed"].tolist(), strict=True))
         return {
             "axon_id": R[:, 0].astype(np.int64), "step": R[:, 1].astype(np.int64),
             "t": R[:, 2], "x": R[:, 3:6], "speed": R[:, 6], "region": R[:, 7].astype(np.int64),
@@ -169,6 +172,7 @@ class TracerOutputs:
             "concentration": {s: R[:, 9 + j] for j, s in enumerate(self.species)},
             "offsets": np.r_[starts, len(R)].astype(np.int64), "axons": ids,
             "final_state": np.array([STATE_NAMES[fs[int(a)]] for a in ids]),
+            "crossed": np.array([fc[int(a)] for a in ids], dtype=bool),
         }
 
     # -- checkpoint --------------------------------------------------------

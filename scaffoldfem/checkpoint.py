@@ -20,6 +20,7 @@ import numpy as np
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from dolfinx import fem
 
+from scaffoldfem.gather import node_to_dof_map
 from scaffoldfem.rundir import atomic_write_bytes, atomic_write_text
 
 KEEP = 2
@@ -35,8 +36,7 @@ class StateMap:
         self.n_owned = imap.size_local
         self.n_cells = imap.size_local + imap.num_ghosts
         geo = mesh.geometry
-        self.node_to_dof = np.empty(len(geo.x), dtype=np.int64)
-        self.node_to_dof[geo.dofmap.ravel()] = V.dofmap.list.ravel()
+        self.node_to_dof = node_to_dof_map(mesh, V)
         self.node_gid = np.asarray(geo.input_global_indices, dtype=np.int64)
         self.n_nodes = self.comm.allreduce(int(self.node_gid.max(initial=-1)) + 1, op=_max())
         ocs = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)

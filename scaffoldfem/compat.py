@@ -10,11 +10,9 @@ directly, so a DOLFINx upgrade is a change to this file only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 import ufl
 from dolfinx import fem, geometry
 from dolfinx import mesh as dmesh
@@ -27,9 +25,12 @@ __all__ = [
     "create_petsc_vector",
     "evaluate_at_points",
     "facet_dofs",
+    "geometry_dofmap",
+    "global_size",
     "integrate",
     "interpolate_expression",
     "interpolation_points",
+    "owned_size",
     "tag_facets",
 ]
 
@@ -112,8 +113,8 @@ def facet_dofs(V: fem.FunctionSpace, facet_tags: dmesh.MeshTags,
                names: str | Iterable[str]) -> np.ndarray:
     """Local dofs of ``V`` on the facets of the named regions (owned and ghost).
 
-    ``V`` may be a collapsed-free subspace (``W.sub(i)``); then the dofs index
-    the parent space, as :func:`dolfinx.fem.dirichletbc` expects.
+    ``V`` may be a subspace (``W.sub(i)``); then the dofs index the parent
+    space, as :func:`dolfinx.fem.dirichletbc` with ``W.sub(i)`` expects.
     """
     if isinstance(names, str):
         names = [names]
@@ -123,19 +124,17 @@ def facet_dofs(V: fem.FunctionSpace, facet_tags: dmesh.MeshTags,
     return fem.locate_dofs_topological(V, facet_tags.dim, np.unique(facets))
 
 
-def evaluate_at_points(u: fem.Function | ufl.core.expr.Expr, points: np.ndarray,
-                       msh: dmesh.Mesh | None = None) -> np.ndarray:
-    """Evaluate a function at physical points; every rank gets every value.
+def evaluate_at_points(u: fem.Function, points: np.ndarray) -> np.ndarray:
+    """Evaluate a Function at physical points; every rank gets every value.
 
     Args:
-        u: A Function (evaluated with ``Function.eval``).
-        points: Array (n, 3) of the same points on every rank.
-        msh: Unused for Functions (kept for symmetry with expressions).
+        u: The Function.
+        points: Array (n, 3) (or (n, 2)) of the same points on every rank.
 
     Returns:
-        Array (n, value_size); NaN for points outside the mesh.
+        Array (n, value_size); NaN for points outside the mesh. A point on a
+        partition boundary found by several ranks gets the mean of their values.
     """
-    del msh
     domain = u.function_space.mesh
     pts = np.ascontiguousarray(np.atleast_2d(points), dtype=np.float64)
     if pts.shape[1] == 2:
@@ -155,7 +154,8 @@ def evaluate_at_points(u: fem.Function | ufl.core.expr.Expr, points: np.ndarray,
             found.append(i)
             cell_ids.append(owned[0])
     if found:
-        local[found] = u.eval(pts[found], np.array(cell_ids, dtype=np.int32)).reshape(len(found), vs)
+        vals = u.eval(pts[found], np.array(cell_ids, dtype=np.int32))
+        local[found] = vals.reshape(len(found), vs)
     comm = domain.comm
     hits = np.where(np.isnan(local[:, 0]), 0, 1)
     hits_all = comm.allreduce(hits, op=MPI.SUM)
@@ -176,8 +176,10 @@ def global_size(V: fem.FunctionSpace) -> int:
     return V.dofmap.index_map.size_global * V.dofmap.index_map_bs
 
 
-def sequence(x) -> Sequence:
-    """``x`` as a tuple (None -> empty)."""
-    if x is None:
-        return ()
-    return tuple(x) if isinstance(x, list | tuple) else (x,)
+def geometry_dofmap(msh: dmesh.Mesh) -> np.ndarray:
+    """Cell -> geometry-node array (0.11: ``geometry.dofmaps(0)``; before: ``geometry.dofmap``)."""
+    geo = msh.geometry
+    if hasattr(geo, "dofmaps"):
+        dm = geo.dofmaps
+        return np.asarray(dm(0) if callable(dm) else dm[0])
+    return np.asarray(geo.dofmap)

@@ -376,9 +376,12 @@ class CoupledModel:
         p = {"pia": fem.Constant(self.mesh, mc.pia_pressure)} if mc.pia_pressure > 0 else None
         a, Lf = mech.elasticity_forms(ufl.TrialFunction(self.Vu), ufl.TestFunction(self.Vu),
                                       self.E, self.nu, pressure=p, ds=self.ds, dx=self.dx)
+        # E changes slowly and smoothly as the scaffold degrades: GAMG keeps its
+        # aggregation/interpolation and only redoes the Galerkin products on re-solves.
+        opts = {"pc_gamg_reuse_interpolation": True, **self.study.solver.get("mechanics", {})}
         self.mech_solver = LinearSolver(a, Lf, self.u, [bc0, bc1], field="mechanics",
                                         preset="elasticity", near_nullspace=True,
-                                        petsc_options=self.study.solver.get("mechanics"))
+                                        petsc_options=opts)
         self._vm_expr = mech.von_mises(mech.sigma(self.u, self.E, self.nu))
         self._ev_expr = mech.volumetric_strain(self.u)
         self.eps_t = fem.Function(fem.functionspace(self.mesh, ("DG", 0, (3, 3))))

@@ -16,6 +16,16 @@ import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from dolfinx import fem
 
 
+def node_to_dof_map(mesh: Any, V: fem.FunctionSpace) -> np.ndarray:
+    """P1 dof of every local geometry node (P1 geometry; same reference order per cell)."""
+    from scaffoldfem.compat import geometry_dofmap
+
+    gmap = geometry_dofmap(mesh)
+    out = np.empty(len(mesh.geometry.x), dtype=np.int64)
+    out[gmap.ravel()] = V.dofmap.list.ravel()
+    return out
+
+
 class MeshGather:
     """Gather P1/DG0 data of a mesh to rank 0 as one deduplicated grid.
 
@@ -30,10 +40,10 @@ class MeshGather:
         tdim = mesh.topology.dim
         self.n_owned = mesh.topology.index_map(tdim).size_local
         geo = mesh.geometry
-        gdofs = geo.dofmap[: self.n_owned]
-        # P1 dof of each local geometry node (same reference ordering per cell).
-        self.node_to_dof = np.empty(len(geo.x), dtype=np.int64)
-        self.node_to_dof[geo.dofmap.ravel()] = V.dofmap.list.ravel()
+        from scaffoldfem.compat import geometry_dofmap
+
+        gdofs = geometry_dofmap(mesh)[: self.n_owned]
+        self.node_to_dof = node_to_dof_map(mesh, V)
         self.qdof = Q.dofmap.list[: self.n_owned, 0]
         self.gid = np.asarray(geo.input_global_indices, dtype=np.int64)
         self.cell_gid = np.asarray(mesh.topology.original_cell_index[: self.n_owned], dtype=np.int64)
@@ -71,3 +81,56 @@ class MeshGather:
         for k, v in cell_data.items():
             g.cell_data[k] = v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32)
         return g
+
+
+class PointSampler:
+    """Evaluate functions at fixed points, locating the points once.
+
+    Every rank gets every value (NaN outside the mesh). Containment comes from
+    ``compute_colliding_cells`` (exact distance test, unlike the bounding-box hits);
+    each point is evaluated on one rank only (owned cells) and summed.
+
+    Args:
+        mesh: The mesh.
+        points: Array (n, 3), identical on every rank.
+    """
+
+    def __init__(self, mesh: Any, points: np.ndarray):
+        from dolfinx import geometry
+
+        self.comm = mesh.comm
+        self.points = np.ascontiguousarray(points, dtype=np.float64)
+        tree = geometry.bb_tree(mesh, mesh.topology.dim)
+        cand = geometry.compute_collisions_points(tree, self.points)
+        cells = geometry.compute_colliding_cells(mesh, cand, self.points)
+        n_owned = mesh.topology.index_map(mesh.topology.dim).size_local
+        first = np.full(len(self.points), -1, dtype=np.int32)
+        offs = cells.offsets
+        arr = cells.array
+        for i in range(len(self.points)):  # once per run, a few hundred points
+            links = arr[offs[i]:offs[i + 1]]
+            links = links[links < n_owned]
+            if len(links):
+                first[i] = links[0]
+        # A point on a partition boundary belongs to the lowest rank that has it.
+        from mpi4py import MPI
+
+        have = np.where(first >= 0, self.comm.rank, self.comm.size).astype(np.int64)
+        owner = np.empty_like(have)
+        self.comm.Allreduce(have, owner, op=MPI.MIN)
+        self.mine = np.flatnonzero((owner == self.comm.rank) & (first >= 0))
+        self.cells = first[self.mine]
+        self.found = owner < self.comm.size
+
+    def __call__(self, f: Any) -> np.ndarray:
+        """Values (n, value_size) of ``f`` at the points, on every rank."""
+        from mpi4py import MPI
+
+        vs = int(np.prod(f.ufl_shape)) if f.ufl_shape else 1
+        local = np.zeros((len(self.points), vs))
+        if len(self.mine):
+            local[self.mine] = f.eval(self.points[self.mine], self.cells).reshape(-1, vs)
+        out = np.empty_like(local)
+        self.comm.Allreduce(local, out, op=MPI.SUM)
+        out[~self.found] = np.nan
+        return out

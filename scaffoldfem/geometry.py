@@ -81,6 +81,7 @@ def _outline_disk(geom: GeometryConfig, z: float) -> int:
     theta = np.linspace(0, 2 * np.pi, N_OUTLINE, endpoint=False)
     pts = [occ.addPoint(x, y, z) for x, y in grey.outline(theta)]
     curve = occ.addSpline([*pts, pts[0]])  # same first/last point: periodic spline
+    occ.remove([(0, p) for p in pts[1:]])  # interpolation points are not vertices of the curve
     return occ.addPlaneSurface([occ.addCurveLoop([curve])])
 
 
@@ -250,7 +251,8 @@ def _check_volumes(geom: GeometryConfig, info: ModelInfo) -> None:
     # OCC's mass integration is poor on volumes bounded by the butterfly spline
     # (measured -3.9 % for the grey column while its mesh is right to 0.05 %),
     # so grey and white matter get that much more slack.
-    spline_slack = 0.1 * want.get("grey_matter", 0.0) if geom.grey_matter.shape == "butterfly" else 0
+    butterfly = geom.grey_matter.shape == "butterfly"
+    spline_slack = 0.1 * want.get("grey_matter", 0.0) if butterfly else 0.0
     for name, v in want.items():
         got = info.occ_volumes[name]
         slack = spline_slack if name in ("grey_matter", "white_matter", "cord") else 0.0

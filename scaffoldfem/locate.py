@@ -67,9 +67,11 @@ class Locator:
     """Point location by barycentric walk on the local part of a tetrahedral mesh.
 
     Args:
-        mesh: Affine (P1-geometry) tetrahedral mesh; in parallel it needs a ghost
-            layer (the default ``GhostMode.shared_facet``) so that a walk leaving
-            an owned cell always lands in a local cell first.
+        mesh: Affine (P1-geometry) tetrahedral mesh, ghosted or not. A walk that
+            leaves the rank's cells reports the last local cell and face
+            (status LEFT); :attr:`remote_rank` / :attr:`remote_facet` (owned cells
+            of unghosted meshes) or :attr:`owner` (ghost cells) say where to
+            continue it.
         eps: Tolerance on barycentric coordinates for containment.
         max_iter: Walk iterations before a point falls back to the tree.
     """
@@ -148,10 +150,27 @@ class Locator:
         ext.scatter_forward()
         c2f = top.connectivity(3, 2).array.reshape(-1, 4)[:nc]
         self.exterior = (self.neighbours < 0) & (ext.array[c2f] == 1)
-        bad = (self.neighbours[: self.num_owned] < 0) & ~self.exterior[: self.num_owned]
-        if self.comm.allreduce(int(bad.sum())) > 0:
-            raise ValueError("point location in parallel needs a ghosted mesh "
-                             "(dolfinx.mesh.GhostMode.shared_facet)")
+        # Without a ghost layer an owned cell's face can border another rank's cell:
+        # record that rank and the facet's global index, so that a walk leaving
+        # through it can be continued there (from the cell across that facet).
+        self.remote_rank = np.full((nc, 4), -1, dtype=np.int32)
+        self.remote_facet = np.full((nc, 4), -1, dtype=np.int64)
+        iface = (self.neighbours < 0) & ~self.exterior
+        iface[self.num_owned:] = False  # a ghost cell's walk goes to the ghost's owner
+        other = la.vector(fmap, 1, dtype=np.int32)
+        other.array[:] = 0
+        other.array[fmap.size_local:] = self.comm.rank + 1
+        other.scatter_reverse(la.InsertMode.add)
+        f = c2f[iface]
+        nown = fmap.size_local
+        rank = np.where(f < nown, other.array[f] - 1,
+                        fmap.owners[np.maximum(f - nown, 0)] if fmap.num_ghosts else -1)
+        if np.any((rank < 0) | (rank >= self.comm.size) | (rank == self.comm.rank)):
+            raise RuntimeError("could not find the rank across an interprocess facet")
+        self.remote_rank[iface] = rank
+        self.remote_facet[iface] = fmap.local_to_global(f.astype(np.int32))
+        self._fmap = fmap
+        self._f2c = top.connectivity(2, 3)
 
     # -- barycentric coordinates -----------------------------------------
     def barycentric(self, cells: npt.ArrayLike, x: np.ndarray) -> np.ndarray:
@@ -367,6 +386,15 @@ class Locator:
             hit = own[order[pos]] == orig
             out[hit] = order[pos[hit]]
         return out
+
+    def cell_across(self, gfacets: np.ndarray) -> np.ndarray:
+        """Owned cell attached to each interprocess facet (global facet indices)."""
+        lf = self._fmap.global_to_local(np.asarray(gfacets, dtype=np.int64))
+        off, arr = self._f2c.offsets, self._f2c.array
+        cells = arr[off[lf]]
+        if np.any(lf < 0) or np.any(off[lf + 1] - off[lf] != 1) or np.any(cells >= self.num_owned):
+            raise RuntimeError("interprocess facet without a single owned cell on this rank")
+        return cells.astype(np.int32)
 
     def global_to_local(self, gcells: np.ndarray) -> np.ndarray:
         """Local index of global cell numbers (-1 if not on this rank)."""

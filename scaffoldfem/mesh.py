@@ -5,7 +5,8 @@
   :mod:`scaffoldfem.regions`, so the name-to-tag table travels with the mesh)
   plus a ``.json`` sidecar with the :class:`MeshStats` (timings, quality).
 * :func:`cached_mesh_path` keys meshes by :meth:`GeometryConfig.geometry_hash`
-  in ``meshes/cache`` (or ``$SCAFFOLDFEM_MESH_CACHE``); files appear atomically
+  (plus :func:`builder_fingerprint`, so a changed builder never serves a stale
+  mesh) in ``meshes/cache`` (or ``$SCAFFOLDFEM_MESH_CACHE``); files appear atomically
   (temporary name + rename), so racing processes are harmless.
 * :func:`ensure_mesh` does that on rank 0 of a communicator while the other
   ranks sleep (they do not spin, so Gmsh gets every core), then shares the path.
@@ -16,6 +17,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -55,6 +58,7 @@ class MeshStats:
     vertices: int
     cells: int
     region_cells: dict[str, int]
+    region_volumes: dict[str, float]  # mm³, summed over the Gmsh tetrahedra
     facet_counts: dict[str, int]
     quality_min: float
     quality_mean: float
@@ -151,15 +155,17 @@ def build_mesh(geom: GeometryConfig, path: Path, *, verbose: bool = False) -> Me
             except Exception as err:
                 raise MeshingError(f"Gmsh could not mesh the geometry: {err}") from err
             t2 = time.perf_counter()
-            counts = _group_counts()
+            counts, volumes = _group_counts()
             qmin, qmean = _quality()
-            nodes = len(gmsh.model.mesh.getNodes()[0])
+            _, _, tet_nodes = gmsh.model.mesh.getElements(3)
+            nodes = len(np.unique(np.concatenate(tet_nodes)))  # = P1 vertices in DOLFINx
             gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
             gmsh.option.setNumber("Mesh.Binary", 1)
             gmsh.option.setNumber("Mesh.SaveAll", 0)  # only elements of physical groups
             stats = MeshStats(
                 geometry_hash=geom.geometry_hash(), resolution=geom.resolution, vertices=nodes,
-                cells=sum(counts[3].values()), region_cells=counts[3], facet_counts=counts[2],
+                cells=sum(counts[3].values()), region_cells=counts[3], region_volumes=volumes,
+                facet_counts=counts[2],
                 quality_min=qmin, quality_mean=qmean, cad_seconds=t1 - t0, mesh_seconds=t2 - t1,
                 total_seconds=time.perf_counter() - t0, num_threads=threads, sizes=sizes,
                 gmsh_version=gmsh.__version__)
@@ -171,25 +177,36 @@ def build_mesh(geom: GeometryConfig, path: Path, *, verbose: bool = False) -> Me
     return stats
 
 
-def _group_counts() -> dict[int, dict[str, int]]:
-    """Elements per physical group, checked: every group non-empty, every tet tagged once."""
+def _group_counts() -> tuple[dict[int, dict[str, int]], dict[str, float]]:
+    """Elements per physical group and volume per cell region, checked: every
+    group non-empty, every tetrahedron tagged exactly once."""
     import gmsh
 
+    tags, xyz, _ = gmsh.model.mesh.getNodes()
+    x = np.zeros((int(tags.max()) + 1, 3))
+    x[tags.astype(np.int64)] = xyz.reshape(-1, 3)
     counts: dict[int, dict[str, int]] = {2: {}, 3: {}}
+    volumes: dict[str, float] = {}
     for dim, tag in gmsh.model.getPhysicalGroups():
         name = gmsh.model.getPhysicalName(dim, tag)
-        n = 0
+        n, vol = 0, 0.0
         for ent in gmsh.model.getEntitiesForPhysicalGroup(dim, tag):
-            _, elems, _ = gmsh.model.mesh.getElements(dim, int(ent))
+            _, elems, nodes = gmsh.model.mesh.getElements(dim, int(ent))
             n += sum(len(e) for e in elems)
+            if dim == 3:
+                p = x[np.asarray(nodes[0], dtype=np.int64).reshape(-1, 4)]
+                d = p[:, 1:] - p[:, :1]
+                vol += float(np.abs(np.linalg.det(d)).sum()) / 6
         if n == 0:
             raise MeshingError(f"physical group {name} got no elements")
         counts[dim][name] = n
+        if dim == 3:
+            volumes[name] = vol
     _, elems, _ = gmsh.model.mesh.getElements(3)
     total = sum(len(e) for e in elems)
     if total != sum(counts[3].values()):
         raise MeshingError(f"{total} tetrahedra but {sum(counts[3].values())} tagged by regions")
-    return counts
+    return counts, volumes
 
 
 def _quality() -> tuple[float, float]:
@@ -208,9 +225,26 @@ def cache_dir(cache: Path | str | None = None) -> Path:
     return Path(cache if cache is not None else os.environ.get(CACHE_ENV, DEFAULT_CACHE))
 
 
+@functools.cache
+def builder_fingerprint() -> str:
+    """Digest of the code that turns a geometry into a mesh (the builder modules'
+    source and the Gmsh version): part of the cache key, so editing the builder
+    never serves a stale cached mesh."""
+    import gmsh
+
+    import scaffoldfem.config.geometry as cfg
+    import scaffoldfem.geometry as geo
+
+    h = hashlib.sha256(gmsh.__version__.encode())
+    for mod in (cfg, geo):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:8]
+
+
 def mesh_cache_path(geom: GeometryConfig, cache: Path | str | None = None) -> Path:
-    """Where the cached mesh of ``geom`` lives (it may not exist yet)."""
-    return cache_dir(cache) / f"{geom.geometry_hash()}.msh"
+    """Where the cached mesh of ``geom`` lives (it may not exist yet):
+    ``<cache>/<geometry_hash>-<builder_fingerprint>.msh``."""
+    return cache_dir(cache) / f"{geom.geometry_hash()}-{builder_fingerprint()}.msh"
 
 
 def cached_mesh_path(geom: GeometryConfig, cache: Path | str | None = None,
@@ -389,7 +423,8 @@ class MeshReport:
         lines = [f"{'region':<14} {'cells':>9} {'volume mm³':>12} {'analytic mm³':>13} "
                  f"{'rel. error':>10}"]
         for name, n, vol, ref in self.rows:
-            lines.append(f"{name:<14} {n:>9} {vol:>12.5f} {ref:>13.5f} {100 * (vol / ref - 1):>+9.3f}%")
+            err = 100 * (vol / ref - 1)
+            lines.append(f"{name:<14} {n:>9} {vol:>12.5f} {ref:>13.5f} {err:>+9.3f}%")
         lines.append("facets: " + ", ".join(f"{k} {v}" for k, v in self.facets.items()))
         line = f"{self.vertices} vertices, {self.cells} cells"
         if self.stats is not None:

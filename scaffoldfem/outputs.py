@@ -28,9 +28,9 @@ from mpi4py import MPI
 
 from scaffoldfem import checkpoint as ckpt
 from scaffoldfem import provenance as prov
-from scaffoldfem.compat import evaluate_at_points, integrate
+from scaffoldfem.compat import integrate
 from scaffoldfem.config.study import Study
-from scaffoldfem.gather import MeshGather
+from scaffoldfem.gather import MeshGather, PointSampler
 from scaffoldfem.regions import CELL_TAGS, cell_tag
 from scaffoldfem.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -96,6 +96,7 @@ class RunWriter:
         L = self.study.geometry.cord.length
         z = np.linspace(-L / 2, L / 2, CENTERLINE_POINTS)
         self.centerline = np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+        self.sampler = PointSampler(m.mesh, self.centerline)
         self.acc = {sp.name: {"auc": 0.0, "peak": 0.0, "in_window": 0.0, "grey_auc": 0.0,
                               "last": 0.0, "last_grey": 0.0} for sp in m.species}
         self.rows: list[dict[str, float]] = []
@@ -280,7 +281,7 @@ class RunWriter:
         cols = {"t_day": np.full(len(self.centerline), self.model.t),
                 "z_mm": self.centerline[:, 2]}
         for fname, f in self._scalar_fields().items():
-            cols[fname] = evaluate_at_points(f, self.centerline)[:, 0]
+            cols[fname] = self.sampler(f)[:, 0]
         return pd.DataFrame(cols)
 
     def _grid_data(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

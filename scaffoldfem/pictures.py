@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaffoldfem.regions import CELL_TAGS, HOST_REGIONS
+from scaffoldfem.regions import CELL_TAGS, IMPLANT_REGIONS
 from scaffoldfem.render import REGION_COLOURS
 
 log = logging.getLogger(__name__)
@@ -241,10 +241,14 @@ def _infer_states(pts: np.ndarray, offsets: np.ndarray, final: np.ndarray,
 # -- 3D cut-away ----------------------------------------------------------------------
 
 
-def _quadrant_cut(grid, xmax: float, ymax: float, zlo: float, zhi: float):
-    """``grid`` without its dorsal-right quadrant (x > 0, y > 0)."""
-    return grid.clip_box([0.0, xmax + 1, 0.0, ymax + 1, zlo - 1, zhi + 1], invert=True,
-                         crinkle=False)
+def _shown_z(grid, axons: Axons | None, lesion: tuple[float, float]) -> tuple[float, float]:
+    """z-range drawn in 3D: the lesion and the axons, with a margin, within the cord."""
+    lo, hi = grid.bounds[4], grid.bounds[5]
+    zs = [lesion[0], lesion[1]]
+    if axons is not None and len(axons.points):
+        zs += [float(axons.points[:, 2].min()), float(axons.points[:, 2].max())]
+    pad = 0.5 * (lesion[1] - lesion[0])
+    return max(lo, min(zs) - pad), min(hi, max(zs) + pad)
 
 
 def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
@@ -252,79 +256,185 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
                    size: tuple[int, int] = (1600, 1000)) -> Path:
     """Draw the 3D cut-away picture of a run.
 
+    The segment around the lesion and the axons is drawn with its dorsal-right
+    quadrant removed: the pia as a pale see-through shell; scar, scaffold and channels
+    see-through in their region colours; the field on the exposed half of the
+    mid-sagittal plane and the regions on the horizontal cut face, both with region
+    borders as thin lines; every axon as a tube coloured by its final state. PyVista
+    renders the scene; matplotlib adds the title, colour bar and legend.
+
     Args:
         grid: Final fields (``fields/final.vtu``) with cell data ``region``.
         axons: Trajectories, or None when the run traced none.
-        scale: Colour scale of the field drawn on the mid-sagittal face.
+        scale: Colour scale of the field.
         png: Output picture.
         lesion: Rostral and caudal z of the lesion (mm); the camera centres on it.
         t_day: Time of the fields, for the title.
-        size: Window size in pixels.
+        size: Picture size in pixels.
 
     Returns:
         ``png``.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    plt = _plt()
+    dpi = 100
+    scene_frac = 0.8  # of the width; the rest holds the colour bar and the legend
+    top_frac = 0.9  # of the height; the rest holds the title
+    scene = _cutaway_scene(grid, axons, scale, lesion,
+                           (int(size[0] * scene_frac), int(size[1] * top_frac)))
+    fig = plt.figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, facecolor="white")
+    ax = fig.add_axes((0.0, 0.0, scene_frac, top_frac))
+    ax.imshow(scene, interpolation="none")
+    ax.set_axis_off()
+    when = f" at day {t_day:g}" if t_day is not None else ""
+    fig.text(0.01, 0.975, f"{scale.name}{when}: cut-away of the cord around the lesion",
+             fontsize=15, va="top")
+    fig.text(0.01, 0.935, "dorsal-right quadrant removed; field on the mid-sagittal face, "
+             "regions on the horizontal face; axons by final state", fontsize=10,
+             color="#444444", va="top")
+    cax = fig.add_axes((scene_frac + 0.03, 0.5, 0.022, 0.36))
+    _colourbar(fig, ScalarMappable(norm=scale.norm(), cmap=scale.cmap), scale, cax=cax)
+    handles = []
+    if axons is not None and axons.count:
+        for k, name in enumerate(STATE_NAMES):
+            n = int(np.sum(axons.final_state == k))
+            if n:
+                handles.append(Line2D([], [], color=STATE_COLOURS[name], lw=4,
+                                      label=f"{name} ({n})"))
+    region = np.asarray(grid.cell_data["region"])
+    for n in ("grey_matter", "scar", *IMPLANT_REGIONS, "cavity"):
+        if np.any(region == CELL_TAGS[n]):
+            handles.append(Patch(facecolor=REGION_COLOURS[n], edgecolor="#555555",
+                                 label=n.replace("_", " ")))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(scene_frac + 0.005, 0.45),
+               fontsize=10, frameon=False, title="axons / regions", title_fontsize=10,
+               alignment="left")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=dpi, facecolor="white")
+    plt.close(fig)
+    return png
+
+
+def _cutaway_scene(grid, axons: Axons | None, scale: FieldScale, lesion: tuple[float, float],
+                   size: tuple[int, int]) -> np.ndarray:
+    """Render the 3D cut-away (no annotations) and return the RGB image."""
     pv = _pv()
-    lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
-    radius = float(max(hi[0] - lo[0], hi[1] - lo[1])) / 2
-    cut = _quadrant_cut(grid, hi[0], hi[1], lo[2], hi[2])
+    z0, z1 = _shown_z(grid, axons, lesion)
+    b = grid.bounds
+    radius = 0.5 * max(b[1] - b[0], b[3] - b[2])
+    big = 10 * (radius + b[5] - b[4])
+
+    def keep(ds, quadrant: bool = True):
+        """``ds`` (a surface) within the shown z-range, without the dorsal-right quadrant.
+
+        Plane clips keep a slice's triangles conforming (its region borders are then
+        found exactly); the non-convex quadrant cut needs a box clip.
+        """
+        if z0 > b[4]:
+            ds = ds.clip(normal=(0, 0, -1), origin=(0, 0, z0))
+        if z1 < b[5]:
+            ds = ds.clip(normal=(0, 0, 1), origin=(0, 0, z1))
+        if quadrant:
+            ds = ds.clip_box([0.0, big, 0.0, big, -big, big], invert=True, crinkle=False)
+        return ds
+
     pl = pv.Plotter(off_screen=True, window_size=list(size))
     pl.set_background("white")
-    pl.enable_depth_peeling(number_of_peels=6)
-    region = np.asarray(cut.cell_data["region"])
-    # Host pale and see-through, so axons and implant show; implant solid-ish.
-    opacity = {"white_matter": 0.16, "grey_matter": 0.28, "scar": 0.55, "scaffold": 0.35,
-               "channel": 0.5, "cavity": 0.4}
-    for name, tag in CELL_TAGS.items():
-        sel = np.flatnonzero(region == tag)
-        if sel.size == 0:
-            continue
-        surf = cut.extract_cells(sel).extract_surface()
-        pl.add_mesh(surf, color=REGION_COLOURS[name], opacity=opacity.get(name, 0.5),
-                    smooth_shading=False, specular=0.1, show_scalar_bar=False)
-    # The field on the exposed half of the mid-sagittal plane (y > 0), nudged towards
-    # the removed quadrant so it does not z-fight with the cut faces.
-    face = grid.slice(normal=(1, 0, 0), origin=(0, 0, 0)).clip(normal=(0, -1, 0),
-                                                               origin=(0, 0, 0))
+    # Surfaces are cut, not volumes: a clipped tetrahedral volume is not conforming and
+    # its surface would show slivers. No depth peeling: on Mesa's off-screen EGL it
+    # drops every translucent actor.
+    region = np.asarray(grid.cell_data["region"])
+    pia = keep(grid.extract_surface(algorithm=None))
+    pl.add_mesh(pia, color=REGION_COLOURS["white_matter"], opacity=0.25, smooth_shading=True,
+                split_sharp_edges=True, specular=0.2)
+    for name, opacity in (("scar", 0.3), ("scaffold", 0.3), ("channel", 0.45), ("cavity", 0.4)):
+        sel = np.flatnonzero(region == CELL_TAGS[name])
+        if sel.size:
+            surf = keep(grid.extract_cells(sel).extract_surface(algorithm=None))
+            pl.add_mesh(surf, color=REGION_COLOURS[name], opacity=opacity, smooth_shading=True,
+                        split_sharp_edges=True)
+    # The cut faces are slices a hair inside the removed quadrant: no z-fighting with
+    # the surfaces, and no degenerate cuts through the mesh's symmetry planes.
+    eps = 2e-3 * radius
+    # The horizontal cut face (y = 0, x > 0): anatomy in region colours, see-through.
+    floor = keep(grid.slice(normal="y", origin=(0, eps, 0)).clip(normal=(-1, 0, 0),
+                                                                   origin=(0, 0, 0)), False)
+    if floor.n_cells:
+        pl.add_mesh(floor, scalars=_region_rgb(floor), rgb=True, opacity=0.6, lighting=False)
+        _add_borders(pv, pl, floor, (0, eps, 0))
+    # The field on the exposed (dorsal) half of the mid-sagittal plane.
+    face = keep(grid.slice(normal="x", origin=(eps, 0, 0)).clip(normal=(0, -1, 0),
+                                                                  origin=(0, 0, 0)), False)
     if face.n_points:
-        face = face.translate((2e-3 * radius, 0, 0))
         face.point_data["c"] = scale.clip(face.point_data[scale.name])
         pl.add_mesh(face, scalars="c", cmap=scale.cmap, clim=(scale.vmin, scale.vmax),
-                    log_scale=scale.log, lighting=False, show_scalar_bar=True,
-                    scalar_bar_args=dict(title=scale.label, vertical=True, fmt="%.3g",
-                                         position_x=0.88, position_y=0.3, height=0.45,
-                                         width=0.04, title_font_size=22, label_font_size=18,
-                                         color="black", n_labels=4))
-        # Region borders on that face, thin and dark, so the field reads against anatomy.
-        edges = face.extract_feature_edges(boundary_edges=True, feature_edges=False,
-                                           non_manifold_edges=False, manifold_edges=False)
-        if edges.n_points:
-            pl.add_mesh(edges.translate((1e-3 * radius, 0, 0)), color="#404040", line_width=1)
-    labels = []
+                    log_scale=scale.log, lighting=False, show_scalar_bar=False)
+        _add_borders(pv, pl, face, (eps, 0, 0))
     if axons is not None and axons.count:
-        tube_r = 0.008 * radius * 2
         for k, name in enumerate(STATE_NAMES):
             sel = np.flatnonzero(axons.final_state == k)
-            if sel.size == 0:
-                continue
-            lines = _polylines(pv, axons, sel)
-            pl.add_mesh(lines.tube(radius=tube_r, n_sides=8), color=STATE_COLOURS[name],
-                        smooth_shading=True, specular=0.3)
-            labels.append((f"{name} ({sel.size})", STATE_COLOURS[name]))
-    labels += [(n.replace("_", " "), REGION_COLOURS[n]) for n in ("scar", "scaffold", "channel")
-               if np.any(region == CELL_TAGS[n])]
-    if labels:
-        pl.add_legend(labels, bcolor="white", border=True, size=(0.17, 0.04 * len(labels)),
-                      loc="lower right", face="rectangle")
-    _oblique_camera(pl, lesion, radius)
-    title = f"{scale.name}, mid-sagittal face" + (f", day {t_day:g}" if t_day is not None else "")
-    pl.add_text(title + "\ndorsal-right quadrant removed; axons coloured by final state",
-                font_size=12, color="black", position="upper_left")
-    pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black")
-    png.parent.mkdir(parents=True, exist_ok=True)
-    pl.screenshot(str(png))
+            if sel.size:
+                lines = _polylines(pv, axons, sel)
+                pl.add_mesh(lines.tube(radius=0.012 * radius, n_sides=10),
+                            color=STATE_COLOURS[name], smooth_shading=True, specular=0.4)
+    _oblique_camera(pl, lesion, radius, (z0, z1))
+    pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black",
+                line_width=3)
+    img = pl.screenshot(return_img=True)
     pl.close()
-    return png
+    return np.asarray(img)[..., :3]
+
+
+def _region_rgb(ds) -> np.ndarray:
+    """(n_cells, 3) uint8 colours of the cells of ``ds`` by region."""
+    from matplotlib.colors import to_rgb
+
+    region = np.asarray(ds.cell_data["region"])
+    rgb = np.full((len(region), 3), 200, dtype=np.uint8)
+    for name, tag in CELL_TAGS.items():
+        rgb[region == tag] = (255 * np.array(to_rgb(REGION_COLOURS[name]))).astype(np.uint8)
+    return rgb
+
+
+def _add_borders(pv, pl, face, shift: tuple[float, float, float]) -> None:
+    lines = _region_border_lines(pv, face)
+    if lines.n_points:
+        pl.add_mesh(lines.translate(shift), color="#2b2b2b", line_width=1.5)
+
+
+def _region_border_lines(pv, face):
+    """Region borders and outline of a planar slice as PolyData lines."""
+    t, tri, region = _planar_triangles(face)
+    pts = np.asarray(t.points)
+    segs = _border_edges(tri, region, len(pts))
+    if len(segs) == 0:
+        return pv.PolyData()
+    return pv.PolyData(pts, lines=np.column_stack([np.full(len(segs), 2), segs]).ravel())
+
+
+def _planar_triangles(plane):
+    """(PolyData, triangles, region per triangle) of a planar slice, made conforming.
+
+    A plane through mesh vertices cuts edges at their ends: the points it duplicates
+    there are merged, and the zero-area slivers it leaves are dropped (they carry no
+    colour but would add false region borders).
+    """
+    t = plane.triangulate().clean(tolerance=1e-7, absolute=False, polys_to_lines=False,
+                                  lines_to_points=False)
+    pts = np.asarray(t.points)
+    tri = (np.asarray(t.faces).reshape(-1, 4)[:, 1:] if t.n_cells
+           else np.zeros((0, 3), dtype=np.int64))
+    region = (np.asarray(t.cell_data["region"]) if "region" in t.cell_data
+              else np.zeros(len(tri), dtype=int))
+    if len(tri):
+        e1, e2 = pts[tri[:, 1]] - pts[tri[:, 0]], pts[tri[:, 2]] - pts[tri[:, 0]]
+        area = 0.5 * np.linalg.norm(np.cross(e1, e2), axis=1)
+        ok = area > 1e-9 * max(float(np.sum(np.ptp(pts, axis=0) ** 2)), 1e-300)
+        tri, region = tri[ok], region[ok]
+    return t, tri, region
 
 
 def _polylines(pv, axons: Axons, which: np.ndarray):
@@ -342,15 +452,20 @@ def _polylines(pv, axons: Axons, which: np.ndarray):
     return pv.PolyData(np.vstack(pts), lines=np.concatenate(cells))
 
 
-def _oblique_camera(pl, lesion: tuple[float, float], radius: float) -> None:
+def _oblique_camera(pl, lesion: tuple[float, float], radius: float,
+                   shown: tuple[float, float]) -> None:
     """Look into the removed quadrant from dorsal-right and a little rostral."""
     zc = 0.5 * (lesion[0] + lesion[1])
-    span = max(lesion[1] - lesion[0], 2 * radius)
     focus = np.array([0.0, 0.0, zc])
-    direction = np.array([1.0, 0.85, -0.75])
+    direction = np.array([1.0, 0.75, -0.55])
     direction /= np.linalg.norm(direction)
-    pl.camera_position = [tuple(focus + 4.2 * span * direction), tuple(focus), (0, 1, 0)]
-    pl.camera.view_angle = 30.0
+    pl.camera.focal_point = tuple(focus)
+    # 20° view angle: at 2.4 segment lengths the segment spans ~3/4 of a 16:10 frame.
+    pl.camera.position = tuple(focus + 2.4 * (shown[1] - shown[0] + radius) * direction)
+    pl.camera.up = (0, 1, 0)
+    pl.camera.view_angle = 20.0
+    pl.reset_camera_clipping_range()
+    pl.camera.zoom(1.1)
 
 
 # -- 2D slices (PyVista cuts, matplotlib draws) ---------------------------------------
@@ -384,24 +499,25 @@ def slice_2d(mesh, field: str, normal: str, origin: Sequence[float] = (0, 0, 0))
     """
     pv = _pv()
     plane = mesh if isinstance(mesh, pv.PolyData) else mesh.slice(normal=normal, origin=origin)
-    plane = plane.triangulate().clean()
-    cols = (2, 1) if normal == "x" else (0, 1)
-    uv = np.asarray(plane.points)[:, cols]
-    tri = np.asarray(plane.faces).reshape(-1, 4)[:, 1:] if plane.n_cells else np.zeros((0, 3), int)
-    values = (np.asarray(plane.point_data[field], dtype=float) if field in plane.point_data
+    t, tri, region = _planar_triangles(plane)
+    uv = np.asarray(t.points)[:, (2, 1) if normal == "x" else (0, 1)]
+    values = (np.asarray(t.point_data[field], dtype=float) if field in t.point_data
               else np.zeros(len(uv)))
-    region = (np.asarray(plane.cell_data["region"]) if "region" in plane.cell_data
-              else np.zeros(len(tri), dtype=int))
     return Slice2D(uv, tri, values, _borders(uv, tri, region))
 
 
 def _borders(uv: np.ndarray, tri: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Edges between triangles of different regions, and edges on the outline."""
+    """Segments (k, 2, 2) between triangles of different regions and on the outline."""
     if len(tri) == 0:
         return np.zeros((0, 2, 2))
+    return uv[_border_edges(tri, region, len(uv))]
+
+
+def _border_edges(tri: np.ndarray, region: np.ndarray, npts: int) -> np.ndarray:
+    """Point pairs (k, 2) of the edges between regions and on the outline."""
     e = np.sort(np.vstack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     owner = np.tile(np.arange(len(tri)), 3)
-    key = e[:, 0].astype(np.int64) * (len(uv) + 1) + e[:, 1]
+    key = e[:, 0].astype(np.int64) * (npts + 1) + e[:, 1]
     order = np.argsort(key, kind="stable")
     key, e, owner = key[order], e[order], owner[order]
     first = np.r_[True, key[1:] != key[:-1]]
@@ -410,18 +526,39 @@ def _borders(uv: np.ndarray, tri: np.ndarray, region: np.ndarray) -> np.ndarray:
     pair = np.flatnonzero(~last)  # i and i + 1 share an edge
     differ = pair[region[owner[pair]] != region[owner[pair + 1]]]
     keep = np.r_[np.flatnonzero(single), differ]
-    return uv[e[keep]]
+    return e[keep]
 
 
-def _draw_slice(ax, sl: Slice2D, scale: FieldScale, border_colour: str = "#303030"):
+def _draw_slice(ax, sl: Slice2D, scale: FieldScale):
+    """The field on a slice, with region borders dark on a faint light halo (they read on
+    both ends of the colormap)."""
+    from matplotlib import patheffects
     from matplotlib.collections import LineCollection
 
     if len(sl.tri) == 0:
         return None
     m = ax.tripcolor(sl.uv[:, 0], sl.uv[:, 1], sl.tri, scale.clip(sl.values), shading="gouraud",
                      cmap=scale.cmap, norm=scale.norm(), rasterized=True)
-    ax.add_collection(LineCollection(sl.borders, colors=border_colour, linewidths=0.6))
+    lc = LineCollection(sl.borders, colors="#262626", linewidths=0.6, zorder=2)
+    lc.set_path_effects([patheffects.Stroke(linewidth=1.6, foreground="white", alpha=0.45),
+                         patheffects.Normal()])
+    ax.add_collection(lc)
     return m
+
+
+def _plain_log_ticks(axis) -> None:
+    """Label a log axis 0.1, 1, 10 rather than 10^-1, 10^0, 10^1."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _colourbar(fig, mappable, scale: FieldScale, **kw):
+    cb = fig.colorbar(mappable, **kw)
+    cb.set_label(scale.label)
+    if scale.log:
+        _plain_log_ticks(cb.ax.yaxis if cb.orientation == "vertical" else cb.ax.xaxis)
+    return cb
 
 
 def _state_legend_handles(states: Sequence[int], marker: bool):
@@ -459,10 +596,15 @@ def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Pat
     plt = _plt()
     fig, axes = plt.subplots(1, len(planes), figsize=size, squeeze=False, layout="constrained")
     lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
+    zs = [z for _, z in planes]
+    # Slice a hair off each plane, towards the middle of the planes: a lesion face is a
+    # mesh interface, and a plane through mesh facets cuts them degenerately.
+    mid = 0.5 * (min(zs) + max(zs))
+    hair = 1e-3 * max(max(zs) - min(zs), hi[0] - lo[0])
     mappable, states = None, []
     for ax, (label, z) in zip(axes[0], planes, strict=True):
-        # A plane exactly on a region interface cuts faces, not cells: nudge it inwards.
-        zz = float(np.clip(z, lo[2] + 1e-6, hi[2] - 1e-6))
+        zz = z + (hair if z <= mid else -hair) * (1.0 if z != mid else 0.37)
+        zz = float(np.clip(zz, lo[2] + hair, hi[2] - hair))
         sl = slice_2d(grid, scale.name, "z", (0, 0, zz))
         m = _draw_slice(ax, sl, scale)
         mappable = mappable or m
@@ -471,8 +613,8 @@ def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Pat
             xy, st, n = axons.crossings(z)
             for k in np.unique(st):
                 sel = st == k
-                ax.scatter(xy[sel, 0], xy[sel, 1], s=14, c=STATE_COLOURS[STATE_NAMES[k]],
-                           edgecolors="white", linewidths=0.5, zorder=3)
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=16, c=STATE_COLOURS[STATE_NAMES[k]],
+                           edgecolors="white", linewidths=0.6, zorder=3)
             states.extend(st.tolist())
         ax.set_title(f"{label}, z = {z:+.2f} mm" + (f"\n{n} axons pass" if axons is not None
                                                      else ""), fontsize=11)
@@ -480,18 +622,17 @@ def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Pat
         ax.set_xlim(lo[0] - 0.05, hi[0] + 0.05)
         ax.set_ylim(lo[1] - 0.05, hi[1] + 0.05)
         ax.set_xlabel("x, lateral (mm)")
-        ax.set_facecolor("white")
     axes[0][0].set_ylabel("y, dorsal (mm)")
     if mappable is not None:
-        cb = fig.colorbar(mappable, ax=axes[0].tolist(), shrink=0.85, pad=0.01)
-        cb.set_label(scale.label)
+        _colourbar(fig, mappable, scale, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
     if states:
-        axes[0][-1].legend(handles=_state_legend_handles(states, marker=True), loc="upper right",
-                           fontsize=8, title="axon final state", title_fontsize=8,
-                           framealpha=0.85)
+        fig.legend(handles=_state_legend_handles(states, marker=True), loc="outside lower center",
+                   ncols=len(set(states)), fontsize=9, frameon=False,
+                   title="points where axons pierce the plane, by final state",
+                   title_fontsize=9)
     when = f" at day {t_day:g}" if t_day is not None else ""
-    fig.suptitle(f"Transverse sections{when}, seen from caudal: {scale.name} and the axons "
-                 "passing each plane", fontsize=12)
+    fig.suptitle(f"Transverse sections{when}, seen from caudal (dorsal up, right to the right): "
+                 f"{scale.name}", fontsize=12)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=dpi, facecolor="white")
     plt.close(fig)
@@ -520,50 +661,55 @@ def render_growth(slices: Sequence[tuple[float, object]], axons: Axons | None,
     Returns:
         The files written.
     """
-    import imageio.v3 as iio
-
     plt = _plt()
-    first = slices[0][1]
-    b = first.bounds
-    zl, zh, yl, yh = b[4], b[5], b[2], b[3]
+    bnd = slices[0][1].bounds
+    zl, zh, yl, yh = bnd[4], bnd[5], bnd[2] - 0.05, bnd[3] + 0.05
+    # Fixed layout in inches, the plot box at the cord's aspect (no letterboxing).
     dpi = 100
-    w_in = width_px / dpi
-    # Height follows the cord's aspect, plus room for title, axis and colour bar.
-    h_in = max(2.6, w_in * (yh - yl) / (zh - zl) * 0.92 + 1.6)
+    w = width_px / dpi
+    left, right, top, below, foot = 0.75, 0.25, 0.42, 0.45, 0.62
+    plot_w = w - left - right
+    plot_h = plot_w * (yh - yl) / (zh - zl)
+    h = top + plot_h + below + foot
     frames = []
     for t, poly in slices:
         sl = slice_2d(poly, scale.name, "x")
-        fig, ax = plt.subplots(figsize=(w_in, h_in), dpi=dpi, layout="constrained")
-        m = _draw_slice(ax, sl, scale, border_colour="#505050")
-        states = []
+        fig = plt.figure(figsize=(w, h), dpi=dpi, facecolor="white")
+        ax = fig.add_axes((left / w, (below + foot) / h, plot_w / w, plot_h / h))
+        m = _draw_slice(ax, sl, scale)
+        states = np.zeros(0, dtype=np.int64)
         if axons is not None and axons.count:
             paths, states = axons.grown_until(t)
             _draw_axon_paths(ax, paths, states)
         if lesion is not None:
             for z in lesion:
-                ax.axvline(z, color="#303030", ls=(0, (4, 3)), lw=0.8)
+                ax.axvline(z, color="#1a1a1a", ls=(0, (4, 3)), lw=0.8, zorder=4)
         ax.set_xlim(zl, zh)
-        ax.set_ylim(yl - 0.05, yh + 0.05)
-        ax.set_aspect("equal")
-        ax.set_xlabel("z, rostral → caudal (mm)")
+        ax.set_ylim(yl, yh)
+        ax.set_xlabel("z, rostral → caudal (mm)", labelpad=2)
         ax.set_ylabel("y, dorsal (mm)")
-        n_cross = int(np.sum(np.asarray(states) == STATE_NAMES.index("crossed")))
-        ax.set_title(f"Day {t:5.1f}   {scale.name} on the mid-sagittal plane"
-                     + (f"   axons: {len(states)} growing or done, {n_cross} crossed"
-                        if axons is not None else ""), fontsize=11, loc="left")
+        fig.text(left / w, 1 - 0.12 / h, f"Day {t:.1f}: {scale.name} on the mid-sagittal plane",
+                 fontsize=12, va="top")
+        if axons is not None:
+            counts = ", ".join(f"{int(np.sum(states == k))} {name}"
+                               for k, name in enumerate(STATE_NAMES))
+            fig.text(1 - right / w, 1 - 0.14 / h, f"axons ({axons.count} seeded): {counts}",
+                     fontsize=9, va="top", ha="right", color="#333333")
         if m is not None:
-            cb = fig.colorbar(m, ax=ax, orientation="vertical", fraction=0.03, pad=0.01)
-            cb.set_label(scale.label)
+            cax = fig.add_axes((left / w, 0.25 / h, 0.35 * plot_w / w, 0.13 / h))
+            _colourbar(fig, m, scale, cax=cax, orientation="horizontal")
         if axons is not None and axons.count:
-            ax.legend(handles=_state_legend_handles(range(len(STATE_NAMES)), marker=False),
-                      loc="lower left", ncols=4, fontsize=8, framealpha=0.85)
+            fig.legend(handles=_state_legend_handles(range(len(STATE_NAMES)), marker=False),
+                       loc="center right", bbox_to_anchor=(1 - right / w, 0.33 / h), ncols=4,
+                       fontsize=9, frameon=False, title="axons projected on the plane, by state",
+                       title_fontsize=9)
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
         plt.close(fig)
     gif.parent.mkdir(parents=True, exist_ok=True)
     durations = [1000.0 / fps] * len(frames)
     durations[-1] = 2500.0  # hold the last frame
-    iio.imwrite(gif, np.stack(frames), extension=".gif", duration=durations, loop=0)
+    _write_gif(frames, gif, durations, scale)
     out = [gif]
     if mp4:
         video = _write_mp4(frames, gif.with_suffix(".mp4"), fps)
@@ -573,18 +719,54 @@ def render_growth(slices: Sequence[tuple[float, object]], axons: Axons | None,
 
 
 def _draw_axon_paths(ax, paths: Sequence[np.ndarray], states: np.ndarray) -> None:
-    """Axons projected on the sagittal plane (z, y), drawn in state colours with a halo."""
+    """Axons projected on the sagittal plane (z, y), in state colours with a faint halo."""
     from matplotlib import patheffects
     from matplotlib.collections import LineCollection
 
     for k, name in enumerate(STATE_NAMES):
         segs = [p[:, (2, 1)] for p, s in zip(paths, states, strict=True) if s == k]
         if segs:
-            lc = LineCollection(segs, colors=STATE_COLOURS[name], linewidths=0.9, alpha=0.9,
-                                zorder=3 + (k == STATE_NAMES.index("crossed")))
-            lc.set_path_effects([patheffects.Stroke(linewidth=1.8, foreground="white", alpha=0.6),
-                                 patheffects.Normal()])
+            lc = LineCollection(segs, colors=STATE_COLOURS[name], linewidths=1.0, alpha=0.9,
+                                zorder=3)
+            # A faint light rim keeps the lines apart from the dark end of the colormap.
+            lc.set_path_effects([patheffects.Stroke(linewidth=1.7, foreground="white",
+                                                    alpha=0.5), patheffects.Normal()])
             ax.add_collection(lc)
+
+
+def _gif_palette(scale: FieldScale) -> list[tuple[int, int, int]]:
+    """256 colours for every frame: greys for text, the axon and region colours (and
+    their blends with white and black), and samples of the colormap.
+
+    One fixed palette keeps colours steady between frames; a per-frame adaptive one
+    drops the few pixels of a thin blue axon line into grey.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    def rgb(c) -> tuple[int, int, int]:
+        return tuple(int(round(255 * v)) for v in c[:3])
+
+    pal = [rgb((g, g, g)) for g in np.linspace(0.0, 1.0, 32)]
+    for c in (*STATE_COLOURS.values(), *REGION_COLOURS.values()):
+        base = np.array(to_rgb(c))
+        pal += [rgb(base), rgb(0.6 * base + 0.4), rgb(0.6 * base)]
+    cm = colormaps[scale.cmap]
+    pal += [rgb(cm(v)) for v in np.linspace(0.0, 1.0, 256 - len(pal))]
+    return pal
+
+
+def _write_gif(frames: Sequence[np.ndarray], path: Path, durations: Sequence[float],
+               scale: FieldScale) -> None:
+    from PIL import Image
+
+    pal = Image.new("P", (1, 1))
+    pal.putpalette([v for c in _gif_palette(scale) for v in c])
+    imgs = [Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE) for f in frames]
+    tmp = path.with_name(f".{path.name}.tmp")
+    imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:],
+                 duration=[int(d) for d in durations], loop=0, optimize=False)
+    tmp.replace(path)
 
 
 def ffmpeg_executable() -> str | None:
@@ -620,6 +802,6 @@ def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> Path | N
     return path
 
 
-__all__ = ["DECADES", "FIELD_CMAP", "HOST_REGIONS", "STATE_COLOURS", "STATE_NAMES", "Axons",
+__all__ = ["DECADES", "FIELD_CMAP", "STATE_COLOURS", "STATE_NAMES", "Axons",
            "FieldScale", "Slice2D", "ffmpeg_executable", "field_scale", "render_cross_sections",
            "render_cutaway", "render_growth", "slice_2d"]

@@ -22,10 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx/petsc4py)
 import dolfinx.fem.petsc as fpetsc
+import numpy as np
 import ufl
 from dolfinx import fem, la
 from mpi4py import MPI
@@ -208,6 +206,12 @@ class LinearSolver:
         petsc_options: User options merged over the preset (no prefix).
         near_nullspace: True for rigid-body modes of ``u``'s space (elasticity),
             or an explicit ``PETSc.NullSpace``.
+        rhs_coefficients: Functions that ``L`` is affine in and that change
+            every step (``c_old``, sources). ``L`` is then split into
+            ``Σ B_j f_j + L_rest`` with matrices ``B_j = ∂L/∂f_j`` assembled
+            together with ``a`` (only when invalidated), so a step costs a few
+            sparse mat-vecs instead of a volume assembly. Needs a UFL ``L``;
+            a ValueError says if ``L`` is not affine in one of them.
         form_compiler_options, jit_options: Passed to :func:`dolfinx.fem.form`.
     """
 
@@ -215,12 +219,16 @@ class LinearSolver:
                  bcs: Sequence[fem.DirichletBC] = (), *, field: str, preset: str = "transport",
                  petsc_options: Mapping[str, Any] | None = None,
                  near_nullspace: bool | PETSc.NullSpace | None = None,
+                 rhs_coefficients: Sequence[fem.Function] = (),
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
         self.field = field
         self.u = u
         self.bcs = list(bcs)
         self.a = compile_form(a, **kw)
+        self._rhs_ops: list[tuple[fem.Form, PETSc.Mat, fem.Function]] = []
+        if rhs_coefficients:
+            L = self._split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
         self.prefix = _unique_prefix(field)
         self.options = merged_options(preset, petsc_options)
@@ -246,6 +254,25 @@ class LinearSolver:
         #: Iterations of the last solve.
         self.iterations = 0
 
+    def _split_rhs(self, L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict) -> ufl.Form | None:
+        if not isinstance(L, ufl.Form):
+            raise ValueError("rhs_coefficients needs L as a UFL form")
+        from ufl.algorithms import expand_derivatives
+
+        rest = L
+        for f in coeffs:
+            du = ufl.TrialFunction(f.function_space)
+            B = expand_derivatives(ufl.derivative(L, f, du))
+            curv = expand_derivatives(ufl.derivative(B, f, ufl.TestFunction(f.function_space)))
+            if not curv.empty():
+                raise ValueError(f"L is not affine in {f.name}: cannot precompute its matrix")
+            if B.empty():
+                continue
+            Bc = compile_form(B, **kw)
+            self._rhs_ops.append((Bc, fpetsc.create_matrix(Bc), f))
+            rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
+        return None if rest.empty() else rest
+
     def invalidate(self) -> None:
         """Mark the matrix stale: its coefficients (or Δt) changed since assembly."""
         self._stale = True
@@ -255,6 +282,10 @@ class LinearSolver:
         self.A.zeroEntries()
         fpetsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
         self.A.assemble()
+        for B_form, B, _ in self._rhs_ops:
+            B.zeroEntries()
+            fpetsc.assemble_matrix(B, B_form)
+            B.assemble()
         self._stale = False
         self.assemblies += 1
 
@@ -267,6 +298,9 @@ class LinearSolver:
         if self.bcs:
             fpetsc.apply_lifting(self.b, [self.a], bcs=[self.bcs])
         self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        # Precomputed parts act on owned entries only (after the ghost accumulation).
+        for _, B, f in self._rhs_ops:
+            B.multAdd(f.x.petsc_vec, self.b, self.b)
         if self.bcs:
             fpetsc.set_bc(self.b, self.bcs)
         return self.b
@@ -302,7 +336,7 @@ class LinearSolver:
     def destroy(self) -> None:
         """Free the PETSc objects (collective)."""
         self._opts.clear()
-        for obj in (self.ksp, self.A, self.b):
+        for obj in (self.ksp, self.A, self.b, *(B for _, B, _ in self._rhs_ops)):
             obj.destroy()
 
 

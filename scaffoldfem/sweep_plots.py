@@ -6,8 +6,9 @@ Reads ``DIR/results.csv`` and ``DIR/sweep.json`` and writes into ``DIR/figures/`
   parameters (grid sweeps; a scatter coloured by the metric for samples), or a
   line plot for a one-parameter sweep;
 * ``sweep_overview.png`` — all of them side by side;
-* ``sweep_montage.png`` — the pictures of the best and the worst case (by axon
-  crossing fraction) side by side, when the cases drew PNG figures.
+* ``sweep_montage.png`` — the PyVista pictures of the best and the worst case (by
+  axon crossing fraction) side by side; drawn from the case files with
+  :func:`scaffoldfem.plots.plot_run` when the sweep ran with ``output.figures = false``.
 
 Matplotlib only through :class:`matplotlib.figure.Figure` (no pyplot state, no
 display); call on one rank.
@@ -149,6 +150,22 @@ def _draw(ax: Any, fig: Any, df: Any, cols: list[str], col: str, title: str,
                 color="tab:red")
 
 
+#: Case pictures shown in the montage, in this order when present (scaffoldfem.plots).
+_PREFERRED = ["cutaway.png", "cross_sections.png", "timecourses.png"]
+
+
+def _draw_case_figures(case_dir: Path) -> None:
+    """Draw a case's pictures from its files when the sweep ran with figures off."""
+    import logging
+
+    try:
+        from scaffoldfem.plots import plot_run
+
+        plot_run(case_dir, scale=0.6)
+    except Exception as err:  # a montage is a bonus: never fail the sweep plots for it
+        logging.getLogger(__name__).warning("montage: cannot draw %s (%s)", case_dir.name, err)
+
+
 def _montage(sweep_dir: Path, df: Any, metric: str, out: Path) -> Path | None:
     """Best and worst case pictures side by side (PNG figures the cases drew)."""
     import imageio.v3 as iio
@@ -162,9 +179,12 @@ def _montage(sweep_dir: Path, df: Any, metric: str, out: Path) -> Path | None:
     worst = ok.loc[ok[metric].astype(float).idxmin()]
     pics = {}
     for tag, row in (("best", best), ("worst", worst)):
-        fig_dir = sweep_dir / "cases" / str(row["case_id"]) / "figures"
-        pics[tag] = {p.name: p for p in sorted(fig_dir.glob("*.png"))}
-    names = [n for n in pics["best"] if n in pics["worst"]][:3]
+        case_dir = sweep_dir / "cases" / str(row["case_id"])
+        if not list((case_dir / "figures").glob("*.png")):
+            _draw_case_figures(case_dir)
+        pics[tag] = {p.name: p for p in sorted((case_dir / "figures").glob("*.png"))}
+    common = [n for n in pics["best"] if n in pics["worst"]]
+    names = sorted(common, key=lambda n: (_PREFERRED.index(n) if n in _PREFERRED else 99, n))[:3]
     if not names:
         return None
     fig = Figure(figsize=(4 * len(names), 7), layout="constrained")

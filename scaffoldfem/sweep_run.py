@@ -174,7 +174,8 @@ class ResultsWriter:
         metrics = sorted(c for c in df.columns if c not in lead and c not in params)
         df = df[lead + params + metrics]
         if "error" in df:
-            df["error"] = df["error"].fillna("").astype(str)
+            df["error"] = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                           for v in df["error"]]
         return df
 
     def write(self) -> None:
@@ -261,9 +262,12 @@ def _prepare_dir(plan: SweepPlan, out: Path, overwrite: bool) -> None:
     conflicts = []
     for case in plan.cases:
         cdir = out / "cases" / case.id
-        if (cdir / "study.resolved.toml").exists():
-            digest = _resolved_digest(cdir)
-            if digest != case.study.digest():
+        resolved = cdir / "study.resolved.toml"
+        if resolved.exists():
+            # Same text as the case's study: certainly the same (the cheap, usual path).
+            if resolved.read_text() == case.study.to_toml():
+                continue
+            if _resolved_digest(cdir) != case.study.digest():
                 conflicts.append(f"{case.id}: {cdir} holds a different study (was the sweep or its "
                                  "base study edited?)")
     if conflicts:
@@ -428,7 +432,11 @@ def _premesh(plan: SweepPlan, todo: list[Todo], comm: Any) -> None:
         key = geometry.geometry_hash()
         if key not in seen:
             seen.add(key)
-            ensure_mesh(geometry, comm)
+            try:
+                ensure_mesh(geometry, comm)
+            except Exception as err:  # raised on every rank; the cases will fail one by one
+                if comm.rank == 0:
+                    print(f"warning: meshing failed, its cases will fail: {err}", flush=True)
 
 
 def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
@@ -494,6 +502,7 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
             row = case_row(plan, pos, out / "cases" / plan.cases[pos].id, exit_code=0, error=None,
                            wall_s=math.nan, ranks=0)
             row["wall_s"] = row.get("timing_s.total", math.nan)
+            row["ranks"] = row.get("mesh.ranks", math.nan)
             writer.rows[row["case_id"]] = row
         writer.write()
     n_skip = len(plan.cases) - len(todo)

@@ -86,6 +86,9 @@ def _concentrations(ax, ts, t, species, windows) -> None:
             bottom = min(bottom, 0.3 * min(lows))
         top = max([pos.max(), *[w[1] for w in wins.values()]]) * 2
         ax.set_ylim(bottom, top)
+        from matplotlib.ticker import FuncFormatter
+
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     if series or wins:
         ax.legend(loc="best", fontsize=8, ncols=2, framealpha=0.85)
 
@@ -116,10 +119,11 @@ def _axons(ax, ts, t, seeded) -> None:
         ax.text(0.5, 0.5, "no axons traced", transform=ax.transAxes, ha="center", color="grey")
         return
     n = np.asarray(ts["axons_crossed"], dtype=float)
-    ax.step(t, n, where="post", color="#1a9e3a", lw=2)
-    ax.fill_between(t, n, step="post", color="#1a9e3a", alpha=0.15, lw=0)
+    # Sampled at output times only: a line between samples, dots on them.
+    ax.plot(t, n, color="#1a9e3a", lw=2, marker="o" if len(t) <= 40 else None, ms=3)
+    ax.fill_between(t, n, color="#1a9e3a", alpha=0.15, lw=0)
     ax.set_ylabel("axons crossed")
-    ax.set_ylim(0, max(1.0, float(n.max()) * 1.1, 0.0 if not seeded else 0.0))
+    ax.set_ylim(0, max(1.0, float(n.max()) * 1.1 if n.size else 1.0))
     if seeded:
         sec = ax.secondary_yaxis("right", functions=(lambda v: 100 * v / seeded,
                                                      lambda p: p * seeded / 100))

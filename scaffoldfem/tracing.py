@@ -35,7 +35,7 @@ from scaffoldfem import axon_outputs as st
 from scaffoldfem.axon_outputs import (  # noqa: F401  (re-exported)
     CROSSED, EXITED, GROWING, STALLED, STATE_NAMES, TracerOutputs)
 from scaffoldfem.config.axons import AxonsConfig
-from scaffoldfem.locate import BLOCKED, EXTERIOR, FOUND, LOST, Locator, alltoallv_rows
+from scaffoldfem.locate import BLOCKED, EXTERIOR, FOUND, LEFT, LOST, Locator, alltoallv_rows
 from scaffoldfem.regions import CELL_TAGS, cell_tag
 
 _MAX_SLIDES = 3
@@ -205,6 +205,8 @@ class Tracer(TracerOutputs):
         c["t_seed"][:] = t0
         c["t_cross"][:] = np.nan
         c["speed"][:] = 0.0
+        c["hfacet"][:] = -1
+        c["hrank"][:] = -1
         self.c = st.concat(self.c, c)
         return len(pts)
 
@@ -306,7 +308,7 @@ class Tracer(TracerOutputs):
         c["speed"][i] = v
         c["exiting"][i] = exiting
         c["slides"][i] = _MAX_SLIDES
-        c["nobar"][i] = 0
+        c["back"][i] = 0
         c["transit"][i] = 1
 
     def _move(self, i: np.ndarray, dt: float, t0: float, k0: int) -> None:
@@ -316,15 +318,8 @@ class Tracer(TracerOutputs):
         for _ in range(2 * _MAX_SLIDES + 4):
             if act.size == 0:
                 return
-            res_status = np.empty(act.size, dtype=np.int8)
-            res_cell = np.empty(act.size, dtype=np.int32)
-            res_face = np.empty(act.size, dtype=np.int8)
-            for nobar in (0, 1):
-                sel = c["nobar"][act] == nobar
-                if sel.any():
-                    r = loc.walk(c["target"][act[sel]], c["cell"][act[sel]],
-                                 None if nobar else self.blocked)
-                    res_status[sel], res_cell[sel], res_face[sel] = r.status, r.cell, r.face
+            r = loc.walk(c["target"][act], c["cell"][act], self.blocked)
+            res_status, res_cell, res_face = r.status, r.cell, r.face
             c["cell"][act] = res_cell
             c["gcell"][act] = loc.global_cell[res_cell]
             lost = res_status == LOST
@@ -339,8 +334,13 @@ class Tracer(TracerOutputs):
                 res_face[np.flatnonzero(lost)[~hit]] = -1
             done = res_status == FOUND
             self._finish(act[done], dt, t0, k0)
+            left = res_status == LEFT  # stays in transit; continued on another rank
+            if left.any():
+                jl, cl, fl = act[left], res_cell[left], res_face[left]
+                ghost = cl >= loc.num_owned
+                c["hrank"][jl] = np.where(ghost, loc.owner[cl], loc.remote_rank[cl, fl])
+                c["hfacet"][jl] = np.where(ghost, -1, loc.remote_facet[cl, fl])
             hit = (res_status == EXTERIOR) | (res_status == BLOCKED)
-            # LEFT: stays in transit; the owner of the ghost cell continues the walk.
             j, faces = act[hit], res_face[hit]
             if j.size:
                 slide = (c["slides"][j] > 0) & (faces >= 0)
@@ -355,10 +355,10 @@ class Tracer(TracerOutputs):
                     c["target"][js] = tg - np.maximum(dn, 0.0)[:, None] * nrm
                     c["slides"][js] -= 1
                 jb = j[~slide]
-                back = c["nobar"][jb] == 0
-                # Out of slides: step back to where it was, through any cell.
+                back = c["back"][jb] == 0
+                # Out of slides: walk back to where the step started (no move).
                 c["target"][jb[back]] = c["xold"][jb[back]]
-                c["nobar"][jb[back]] = 1
+                c["back"][jb[back]] = 1
                 stuck = jb[~back]
                 if stuck.size:  # last resort: park at the centroid of the last cell
                     c["target"][stuck] = loc.midpoints(c["cell"][stuck])
@@ -397,7 +397,10 @@ class Tracer(TracerOutputs):
         c["anchor"][i[moved]] = x[moved]
         c["anchor_t"][i[moved]] = t[moved]
         state[live & ~moved & (t - c["anchor_t"][i] >= p.stall_time * (1 - 1e-12))] = STALLED
-        state[live & (c["exiting"][i] == 1)] = EXITED  # reached an end of the segment
+        # reached an end of the segment (not pulled back by a slide)
+        tol = 2 * self._delta
+        at_end = (x[:, 2] >= self.z_max - tol) | (x[:, 2] <= self.z_min + tol)
+        state[live & (c["exiting"][i] == 1) & at_end] = EXITED
         c["state"][i] = state
         self._record(i[(c["k"][i] % p.record_every == 0) | (state != old)])
 
@@ -422,14 +425,21 @@ class Tracer(TracerOutputs):
         if self.comm.size == 1:
             return
         c, loc = self.c, self.loc
-        send = (c["cell"] >= loc.num_owned) & (self._active() | (c["transit"] == 1))
-        dest = loc.owner[c["cell"][send]]
+        # In transit (walk left this rank): to the rank across the face it left by.
+        # Settled in a ghost cell: to the cell's owner.
+        transit = c["transit"] == 1
+        send = transit | ((c["cell"] >= loc.num_owned) & self._active())
+        dest = np.where(transit, c["hrank"], loc.owner[np.maximum(c["cell"], 0)])[send]
         self.n_migrated += int(send.sum())
         rows = alltoallv_rows(self.comm, dest, st.pack(st.take(c, send)))
         self.c = st.take(c, ~send)
         got = st.unpack(rows)
-        got["cell"] = loc.global_to_local(got["gcell"])
-        if np.any(got["cell"] < 0):  # pragma: no cover - ghost layer guarantees this
+        viaf = got["hfacet"] >= 0
+        got["cell"][~viaf] = loc.global_to_local(got["gcell"][~viaf])
+        got["cell"][viaf] = loc.cell_across(got["hfacet"][viaf])
+        got["gcell"] = loc.global_cell[got["cell"]]
+        got["hfacet"][:] = -1
+        if np.any(got["cell"] < 0):  # pragma: no cover - the sender named a local cell
             raise RuntimeError("migrated growth cone not found on its owner")
         n0 = len(self.c["id"])
         self.c = st.concat(self.c, got)

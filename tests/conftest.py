@@ -41,6 +41,8 @@ def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PMI_", "PMIX_", "MPI_", "HYDRA_", "OMPI_", "MPIR_"))}
     env["PYTHONPATH"] = str(ROOT)
+    # Children share the repository's mesh cache (meshing once per geometry).
+    env.setdefault("SCAFFOLDFEM_MESH_CACHE", str(ROOT / "meshes" / "cache"))
     return env
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-import scaffoldfem  # noqa: F401
+import scaffoldfem  # noqa: F401  (conftest imports it first as well)
 from scaffoldfem.physics.degradation import (
     cell_survival_step,
-    degrade_step,
     deformed_porosity,
+    degrade_step,
     porosity,
     release_step,
     strain_factor,

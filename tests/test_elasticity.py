@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 
+import dolfinx.fem.petsc as fpetsc
 import numpy as np
 import pytest
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-import dolfinx.fem.petsc as fpetsc
 import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+import scaffoldfem  # noqa: F401  (conftest imports it first as well)
 from scaffoldfem.compat import integrate, interpolate_expression
 from scaffoldfem.physics.mechanics import (
     elasticity_forms,

@@ -14,8 +14,9 @@ from mpi4py import MPI
 from scaffoldfem.locate import EXTERIOR, FOUND, LEFT, Locator
 
 
-def _box(comm, n=6, rotate=False):
-    msh = dmesh.create_box(comm, [[0, 0, 0], [1, 1, 1]], [n, n, n], dmesh.CellType.tetrahedron)
+def _box(comm, n=6, rotate=False, ghost=dmesh.GhostMode.shared_facet):
+    msh = dmesh.create_box(comm, [[0, 0, 0], [1, 1, 1]], [n, n, n], dmesh.CellType.tetrahedron,
+                           ghost_mode=ghost)
     if rotate:  # tilted box: cell bounding boxes stick out of the domain
         a = np.pi / 7
         R = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
@@ -37,9 +38,10 @@ def _points_in_cells(loc, cells, rng):
     return np.einsum("ni,nij->nj", lam, loc.x[loc.nodes[cells]])
 
 
-def test_walk_finds_random_points(comm):
+@pytest.mark.parametrize("ghost", [dmesh.GhostMode.shared_facet, dmesh.GhostMode.none])
+def test_walk_finds_random_points(comm, ghost):
     """Points in random owned cells, walks from far-away owned start cells."""
-    loc = Locator(_box(comm))
+    loc = Locator(_box(comm, ghost=ghost))
     rng = np.random.default_rng(3 + comm.rank)
     cells = rng.integers(0, loc.num_owned, 300)
     x = _points_in_cells(loc, cells, rng)
@@ -59,6 +61,27 @@ def test_walk_finds_random_points(comm):
     # locate() falls back to the tree for the walks that left
     c = loc.locate(x, start)
     assert np.array_equal(c, cells)
+    # a walk that left did so through a face with a known continuation
+    left = np.flatnonzero(res.status == LEFT)
+    lc, lf = res.cell[left], res.face[left]
+    ghost_cell = lc >= loc.num_owned
+    assert np.all(loc.remote_rank[lc[~ghost_cell], lf[~ghost_cell]] >= 0)
+    if ghost == dmesh.GhostMode.none:
+        assert loc.num_cells == loc.num_owned
+    # the owned cell across each interprocess facet is found from its global index
+    from scaffoldfem.locate import alltoallv_rows
+
+    cc, ff = np.nonzero(loc.remote_facet[: loc.num_owned] >= 0)
+    inp = np.asarray(loc.mesh.geometry.input_global_indices)
+    face_nodes = np.sort(inp[loc.nodes[cc][np.arange(4) != ff[:, None]].reshape(-1, 3)], axis=1)
+    rows = np.column_stack([loc.remote_facet[cc, ff], face_nodes]).astype(float)
+    got = alltoallv_rows(comm, loc.remote_rank[cc, ff], rows)
+    across = loc.cell_across(got[:, 0].astype(np.int64))
+    # the cell across the facet has the facet's three nodes (by input node index)
+    mine = inp[loc.nodes[across]]
+    assert all(set(g[1:].astype(np.int64)) <= set(m) for g, m in zip(got, mine, strict=True))
+    assert comm.allreduce(len(got)) == (0 if comm.size == 1 or ghost != dmesh.GhostMode.none
+                                        else comm.allreduce(len(cc)))
 
 
 def test_points_near_faces_and_vertices(comm):

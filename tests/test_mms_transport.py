@@ -15,12 +15,11 @@ import math
 
 import numpy as np
 import pytest
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+import scaffoldfem  # noqa: F401  (conftest imports it first as well)
 from scaffoldfem.compat import facet_dofs, integrate, interpolate_expression, tag_facets
 from scaffoldfem.physics.transport import (
     Robin,

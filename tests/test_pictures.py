@@ -23,6 +23,8 @@ SPECIES = ("BDNF", "NT3", "GDNF")
 LESION = (-1.0, 1.0)  # default study: 2-mm lesion centred at z = 0
 SCAR = 0.2
 L = 10.0
+#: Channel centres (the default hexagonal layout of 7 channels at 0.7 mm pitch).
+CHANNELS = [(0.0, 0.0)] + [(0.7 * np.cos(a), 0.7 * np.sin(a)) for a in np.arange(6) * np.pi / 3]
 
 
 # -- synthetic run --------------------------------------------------------------------
@@ -53,9 +55,7 @@ def region_of(p: np.ndarray) -> np.ndarray:
     tag[(np.abs(z) > LESION[1]) & (np.abs(z) <= LESION[1] + SCAR)] = CELL_TAGS["scar"]
     les = np.abs(z) <= LESION[1]
     tag[les] = CELL_TAGS["scaffold"]
-    centres = [(0.0, 0.0)] + [(0.7 * np.cos(a), 0.7 * np.sin(a) * 0.75)
-                              for a in np.arange(6) * np.pi / 3]
-    for cx, cy in centres:
+    for cx, cy in CHANNELS:
         tag[les & ((x - cx) ** 2 + (y - cy) ** 2 <= 0.23 ** 2)] = CELL_TAGS["channel"]
     return tag
 
@@ -84,34 +84,51 @@ def fill_fields(ds, amp: float = 1.0) -> None:
 
 
 def synthetic_axons(n: int = 40, t_end: float = 56.0, seed: int = 0):
-    """Descending axons from the rostral face: crossed, stalled, growing, exited."""
+    """Descending axons from the rostral face: crossed, stalled, growing and exited.
+
+    A persistent random walk towards +z that is drawn into the nearest channel inside
+    the lesion; each fate ends where such an axon would (beyond the caudal face, in
+    the scar or scaffold, mid-lesion at the end of the run, outside the pia).
+    """
     import pyvista as pv
 
     rng = np.random.default_rng(seed)
     z0 = LESION[0] - SCAR - 0.2
     fates = np.array([1, 1, 1, 1, 2, 2, 0, 3] * (n // 8 + 1))[:n]
-    pts, lines, pdata, cdata, start = [], [], [], [], 0
+    centres = np.array(CHANNELS)
+    pts, lines, tt, cdata, start = [], [], [], [], 0
     for j, fate in enumerate(fates):
         ang = rng.uniform(0, 2 * np.pi)
         r = rng.uniform(0.75, 0.92)
         xy = np.array([1.4 * r * np.cos(ang), 1.1 * r * np.sin(ang)])
-        zend = {1: 2.6, 2: rng.uniform(-1.1, 0.3), 0: rng.uniform(0.2, 1.0), 3: 0.0}[fate]
-        m = 40
-        z = np.linspace(z0, zend, m)
-        path = np.column_stack([np.repeat(xy[None], m, axis=0), z])
-        path[:, :2] *= 1 - 0.25 * np.clip((z - LESION[0]) / 2, 0, 1)[:, None]  # into channels
-        if fate == 3:  # leaves through the pia
-            path[:, :2] *= np.linspace(1.0, 1.4 / (1.4 * r), m)[:, None] ** 2
-        t0 = rng.uniform(0, 8)
-        t = np.linspace(t0, t_end if fate == 0 else rng.uniform(25, 50), m)
+        zend = {1: 2.4, 2: rng.uniform(-1.15, 0.5), 0: rng.uniform(0.0, 0.9), 3: 9.0}[fate]
+        v = np.zeros(2)
+        path = [np.r_[xy, z0]]
+        z = z0
+        while z < zend and len(path) < 200:
+            z += 0.05
+            v = 0.8 * v + rng.normal(0, 0.006, 2)
+            if abs(z) <= LESION[1] + SCAR:  # drawn into the nearest channel
+                c = centres[np.argmin(np.linalg.norm(centres - xy, axis=1))]
+                v += 0.08 * (c - xy)
+            if fate == 3 and z > LESION[0]:  # drifts out through the pia
+                v += 0.01 * xy / np.linalg.norm(xy)
+            xy = xy + v
+            path.append(np.r_[xy, z])
+            if fate == 3 and (xy[0] / 1.4) ** 2 + (xy[1] / 1.1) ** 2 > 1.0:
+                break
+        path = np.array(path)
+        t0 = rng.uniform(0, 6)
+        t1 = {1: rng.uniform(30, t_end), 2: rng.uniform(15, 40), 0: t_end,
+              3: rng.uniform(20, 45)}[fate]
         pts.append(path)
-        lines.append(np.r_[m, start + np.arange(m)])
-        start += m
-        pdata.append(t)
+        lines.append(np.r_[len(path), start + np.arange(len(path))])
+        start += len(path)
+        tt.append(np.linspace(t0, t1, len(path)))
         cdata.append((j, fate))
-    poly = pv.PolyData(np.vstack(pts), lines=np.concatenate(lines))
     P = np.vstack(pts)
-    poly.point_data["t_day"] = np.concatenate(pdata)
+    poly = pv.PolyData(P, lines=np.concatenate(lines))
+    poly.point_data["t_day"] = np.concatenate(tt)
     poly.point_data["speed_mm_per_day"] = np.full(len(P), 0.24)
     poly.point_data["region"] = region_of(P)
     for k, s in enumerate(SPECIES):

@@ -25,9 +25,11 @@ OFF = dict(persistence=0.0, chemotaxis=0.0, durotaxis=0.0, noise=0.0, scar_repul
            guidance={})
 
 
-def setup(comm, region=lambda m: np.full(len(m), cell_tag("white_matter")), n=(8, 8, 16)):
+def setup(comm, region=lambda m: np.full(len(m), cell_tag("white_matter")), n=(8, 8, 16),
+          ghost=dmesh.GhostMode.shared_facet):
     """Box mesh, its locator and region tags from a function of the cell midpoints."""
-    msh = dmesh.create_box(comm, [[-1, -1, -2], [1, 1, 2]], list(n), dmesh.CellType.tetrahedron)
+    msh = dmesh.create_box(comm, [[-1, -1, -2], [1, 1, 2]], list(n), dmesh.CellType.tetrahedron,
+                           ghost_mode=ghost)
     loc = Locator(msh)
     tag = np.asarray(region(loc.midpoints()), dtype=np.int32)
     tags = dmesh.meshtags(msh, 3, np.arange(loc.num_cells, dtype=np.int32), tag)
@@ -236,9 +238,11 @@ def cord_region(m):
     return np.where(cyst, cell_tag("cavity"), tag)
 
 
-def _full_run(comm, days=6.0, split=None):
-    """A run with every cue on; optionally checkpointed and restored after ``split`` days."""
-    msh, loc, tags = setup(comm, cord_region, n=(10, 10, 20))
+def _full_run(comm, days=6.0, split=None, restart_comm=None, state=None,
+              ghost=dmesh.GhostMode.shared_facet):
+    """A run with every cue on; optionally checkpointed after ``split`` days and
+    restored (on ``restart_comm``, default the same) for the rest."""
+    msh, loc, tags = setup(comm, cord_region, n=(10, 10, 20), ghost=ghost)
     c1 = p1(msh, lambda x: 27.0 * np.exp(0.8 * x[2]) + 3.0 * x[0])
     c2 = p1(msh, lambda x: 60.0 / (1.0 + x[0] ** 2 + x[1] ** 2 + x[2] ** 2))
     E = dg0(msh, lambda x: np.where(x[0] < 0.0, 1.0, 0.2) + 0.1 * x[2] ** 2)
@@ -248,22 +252,30 @@ def _full_run(comm, days=6.0, split=None):
                                                     "scar_repulsion": 0.1})
     fields = GrowthFields({"BDNF": c1, "NT-3": c2}, stiffness=E)
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF", "NT-3"], locator=loc)
+    if state is not None:  # restart on this communicator from a saved state
+        tr.set_state(state[1])
+        run(tr, fields, days - state[0], t0=state[0])
+        return tr
     tr.seed(0.0)
     if split is None:
         run(tr, fields, days)
     else:
         run(tr, fields, split)
-        state = tr.get_state()
+        state = comm.bcast(tr.get_state())  # as if read from a checkpoint file
+        if restart_comm is not None:
+            return _full_run(restart_comm, days, state=(split, state))
         tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF", "NT-3"], locator=loc)
         tr.set_state(state)
         run(tr, fields, days - split, t0=split)
     return tr
 
 
-def test_same_seed_same_trajectories_1_and_n_ranks(comm):
-    """Every recorded point, state and metric bit-identical on COMM_SELF and COMM_WORLD."""
+@pytest.mark.parametrize("ghost", [dmesh.GhostMode.shared_facet, dmesh.GhostMode.none])
+def test_same_seed_same_trajectories_1_and_n_ranks(comm, ghost):
+    """Every recorded point, state and metric bit-identical on COMM_SELF and COMM_WORLD
+    (distributed mesh with and without a ghost layer)."""
     serial = _full_run(MPI.COMM_SELF)
-    par = _full_run(comm)
+    par = _full_run(comm, ghost=ghost)
     Ts, Tp = serial.trajectories(), par.trajectories()
     ms, mp = serial.metrics(), par.metrics()
     assert ms == mp
@@ -276,16 +288,20 @@ def test_same_seed_same_trajectories_1_and_n_ranks(comm):
             assert np.array_equal(Ts["concentration"][s], Tp["concentration"][s],
                                   equal_nan=True)
         assert np.array_equal(Ts["final_state"], Tp["final_state"])
+        assert Tp["crossed"].sum() == mp["crossed"]
         # the run exercises the model: cones cross, and visit scar and channel
         assert ms["crossed"] > 0 and ms["seeded"] == 80
         assert {cell_tag("scar"), cell_tag("channel")} <= set(Tp["region"].tolist())
         assert cell_tag("cavity") not in set(Tp["region"].tolist())
 
 
-def test_checkpoint_restart_is_exact(comm):
-    """get_state/set_state mid-run (restored on this communicator) changes nothing."""
+@pytest.mark.parametrize("where", ["same", "serial"])
+def test_checkpoint_restart_is_exact(comm, where):
+    """get_state/set_state mid-run changes nothing, restored on the same communicator
+    or (N -> 1 ranks) on COMM_SELF."""
     a = _full_run(comm, days=4.0)
-    b = _full_run(comm, days=4.0, split=2.0)
+    b = _full_run(comm, days=4.0, split=2.0,
+                  restart_comm=MPI.COMM_SELF if where == "serial" else None)
     Ta, Tb = a.trajectories(), b.trajectories()
     assert a.metrics() == b.metrics()
     if comm.rank == 0:
@@ -415,3 +431,52 @@ def test_metrics_straight_growth_analytic(comm):
     assert m["mean_length_mm"] == pytest.approx(9.0 * v0, rel=1e-9)
     assert m["mean_tortuosity"] == pytest.approx(1.0) and m["mean_alignment_cos"] == 1.0
     assert m["states"]["crossed"] == 7 and tr.n_crossed() == 7
+
+
+def _cylinder_meshes(comm):
+    """A Gmsh cylinder (radius 1, z in [-2, 2]) as a serial and a distributed mesh
+    (Gmsh's default partitioning: no ghost layer)."""
+    import gmsh
+    from dolfinx.io import gmsh as gmshio
+
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("cyl")
+        gmsh.model.occ.addCylinder(0, 0, -2, 0, 0, 4, 1.0)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(3, [1], cell_tag("white_matter"))
+        gmsh.option.setNumber("Mesh.CharacteristicLengthMax", 0.2)
+        gmsh.option.setNumber("General.NumThreads", 1)
+        gmsh.model.mesh.generate(3)
+        out = [gmshio.model_to_mesh(gmsh.model, c, 0, gdim=3) for c in (MPI.COMM_SELF, comm)]
+    finally:
+        gmsh.finalize()
+    return out
+
+
+def test_curved_pia_slide_on_unghosted_gmsh_mesh(comm):
+    """Cones aimed out of a cylinder slide along its (curved, faceted) surface, keep
+    their speed, never leave it; identical on 1 and N ranks without a ghost layer."""
+    p = cfg({"persistence": 1.0}, step_length="0.02 mm", speed="1 mm/day", max_speed="1 mm/day")
+    n = 24
+    ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    pts = np.column_stack([0.5 * np.cos(ang), 0.5 * np.sin(ang), np.full(n, -1.5)])
+    dirs = np.column_stack([np.cos(ang + 0.5), np.sin(ang + 0.5), np.full(n, 0.3)])
+    res = []
+    for md in _cylinder_meshes(comm):
+        tr = Tracer(md.mesh, md.cell_tags, p, (-0.3, 0.3), [])
+        tr.seed(0.0, pts, dirs)
+        f = run(tr, GrowthFields({}), 2.5)
+        res.append((f, tr.trajectories(), tr.comm.allreduce(tr.n_migrated)))
+    (fs, Ts, _), (fp, Tp, mig) = res
+    assert np.array_equal(fs["x"], fp["x"]) and np.array_equal(fs["state"], fp["state"])
+    if comm.size > 1:
+        assert mig > 0
+    r = np.hypot(fp["x"][:, 0], fp["x"][:, 1])
+    assert np.all(r <= 1.0 + 1e-9) and np.all(r > 0.97)  # on the faceted surface
+    assert np.all(fp["length"] > 2.4)  # ~2.5 mm in 2.5 days: no time lost at the wall
+    assert np.all(fp["x"][:, 2] > fp["x0"][:, 2] + 0.5)
+    if comm.rank == 0:
+        assert np.array_equal(Ts["x"], Tp["x"])
+        assert np.hypot(Tp["x"][:, 0], Tp["x"][:, 1]).max() <= 1.0 + 1e-9

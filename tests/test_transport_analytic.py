@@ -15,12 +15,11 @@ import math
 
 import numpy as np
 import pytest
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+import scaffoldfem  # noqa: F401  (conftest imports it first as well)
 from scaffoldfem.compat import (
     evaluate_at_points,
     facet_dofs,
@@ -47,7 +46,7 @@ from scaffoldfem.physics.transport import (
     transport_forms,
     transport_residual,
 )
-from scaffoldfem.solver import LinearSolver, NonlinearSolver
+from scaffoldfem.solver import LinearSolver, NonlinearSolver, SolverError
 
 D_FREE = TISSUE["D_free_ngf"][0]  # mm²/day
 ALPHA = TISSUE["alpha_host"][0]
@@ -58,7 +57,7 @@ def test_decay_length_long_bar():
     k = half_life_to_rate(0.25)  # 6 h half-life, 1/day
     L = math.sqrt(D_FREE / lam_axial**2 / k)  # = sqrt(D*_axial / k)
     src_len, length = 0.5, 0.5 + 10 * L
-    nz = int(round(length / (L / 10)))
+    nz = round(length / (L / 10))
     msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [0.5, 0.5, length]], [2, 2, nz])
     V = fem.functionspace(msh, ("Lagrange", 1))
     x = ufl.SpatialCoordinate(msh)
@@ -103,7 +102,7 @@ def test_spherical_source():
 class _BalanceProblem:
     """One species on a bar: host (z < 0) and a degrading scaffold (z > 0)."""
 
-    def __init__(self, outlet: str, uptake_mode: str):
+    def __init__(self, outlet: str, uptake_mode: str, rhs_split: bool = False):
         msh = mesh.create_box(MPI.COMM_WORLD, [[-0.5, -0.5, -1.0], [0.5, 0.5, 1.0]], [4, 4, 12])
         self.msh = msh
         ft = tag_facets(msh, {
@@ -160,7 +159,11 @@ class _BalanceProblem:
         else:
             a, L = transport_forms(ufl.TrialFunction(V), v, self.c_old, self.alpha,
                                    self.alpha_old, d, self.k, self.dt, sources, **kw)
-            self.solver = LinearSolver(a, L, self.c, self.bcs, field="balance")
+            # rhs_split: the RHS from precomputed matrices (the fast path) must keep
+            # the identity as well.
+            self.solver = LinearSolver(
+                a, L, self.c, self.bcs, field="balance",
+                rhs_coefficients=[self.c_old, self.R, self.S, host] if rhs_split else ())
         self.balance = {key: fem.form(f) for key, f in balance_forms(
             self.c, self.c_old, self.alpha, self.alpha_old, self.k, self.dt, sources,
             **kw).items()}
@@ -192,11 +195,11 @@ class _BalanceProblem:
         return amounts
 
 
-@pytest.mark.parametrize(("outlet", "uptake_mode"), [
-    ("robin", "picard"), ("dirichlet", "picard"), ("robin", "newton"),
+@pytest.mark.parametrize(("outlet", "uptake_mode", "rhs_split"), [
+    ("robin", "picard", False), ("dirichlet", "picard", True), ("robin", "newton", False),
 ])
-def test_mass_balance_identity(outlet, uptake_mode):
-    prob = _BalanceProblem(outlet, uptake_mode)
+def test_mass_balance_identity(outlet, uptake_mode, rhs_split):
+    prob = _BalanceProblem(outlet, uptake_mode, rhs_split)
     content0 = integrate(prob.balance["content"])
     reservoir0 = integrate(prob.reservoir)
     totals: dict[str, float] = {}
@@ -221,3 +224,57 @@ def test_mass_balance_identity(outlet, uptake_mode):
     assert abs(reservoir0 - reservoir - released) < 1e-10 * reservoir0
     # Mass (ng) is reported through the one conversion factor.
     assert math.isclose(to_ng(reservoir0), reservoir0 * 1e-3)
+
+
+def _bar_solver(msh, *, rhs_split: bool, options=None):
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    x = ufl.SpatialCoordinate(msh)
+    c, c_old = fem.Function(V), fem.Function(V)
+    src = interpolate_expression(fem.Function(V), 10.0 * ufl.exp(-ufl.dot(x, x)))
+    D = host_diffusivity(D_FREE, ALPHA, 1.6)
+    a, L = transport_forms(ufl.TrialFunction(V), ufl.TestFunction(V), c_old, ALPHA, ALPHA, D,
+                           fem.Constant(msh, 1.0), fem.Constant(msh, 0.1), src)
+    solver = LinearSolver(a, L, c, field="NT-3", petsc_options=options,
+                          rhs_coefficients=[c_old, src] if rhs_split else ())
+    return solver, c, c_old
+
+
+def test_solver_reuses_matrix_and_splits_rhs():
+    msh = mesh.create_box(MPI.COMM_WORLD, [[-1, -1, -1], [1, 1, 1]], [6, 6, 6])
+    plain, c1, c1_old = _bar_solver(msh, rhs_split=False)
+    split, c2, c2_old = _bar_solver(msh, rhs_split=True)
+    for n in range(4):
+        plain.solve(n * 0.1)
+        split.solve(n * 0.1)
+        c1_old.x.array[:] = c1.x.array
+        c2_old.x.array[:] = c2.x.array
+    norm = integrate(c1**2 * ufl.dx)
+    assert integrate((c1 - c2) ** 2 * ufl.dx) < 1e-18 * norm  # same system, same answer
+    assert plain.assemblies == 1 and split.assemblies == 1  # never told the matrix changed
+    split.invalidate()
+    split.solve(0.5)
+    assert split.assemblies == 2
+    assert plain.prefix != split.prefix
+
+
+def test_solver_error_names_field_time_and_reason():
+    msh = mesh.create_box(MPI.COMM_WORLD, [[-1, -1, -1], [1, 1, 1]], [6, 6, 6])
+    solver, _, _ = _bar_solver(msh, rhs_split=False,
+                               options={"ksp_max_it": 1, "pc_type": "jacobi"})
+    with pytest.raises(SolverError) as err:
+        solver.solve(3.5)
+    assert err.value.field == "NT-3" and err.value.time == 3.5
+    assert err.value.reason == "DIVERGED_MAX_IT"
+    assert "NT-3" in str(err.value) and "3.5" in str(err.value)
+
+
+def test_rhs_split_refuses_nonaffine_rhs():
+    msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 1, 1]], [2, 2, 2])
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    c, c_old = fem.Function(V), fem.Function(V)
+    # CN with Picard uptake has V c_old/(K + c_old) on the right-hand side.
+    a, L = transport_forms(ufl.TrialFunction(V), ufl.TestFunction(V), c_old, 1.0, 1.0, 1.0,
+                           fem.Constant(msh, 1.0), fem.Constant(msh, 0.1), None, scheme="cn",
+                           uptake=Uptake(1.0, 2.0, mode="picard"))
+    with pytest.raises(ValueError, match="not affine"):
+        LinearSolver(a, L, c, field="x", rhs_coefficients=[c_old])

@@ -405,7 +405,9 @@ def ellipse_closest_point(a: float, b: float, pts: np.ndarray) -> np.ndarray:
         tx = np.clip((qx * r / q + ex) / a, 0, 1)
         ty = np.clip((qy * r / q + ey) / b, 0, 1)
         t = np.hypot(tx, ty)
-        tx, ty = tx / t, ty / t
+        degenerate = t == 0  # centre of a circle: every border point is closest
+        t = np.where(degenerate, 1.0, t)
+        tx, ty = np.where(degenerate, 1.0, tx / t), ty / t
     return np.column_stack([np.copysign(a * tx, pts[:, 0]), np.copysign(b * ty, pts[:, 1])])
 
 
@@ -448,18 +450,21 @@ def _lesion_problems(cord: CordConfig, lesion: LesionConfig, t: float,
     half = lesion.length / 2 + t
     lo, hi = lesion.center - half, lesion.center + half
     end = cord.length / 2
-    if lo <= -end:
-        out.append(f"{what} (z from {lo:.3g} to {hi:.3g} mm) reaches past the rostral end "
-                   f"(z = {-end:.3g} mm) by {_mm(-end - lo)}")
-    if hi >= end:
-        out.append(f"{what} (z from {lo:.3g} to {hi:.3g} mm) reaches past the caudal end "
-                   f"(z = {end:.3g} mm) by {_mm(hi - end)}")
+    for where, over, z in (("rostral", -end - lo, -end), ("caudal", hi - end, end)):
+        if over > 1e-9:
+            out.append(f"{what} (z from {lo:.3g} to {hi:.3g} mm) reaches past the {where} end "
+                       f"(z = {z:.3g} mm) by {_mm(over)}")
+        elif over > -1e-9:
+            out.append(f"{what} (z from {lo:.3g} to {hi:.3g} mm) reaches the {where} end "
+                       f"(z = {z:.3g} mm): leave some host tissue")
     if lesion.kind == "contusion":
         for ax, semi, cs in (("x", lesion.semi_axis_x, cord.semi_axis_x),
                              ("y", lesion.semi_axis_y, cord.semi_axis_y)):
-            if semi + t >= cs:
+            over = semi + t - cs
+            if over > -1e-9:
+                by = f" by {_mm(over)}" if over > 1e-9 else ""
                 out.append(f"contusion {what} semi-axis {ax} ({_mm(semi + t)}) reaches the cord "
-                           f"surface (semi_axis_{ax} {_mm(cs)}) by {_mm(semi + t - cs)}")
+                           f"surface (semi_axis_{ax} {_mm(cs)}){by}")
     return out
 
 
@@ -472,7 +477,7 @@ def _cavity_problems(cord: CordConfig, lesion: LesionConfig, gap: float) -> list
                    "lesion.semi_axis_y": lesion.semi_axis_y}
     elif lesion.kind == "hemisection":
         limits["cord.semi_axis_x"] = cord.semi_axis_x
-    return [f"gap {_mm(gap)} leaves no scaffold: it exceeds {name} ({_mm(v)}) by {_mm(gap - v)}"
+    return [f"gap {_mm(gap)} leaves no scaffold: it must be less than {name} ({_mm(v)})"
             for name, v in limits.items() if gap >= v]
 
 
@@ -551,7 +556,7 @@ def _hex_fill(sec: ScaffoldSection, ch: ChannelsConfig
                f"than min_wall {_mm(w)}")
         return [], [f"{msg} (spacing {_mm(p)}, diameter {_mm(2 * r)})"]
     cx, cy = sec.centroid()
-    n = int(math.ceil(2 * max(sec.a, sec.b) / p)) + 2
+    n = math.ceil(2 * max(sec.a, sec.b) / p) + 2
     i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
     pts = np.column_stack([(i + j / 2).ravel() * p + cx, (j * math.sqrt(3) / 2).ravel() * p + cy])
     rel = pts - (cx, cy)
@@ -586,7 +591,7 @@ def _star_area(*radial: np.ndarray, dphi: float) -> float:
 
 def _grey_removed(geom: GeometryConfig, t: float) -> float:
     """Volume of grey matter inside lesion + scar."""
-    grey, les, cord = geom.grey_matter, geom.lesion, geom.cord
+    grey, les = geom.grey_matter, geom.lesion
     phi = np.linspace(0, 2 * np.pi, _N_ANGLE, endpoint=False)
     dphi = 2 * np.pi / _N_ANGLE
     rho_g = grey.radial(phi)

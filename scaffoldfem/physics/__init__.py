@@ -10,11 +10,10 @@ Modules:
     materials: diffusivity and stiffness laws, material presets with sources.
 """
 
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.physics.degradation import (
     cell_survival_step,
-    degrade_step,
     deformed_porosity,
+    degrade_step,
     porosity,
     release_step,
 )

@@ -32,9 +32,9 @@ import numpy as np
 
 __all__ = [
     "cell_survival_step",
+    "deformed_porosity",
     "degradation_rates",
     "degrade_step",
-    "deformed_porosity",
     "porosity",
     "release_step",
     "strain_factor",

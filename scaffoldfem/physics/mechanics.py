@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 import ufl
 from dolfinx import fem
 

@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 import ufl
 from dolfinx import fem, la
 from mpi4py import MPI
@@ -79,7 +77,7 @@ def to_ng(amount: float | np.ndarray) -> float | np.ndarray:
 
 
 def secretion_source(sigma: Any, rho_cells: Any) -> Any:
-    """Source (ng/mL/day) of cells at ``rho_cells`` (cells/mm³) secreting ``sigma`` (ng/cell/day)."""
+    """Source (ng/mL/day) of ``rho_cells`` cells/mm³ secreting ``sigma`` ng/cell/day."""
     return sigma * rho_cells * MM3_PER_ML
 
 
@@ -95,7 +93,8 @@ def decay_length(d_eff: float, alpha: float, k: float) -> float:
 
 # --- coefficients ------------------------------------------------------------------
 
-def axial_tensor(d_axial: Any, d_transverse: Any, gdim: int = 3, axis: int = 2) -> ufl.core.expr.Expr:
+def axial_tensor(d_axial: Any, d_transverse: Any, gdim: int = 3,
+                 axis: int = 2) -> ufl.core.expr.Expr:
     """Transversely isotropic tensor ``d_t I + (d_a − d_t) e⊗e`` about axis ``axis`` (z)."""
     e = ufl.as_vector([1.0 if i == axis else 0.0 for i in range(gdim)])
     return d_transverse * ufl.Identity(gdim) + (d_axial - d_transverse) * ufl.outer(e, e)
