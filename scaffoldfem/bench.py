@@ -1,0 +1,126 @@
+"""``scaffoldfem bench``: the performance figures the issues ask for.
+
+Sections (``scaffoldfem bench SECTION...``):
+
+* ``meshing`` — Gmsh time of the ~200k-vertex ("fine") default mesh (target <= 30 s).
+* ``transport`` — time per species per step through the solver class against a bare
+  PETSc KSP solve of the same matrix and preconditioner (target ratio <= 1.2).
+* ``tracing`` — growth-cone locate + sample steps per second per core (target >= 1e6).
+* ``run`` — the default study on the fine mesh: wall time, peak memory, split per phase.
+* ``dt`` — time-step convergence of the headline metrics (coarse mesh, dt, dt/2, dt/4).
+
+Timings belong here, never in tests. Results print on rank 0 and go to ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("meshing", "transport", "tracing", "run", "dt")
+
+
+def _say(comm: Any, text: str) -> None:
+    if comm.rank == 0:
+        print(text, flush=True)
+
+
+def bench_meshing(comm: Any) -> dict[str, Any]:
+    from scaffoldfem.mesh import bench_meshing as _bench
+
+    r = _bench("fine", comm=comm)
+    r["target_s"] = 30.0
+    return r
+
+
+def bench_transport(comm: Any) -> dict[str, Any]:
+    from scaffoldfem.bench_solver import bench_transport as _bench
+    from scaffoldfem.config.study import load_study
+    from scaffoldfem.mesh import ensure_mesh, load_mesh
+
+    study = load_study(None, ["geometry.resolution=fine"])
+    mesh, _, _ = load_mesh(ensure_mesh(study.geometry, comm), comm)
+    r = _bench(mesh, steps=10)
+    r["target_ratio"] = 1.2
+    return r
+
+
+def bench_tracing(comm: Any) -> dict[str, Any]:
+    from scaffoldfem.bench_tracing import bench_locate
+
+    r = bench_locate(comm=comm)
+    r["target_steps_per_s_per_core"] = 1e6
+    return r
+
+
+def _run(overrides: list[str], comm: Any) -> dict[str, Any]:
+    from scaffoldfem.config.study import load_study
+    from scaffoldfem.run import run_study
+
+    study = load_study(None, overrides)
+    tmp = comm.bcast(tempfile.mkdtemp(prefix="scaffoldfem-bench-") if comm.rank == 0 else None)
+    out = Path(tmp) / "run"
+    tic = time.perf_counter()
+    run_study(study, out, comm, quiet=True)
+    wall = time.perf_counter() - tic
+    metrics = json.loads((out / "metrics.json").read_text())
+    prov = json.loads((out / "provenance.json").read_text())
+    return {"wall_s": wall, "metrics": metrics, "peak_memory": prov["peak_memory"],
+            "timing_s": prov["timing_s"], "overrides": overrides, "dir": str(out)}
+
+
+def bench_run(comm: Any) -> dict[str, Any]:
+    r = _run(["geometry.resolution=fine"], comm)
+    return {"wall_s": r["wall_s"], "target_s": 600.0, "mesh": r["metrics"]["mesh"],
+            "timing_s": r["timing_s"], "peak_memory": r["peak_memory"]}
+
+
+def bench_dt(comm: Any) -> dict[str, Any]:
+    """Headline metrics at dt, dt/2 and dt/4 (coarse mesh): the default step is
+    converged when the change from dt to dt/2 is small against the metric."""
+    from scaffoldfem.config.study import Study
+
+    dt = Study().time.dt
+    rows = []
+    for k in (1, 2, 4):
+        r = _run(["geometry.resolution=coarse", f'time.dt="{dt / k} day"',
+                  f'time.dt_min="{min(1e-4, dt / k)} day"', "output.figures=false"], comm)
+        m = r["metrics"]
+        row = {"dt_day": dt / k, "wall_s": r["wall_s"]}
+        for name, sp in m["species"].items():
+            row[f"lesion_auc_{name}"] = sp["lesion_auc_ng_day_per_mL"]
+        row["mass_remaining"] = m["scaffold"]["mass_remaining_fraction"]
+        row["crossing_fraction"] = m.get("axons", {}).get("crossing_fraction")
+        rows.append(row)
+    rel = {}
+    for key in rows[0]:
+        if key in ("dt_day", "wall_s") or rows[0][key] in (None, 0):
+            continue
+        a, b, c = (rows[i][key] for i in range(3))
+        rel[key] = {"rel_change_dt_to_half": abs(a - b) / abs(c) if c else None,
+                    "observed_order": (abs(a - b) / abs(b - c)) if abs(b - c) > 0 else None}
+    return {"rows": rows, "convergence": rel}
+
+
+def run_bench(what: list[str], comm: Any, out: Path | None = None) -> int:
+    """Run the named sections (``all`` = meshing, transport, tracing) and report."""
+    names = list(SECTIONS[:3]) if "all" in what else what
+    bad = [n for n in names if n not in SECTIONS]
+    if bad:
+        from scaffoldfem.cli import UsageError
+
+        raise UsageError(f"unknown bench section(s) {', '.join(bad)}; choose from {', '.join(SECTIONS)}")
+    results: dict[str, Any] = {"ranks": comm.size}
+    for name in names:
+        _say(comm, f"== bench {name} ==")
+        r = globals()[f"bench_{name}"](comm)
+        results[name] = r
+        _say(comm, json.dumps(r, indent=2, default=float))
+    if out is not None and comm.rank == 0:
+        from scaffoldfem.rundir import atomic_write_json
+
+        atomic_write_json(out, results)
+    return 0
