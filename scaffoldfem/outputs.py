@@ -528,7 +528,8 @@ class RunWriter:
                           else int(x) for x in fs], dtype=np.int32)
         poly.cell_data["axon_id"] = np.asarray(tr["axons"], dtype=np.int64)
         poly.cell_data["final_state"] = codes
-        poly.cell_data["crossed"] = (codes == STATE_NAMES.index("crossed")).astype(np.int32)
+        # An axon that crossed and then stalled or exited still crossed.
+        poly.cell_data["crossed"] = np.asarray(tr["crossed"]).astype(np.int32)
         path = self.out / "axons.vtp"
         tmp = path.with_name(".axons.tmp.vtp")
         poly.save(tmp)

@@ -61,24 +61,35 @@ def mesh_cutaway(msh: Path, png: Path, *, size: tuple[int, int] = (1400, 800)) -
     grid = read_msh_grid(msh)
     lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
     centre = 0.5 * (lo + hi)
-    # Remove the quadrant x > 0, y > 0 so channels, scar and grey matter show.
-    cut = grid.clip_box([centre[0], hi[0] + 1, centre[1], hi[1] + 1, lo[2] - 1, hi[2] + 1],
-                        invert=True, crinkle=False)
+    length = hi[2] - lo[2]
+    # Keep the caudal half (cut face through the lesion centre shows the channels in
+    # cross-section) and remove the dorsal-right quadrant of the host so the scar and
+    # the scaffold's length show.
+    half = grid.clip(normal=(0, 0, -1), origin=centre, crinkle=False)
+    host_tags = [CELL_TAGS["white_matter"], CELL_TAGS["grey_matter"]]
     pl = pv.Plotter(off_screen=True, window_size=list(size))
     pl.set_background("white")
     for name, tag in CELL_TAGS.items():
-        part = cut.extract_cells(np.flatnonzero(cut.cell_data["region"] == tag))
+        part = half.extract_cells(np.flatnonzero(half.cell_data["region"] == tag))
+        host = tag in host_tags
+        if host and part.n_cells:  # a clean planar cut of the dorsal-right quadrant
+            part = part.clip_box([centre[0], hi[0] + 1, centre[1], hi[1] + 1, lo[2] - 1,
+                                  hi[2] + 1], invert=True, crinkle=False)
         if part.n_cells == 0:
             continue
-        opacity = 0.35 if name == "white_matter" else 1.0
-        pl.add_mesh(part, color=REGION_COLOURS[name], opacity=opacity, show_edges=True,
-                    edge_color="#555555", line_width=0.3, label=name.replace("_", " "))
-    pl.add_legend(bcolor="white", face="rectangle", size=(0.18, 0.25), loc="upper right")
-    pl.add_axes(xlabel="x (lateral)", ylabel="y (dorsal)", zlabel="z (caudal)")
-    pl.camera_position = [(centre[0] + 2.2 * (hi[2] - lo[2]) * 0.45, centre[1] + 0.9 * (hi[2] - lo[2]) * 0.45,
-                           centre[2] - 0.35 * (hi[2] - lo[2])), tuple(centre), (0, 1, 0)]
-    pl.add_text("scaffoldfem mesh: cord, lesion scar and multichannel scaffold (quadrant cut away)",
-                font_size=10, color="black", position="upper_left")
+        surf = part.extract_surface(algorithm="dataset_surface")
+        pl.add_mesh(surf, color=REGION_COLOURS[name], opacity=0.45 if name == "white_matter" else 1.0,
+                    show_edges=not host, edge_color="#4d4d4d", line_width=0.2,
+                    label=name.replace("_", " "), smooth_shading=False)
+    # Legend text takes the entry colours: a dark box keeps the pale ones legible.
+    pl.add_legend(bcolor="#3a3a3a", face="rectangle", size=(0.16, 0.22), loc="upper right",
+                  border=True)
+    pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black")
+    r = 0.55 * length
+    pl.camera_position = [(centre[0] + 0.55 * r, centre[1] + 0.45 * r, centre[2] - 0.95 * r),
+                          (centre[0], centre[1], centre[2] + 0.12 * length), (0, 1, 0)]
+    pl.add_text("Default mesh: caudal half; host quadrant removed to show scar rim and "
+                "7-channel scaffold", font_size=10, color="black", position="upper_left")
     png.parent.mkdir(parents=True, exist_ok=True)
     pl.screenshot(str(png))
     pl.close()

@@ -67,7 +67,7 @@ def _time_loop(study: Study, mesh: Any, cell_tags: Any, facet_tags: Any, writer:
     tic = time.perf_counter()
     model = CoupledModel(study, mesh, cell_tags, facet_tags)
     tracer = None
-    if study.axons.enabled and study.axons.count > 0:
+    if study.axons.enabled and (study.axons.count > 0 or study.axons.sensory):
         tracer = Tracer(mesh, cell_tags, study.axons, lesion_z(study),
                         [s.name for s in study.species])
         tracer.seed(0.0)

@@ -462,7 +462,7 @@ description = "raise"
         assert np.any(np.all(np.abs(px - [253, 231, 37]) < 30, axis=1))
         montage = iio.imread(out / "figures" / "sweep_montage.png")[..., :3]
         best, worst = df[df.status == "done"]["axons.crossing_fraction"].agg(["max", "min"])
-        greens = set(np.unique(montage[..., 1][(montage[..., 0] == 0) & (montage[..., 2] == 0)]))
+        greens = {int(g) for g in np.unique(montage[..., 1][(montage[..., 0] == 0) & (montage[..., 2] == 0)])}
         assert any(abs(g - int(255 * best)) <= 2 for g in greens)
         assert any(abs(g - int(255 * worst)) <= 2 for g in greens)
     comm.barrier()

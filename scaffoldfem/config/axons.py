@@ -69,8 +69,9 @@ class AxonsConfig(Section):
     seed: int = Field(1, ge=0)
     # Regions in which growth cones start (a CST-like white-matter population).
     seeding_regions: list[str] = Field(default_factory=lambda: ["white_matter"])
-    # Distance from the lesion face into host tissue of the seeding plane.
-    seed_offset: Q("mm", gt=0) = "0.2 mm"
+    # Distance from the lesion face into host tissue of the seeding plane; must clear
+    # the scar rim (0.2 mm by default), so growth cones start in intact tissue.
+    seed_offset: Q("mm", gt=0) = "0.4 mm"
     # Also seed ascending (sensory) axons at the caudal lesion face.
     sensory: bool = False
     # Number of sensory axons (None: same as count).

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.axons import AxonsConfig
 from scaffoldfem.config.base import Section
@@ -68,7 +69,8 @@ def format_errors(err: ValidationError, prefix: str = "") -> list[str]:
             msg = f"unknown key (got {e['input']!r})"
         elif kind == "missing":
             msg = "missing required value"
-        elif kind.startswith(("quantity", "dose", "window", "table", "dt_", "geometry", "channel")):
+        elif kind.startswith(("quantity", "dose", "window", "table", "dt_", "geometry", "channel",
+                              "cross_section")):
             pass  # our own messages already read well
         elif "input" in e and not isinstance(e["input"], dict | list):
             msg = f"{msg[0].lower()}{msg[1:]} (got {e['input']!r})"
@@ -105,6 +107,15 @@ class Study(Section):
     # PETSc options per field prefix, merged over the solver defaults,
     # e.g. [solver.transport] ksp_rtol = 1e-10.
     solver: dict[str, dict[str, str | int | float | bool]] = {}
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Study:
+        if self.axons.enabled and self.axons.seed_offset <= self.geometry.scar.thickness:
+            raise PydanticCustomError(
+                "cross_section", "axons.seed_offset ({a} mm) must exceed geometry.scar.thickness "
+                "({b} mm): growth cones start in host tissue outside the scar rim",
+                {"a": self.axons.seed_offset, "b": self.geometry.scar.thickness})
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Study as a TOML-ready dict: every quantity as a string with its internal unit."""
