@@ -1,22 +1,17 @@
-"""Pictures of a run drawn from the files it left behind (no DOLFINx here).
+"""Pictures of a run drawn from the files it left behind (no DOLFINx here): shared
+pieces (axon states and colours, the colour scale of a field, the axons read from
+``axons.vtp``) and the 3D cut-away.
 
-* :func:`render_cutaway` - PyVista 3D: the cord with its dorsal-right quadrant
-  removed, regions coloured by name, a growth factor on the mid-sagittal face and
-  the axons as tubes coloured by final state.
-* :func:`render_cross_sections` - three transverse slices (PyVista cuts them,
-  matplotlib draws them with mm axes): concentration, region borders and the
-  points where axons pierce each plane.
-* :func:`render_growth` - animation of the sagittal slices over time with the
-  axons grown up to each frame (GIF, MP4 when ffmpeg exists).
+* :func:`render_cutaway` - PyVista 3D: the cord around the lesion with its
+  dorsal-right quadrant removed, regions in their colours, a growth factor on the
+  mid-sagittal face and the axons as tubes coloured by final state.
 
+The 2D pictures (cross-sections, animation) are in :mod:`scaffoldfem.slices`.
 Every function draws off-screen; call them on one rank only.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +20,6 @@ import numpy as np
 
 from scaffoldfem.regions import CELL_TAGS, IMPLANT_REGIONS
 from scaffoldfem.render import REGION_COLOURS
-
-log = logging.getLogger(__name__)
 
 #: Final states of an axon, by the integer stored in ``axons.vtp`` (the same
 #: tuple as ``scaffoldfem.tracing.STATE_NAMES``; a test keeps them equal, but this
@@ -43,14 +36,16 @@ FIELD_CMAP = "YlOrBr"
 DECADES = 3.0
 
 
-def _pv():
+def offscreen_pyvista():
+    """PyVista, set to draw off-screen (no display needed)."""
     import pyvista as pv
 
     pv.OFF_SCREEN = True
     return pv
 
 
-def _plt():
+def agg_pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +157,7 @@ class Axons:
         counts as crossed from its first point ``cross_depth`` beyond the far lesion
         face (when ``lesion`` and ``cross_depth`` are known).
         """
-        pv = _pv()
+        pv = offscreen_pyvista()
         poly = pv.read(path)
         lines = np.asarray(poly.lines, dtype=np.int64)
         idx, offsets, k = [], [0], 0
@@ -176,10 +171,10 @@ class Axons:
         pts = np.asarray(poly.points)[idx]
         t = np.asarray(poly.point_data["t_day"], dtype=float)[idx]
         m = len(offsets) - 1
-        final = (np.asarray(poly.cell_data["final_state"], dtype=np.int64)[-m:] if m
-                 else np.zeros(0, dtype=np.int64))  # lines come after any vertex cells
+        # Lines come after any vertex cells in VTK's cell order.
+        final = _state_codes(poly.cell_data["final_state"])[-m:] if m else np.zeros(0, np.int64)
         if "state" in poly.point_data:
-            state = np.asarray(poly.point_data["state"], dtype=np.int64)[idx]
+            state = _state_codes(poly.point_data["state"])[idx]
         else:
             state = _infer_states(pts, offsets, final, lesion, cross_depth)
         return cls(pts, t, offsets, final, state)
@@ -218,6 +213,14 @@ class Axons:
         xy = (p[a] + w * (p[a + 1] - p[a]))[:, :2]
         axon = np.searchsorted(self.offsets, a, side="right") - 1
         return xy, self.final_state[axon], len(np.unique(axon))
+
+
+def _state_codes(values) -> np.ndarray:
+    """States as indices into :data:`STATE_NAMES`, from integers or from names."""
+    a = np.asarray(values)
+    if a.dtype.kind in "USO":
+        return np.array([STATE_NAMES.index(str(v)) for v in a], dtype=np.int64)
+    return a.astype(np.int64)
 
 
 def _infer_states(pts: np.ndarray, offsets: np.ndarray, final: np.ndarray,
@@ -279,8 +282,8 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    plt = _plt()
-    dpi = 100
+    plt = agg_pyplot()
+    dpi = size[0] / 16.0  # a 16-inch-wide page: the text keeps its size relative to it
     scene_frac = 0.8  # of the width; the rest holds the colour bar and the legend
     top_frac = 0.9  # of the height; the rest holds the title
     scene = _cutaway_scene(grid, axons, scale, lesion,
@@ -296,7 +299,7 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
              "regions on the horizontal face; axons by final state", fontsize=10,
              color="#444444", va="top")
     cax = fig.add_axes((scene_frac + 0.03, 0.5, 0.022, 0.36))
-    _colourbar(fig, ScalarMappable(norm=scale.norm(), cmap=scale.cmap), scale, cax=cax)
+    colourbar(fig, ScalarMappable(norm=scale.norm(), cmap=scale.cmap), scale, cax=cax)
     handles = []
     if axons is not None and axons.count:
         for k, name in enumerate(STATE_NAMES):
@@ -321,7 +324,7 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
 def _cutaway_scene(grid, axons: Axons | None, scale: FieldScale, lesion: tuple[float, float],
                    size: tuple[int, int]) -> np.ndarray:
     """Render the 3D cut-away (no annotations) and return the RGB image."""
-    pv = _pv()
+    pv = offscreen_pyvista()
     z0, z1 = _shown_z(grid, axons, lesion)
     b = grid.bounds
     radius = 0.5 * max(b[1] - b[0], b[3] - b[2])
@@ -374,12 +377,17 @@ def _cutaway_scene(grid, axons: Axons | None, scale: FieldScale, lesion: tuple[f
                     log_scale=scale.log, lighting=False, show_scalar_bar=False)
         _add_borders(pv, pl, face, (eps, 0, 0))
     if axons is not None and axons.count:
+        # Thinner tubes for crowds, so hundreds of axons stay apart.
+        tube = radius * (0.012 if axons.count <= 150 else 0.008)
         for k, name in enumerate(STATE_NAMES):
             sel = np.flatnonzero(axons.final_state == k)
             if sel.size:
                 lines = _polylines(pv, axons, sel)
-                pl.add_mesh(lines.tube(radius=0.012 * radius, n_sides=10),
+                pl.add_mesh(lines.tube(radius=tube, n_sides=10),
                             color=STATE_COLOURS[name], smooth_shading=True, specular=0.4)
+    ends = pv.PolyData(np.array([[0.0, 0.0, z0 - 0.5 * radius], [0.0, 0.0, z1 + 0.5 * radius]]))
+    pl.add_point_labels(ends, ["rostral", "caudal"], font_size=18, text_color="#333333",
+                        shape=None, show_points=False, always_visible=True)
     _oblique_camera(pl, lesion, radius, (z0, z1))
     pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black",
                 line_width=3)
@@ -407,15 +415,15 @@ def _add_borders(pv, pl, face, shift: tuple[float, float, float]) -> None:
 
 def _region_border_lines(pv, face):
     """Region borders and outline of a planar slice as PolyData lines."""
-    t, tri, region = _planar_triangles(face)
+    t, tri, region = planar_triangles(face)
     pts = np.asarray(t.points)
-    segs = _border_edges(tri, region, len(pts))
+    segs = border_edges(tri, region, len(pts))
     if len(segs) == 0:
         return pv.PolyData()
     return pv.PolyData(pts, lines=np.column_stack([np.full(len(segs), 2), segs]).ravel())
 
 
-def _planar_triangles(plane):
+def planar_triangles(plane):
     """(PolyData, triangles, region per triangle) of a planar slice, made conforming.
 
     A plane through mesh vertices cuts edges at their ends: the points it duplicates
@@ -468,52 +476,7 @@ def _oblique_camera(pl, lesion: tuple[float, float], radius: float,
     pl.camera.zoom(1.1)
 
 
-# -- 2D slices (PyVista cuts, matplotlib draws) ---------------------------------------
-
-
-@dataclass
-class Slice2D:
-    """A planar slice as triangles in 2D coordinates.
-
-    Attributes:
-        uv: (n, 2) point coordinates in the plane (mm).
-        tri: (m, 3) triangles.
-        values: (n,) field values at the points.
-        borders: (k, 2, 2) segments of region borders and of the outline.
-    """
-
-    uv: np.ndarray
-    tri: np.ndarray
-    values: np.ndarray
-    borders: np.ndarray
-
-
-def slice_2d(mesh, field: str, normal: str, origin: Sequence[float] = (0, 0, 0)) -> Slice2D:
-    """Cut ``mesh`` (a volume grid, or an already planar PolyData) by a plane.
-
-    Args:
-        mesh: PyVista dataset with point array ``field`` and cell array ``region``.
-        field: Point array to keep.
-        normal: ``"x"`` (sagittal: u = z, v = y) or ``"z"`` (transverse: u = x, v = y).
-        origin: A point of the plane (ignored for PolyData input).
-    """
-    pv = _pv()
-    plane = mesh if isinstance(mesh, pv.PolyData) else mesh.slice(normal=normal, origin=origin)
-    t, tri, region = _planar_triangles(plane)
-    uv = np.asarray(t.points)[:, (2, 1) if normal == "x" else (0, 1)]
-    values = (np.asarray(t.point_data[field], dtype=float) if field in t.point_data
-              else np.zeros(len(uv)))
-    return Slice2D(uv, tri, values, _borders(uv, tri, region))
-
-
-def _borders(uv: np.ndarray, tri: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Segments (k, 2, 2) between triangles of different regions and on the outline."""
-    if len(tri) == 0:
-        return np.zeros((0, 2, 2))
-    return uv[_border_edges(tri, region, len(uv))]
-
-
-def _border_edges(tri: np.ndarray, region: np.ndarray, npts: int) -> np.ndarray:
+def border_edges(tri: np.ndarray, region: np.ndarray, npts: int) -> np.ndarray:
     """Point pairs (k, 2) of the edges between regions and on the outline."""
     e = np.sort(np.vstack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     owner = np.tile(np.arange(len(tri)), 3)
@@ -529,281 +492,35 @@ def _border_edges(tri: np.ndarray, region: np.ndarray, npts: int) -> np.ndarray:
     return e[keep]
 
 
-def _draw_slice(ax, sl: Slice2D, scale: FieldScale):
-    """The field on a slice, with region borders dark on a faint light halo (they read on
-    both ends of the colormap)."""
-    from matplotlib import patheffects
-    from matplotlib.collections import LineCollection
-
-    if len(sl.tri) == 0:
-        return None
-    m = ax.tripcolor(sl.uv[:, 0], sl.uv[:, 1], sl.tri, scale.clip(sl.values), shading="gouraud",
-                     cmap=scale.cmap, norm=scale.norm(), rasterized=True)
-    lc = LineCollection(sl.borders, colors="#262626", linewidths=0.6, zorder=2)
-    lc.set_path_effects([patheffects.Stroke(linewidth=1.6, foreground="white", alpha=0.45),
-                         patheffects.Normal()])
-    ax.add_collection(lc)
-    return m
-
-
-def _plain_log_ticks(axis) -> None:
+def plain_log_ticks(axis) -> None:
     """Label a log axis 0.1, 1, 10 rather than 10^-1, 10^0, 10^1."""
     from matplotlib.ticker import FuncFormatter
 
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _colourbar(fig, mappable, scale: FieldScale, **kw):
+def colourbar(fig, mappable, scale: FieldScale, **kw):
+    """A matplotlib colour bar titled with the field and unit, plain log tick labels."""
     cb = fig.colorbar(mappable, **kw)
     cb.set_label(scale.label)
     if scale.log:
-        _plain_log_ticks(cb.ax.yaxis if cb.orientation == "vertical" else cb.ax.xaxis)
+        plain_log_ticks(cb.ax.yaxis if cb.orientation == "vertical" else cb.ax.xaxis)
     return cb
 
 
-def _state_legend_handles(states: Sequence[int], marker: bool):
-    from matplotlib.lines import Line2D
-
-    handles = []
-    for k in sorted(set(int(s) for s in states)):
-        name = STATE_NAMES[k]
-        if marker:
-            handles.append(Line2D([], [], ls="none", marker="o", mfc=STATE_COLOURS[name],
-                                  mec="white", mew=0.6, ms=7, label=name))
-        else:
-            handles.append(Line2D([], [], color=STATE_COLOURS[name], lw=2, label=name))
-    return handles
-
-
-def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
-                          planes: Sequence[tuple[str, float]], t_day: float | None = None,
-                          size: tuple[float, float] = (13.0, 4.6), dpi: int = 150) -> Path:
-    """Draw transverse slices side by side, seen from caudal (dorsal up, right to the right).
-
-    Args:
-        grid: Final fields with cell data ``region``.
-        axons: Trajectories (their piercing points are drawn), or None.
-        scale: Colour scale (shared by all panels).
-        png: Output picture.
-        planes: (label, z) of each panel, e.g. ``[("rostral face", -1.0), ...]``.
-        t_day: Time of the fields, for the title.
-        size: Figure size in inches.
-        dpi: Resolution.
-
-    Returns:
-        ``png``.
-    """
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(planes), figsize=size, squeeze=False, layout="constrained")
-    lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
-    zs = [z for _, z in planes]
-    # Slice a hair off each plane, towards the middle of the planes: a lesion face is a
-    # mesh interface, and a plane through mesh facets cuts them degenerately.
-    mid = 0.5 * (min(zs) + max(zs))
-    hair = 1e-3 * max(max(zs) - min(zs), hi[0] - lo[0])
-    mappable, states = None, []
-    for ax, (label, z) in zip(axes[0], planes, strict=True):
-        zz = z + (hair if z <= mid else -hair) * (1.0 if z != mid else 0.37)
-        zz = float(np.clip(zz, lo[2] + hair, hi[2] - hair))
-        sl = slice_2d(grid, scale.name, "z", (0, 0, zz))
-        m = _draw_slice(ax, sl, scale)
-        mappable = mappable or m
-        n = 0
-        if axons is not None and axons.count:
-            xy, st, n = axons.crossings(z)
-            for k in np.unique(st):
-                sel = st == k
-                ax.scatter(xy[sel, 0], xy[sel, 1], s=16, c=STATE_COLOURS[STATE_NAMES[k]],
-                           edgecolors="white", linewidths=0.6, zorder=3)
-            states.extend(st.tolist())
-        ax.set_title(f"{label}, z = {z:+.2f} mm" + (f"\n{n} axons pass" if axons is not None
-                                                     else ""), fontsize=11)
-        ax.set_aspect("equal")
-        ax.set_xlim(lo[0] - 0.05, hi[0] + 0.05)
-        ax.set_ylim(lo[1] - 0.05, hi[1] + 0.05)
-        ax.set_xlabel("x, lateral (mm)")
-    axes[0][0].set_ylabel("y, dorsal (mm)")
-    if mappable is not None:
-        _colourbar(fig, mappable, scale, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
-    if states:
-        fig.legend(handles=_state_legend_handles(states, marker=True), loc="outside lower center",
-                   ncols=len(set(states)), fontsize=9, frameon=False,
-                   title="points where axons pierce the plane, by final state",
-                   title_fontsize=9)
-    when = f" at day {t_day:g}" if t_day is not None else ""
-    fig.suptitle(f"Transverse sections{when}, seen from caudal (dorsal up, right to the right): "
-                 f"{scale.name}", fontsize=12)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=dpi, facecolor="white")
-    plt.close(fig)
-    return png
-
-
-# -- animation ------------------------------------------------------------------------
-
-
-def render_growth(slices: Sequence[tuple[float, object]], axons: Axons | None,
-                  scale: FieldScale, gif: Path, *, lesion: tuple[float, float] | None = None,
-                  width_px: int = 1000, fps: float = 4.0, mp4: bool = True) -> list[Path]:
-    """Animate the sagittal slices with the axons grown up to each frame.
-
-    Args:
-        slices: (t_day, PolyData) per output time, in time order.
-        axons: Trajectories, or None.
-        scale: Colour scale shared by every frame.
-        gif: Output GIF; an MP4 with the same stem is written too when ``mp4`` and
-            an ffmpeg executable is found.
-        lesion: Lesion z-extent, marked by dashed lines.
-        width_px: Frame width in pixels.
-        fps: Frames per second.
-        mp4: Also try an MP4.
-
-    Returns:
-        The files written.
-    """
-    plt = _plt()
-    bnd = slices[0][1].bounds
-    zl, zh, yl, yh = bnd[4], bnd[5], bnd[2] - 0.05, bnd[3] + 0.05
-    # Fixed layout in inches, the plot box at the cord's aspect (no letterboxing).
-    dpi = 100
-    w = width_px / dpi
-    left, right, top, below, foot = 0.75, 0.25, 0.42, 0.45, 0.62
-    plot_w = w - left - right
-    plot_h = plot_w * (yh - yl) / (zh - zl)
-    h = top + plot_h + below + foot
-    frames = []
-    for t, poly in slices:
-        sl = slice_2d(poly, scale.name, "x")
-        fig = plt.figure(figsize=(w, h), dpi=dpi, facecolor="white")
-        ax = fig.add_axes((left / w, (below + foot) / h, plot_w / w, plot_h / h))
-        m = _draw_slice(ax, sl, scale)
-        states = np.zeros(0, dtype=np.int64)
-        if axons is not None and axons.count:
-            paths, states = axons.grown_until(t)
-            _draw_axon_paths(ax, paths, states)
-        if lesion is not None:
-            for z in lesion:
-                ax.axvline(z, color="#1a1a1a", ls=(0, (4, 3)), lw=0.8, zorder=4)
-        ax.set_xlim(zl, zh)
-        ax.set_ylim(yl, yh)
-        ax.set_xlabel("z, rostral → caudal (mm)", labelpad=2)
-        ax.set_ylabel("y, dorsal (mm)")
-        fig.text(left / w, 1 - 0.12 / h, f"Day {t:.1f}: {scale.name} on the mid-sagittal plane",
-                 fontsize=12, va="top")
-        if axons is not None:
-            counts = ", ".join(f"{int(np.sum(states == k))} {name}"
-                               for k, name in enumerate(STATE_NAMES))
-            fig.text(1 - right / w, 1 - 0.14 / h, f"axons ({axons.count} seeded): {counts}",
-                     fontsize=9, va="top", ha="right", color="#333333")
-        if m is not None:
-            cax = fig.add_axes((left / w, 0.25 / h, 0.35 * plot_w / w, 0.13 / h))
-            _colourbar(fig, m, scale, cax=cax, orientation="horizontal")
-        if axons is not None and axons.count:
-            fig.legend(handles=_state_legend_handles(range(len(STATE_NAMES)), marker=False),
-                       loc="center right", bbox_to_anchor=(1 - right / w, 0.33 / h), ncols=4,
-                       fontsize=9, frameon=False, title="axons projected on the plane, by state",
-                       title_fontsize=9)
-        fig.canvas.draw()
-        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        plt.close(fig)
-    gif.parent.mkdir(parents=True, exist_ok=True)
-    durations = [1000.0 / fps] * len(frames)
-    durations[-1] = 2500.0  # hold the last frame
-    _write_gif(frames, gif, durations, scale)
-    out = [gif]
-    if mp4:
-        video = _write_mp4(frames, gif.with_suffix(".mp4"), fps)
-        if video is not None:
-            out.append(video)
-    return out
-
-
-#: Drawing order of axon states in 2D, bottom to top: the outcome of interest on top.
-_STACK = ("exited", "growing", "stalled", "crossed")
-
-
-def _draw_axon_paths(ax, paths: Sequence[np.ndarray], states: np.ndarray) -> None:
-    """Axons projected on the sagittal plane (z, y), in state colours."""
-    from matplotlib.collections import LineCollection
-
-    for k, name in enumerate(STATE_NAMES):
-        segs = [p[:, (2, 1)] for p, s in zip(paths, states, strict=True) if s == k]
-        if segs:
-            # Wide enough for a core of pure colour: a 1-px blue line antialiased on
-            # orange turns grey.
-            lc = LineCollection(segs, colors=STATE_COLOURS[name], linewidths=1.4,
-                                zorder=3 + 0.1 * _STACK.index(name))
-            ax.add_collection(lc)
-
-
-def _gif_palette(scale: FieldScale) -> list[tuple[int, int, int]]:
-    """256 colours for every frame: greys for text, the axon and region colours (and
-    their blends with white and black), and samples of the colormap.
-
-    One fixed palette keeps colours steady between frames; a per-frame adaptive one
-    drops the few pixels of a thin blue axon line into grey.
-    """
-    from matplotlib import colormaps
-    from matplotlib.colors import to_rgb
-
-    def rgb(c) -> tuple[int, int, int]:
-        return tuple(int(round(255 * v)) for v in c[:3])
-
-    pal = [rgb((g, g, g)) for g in np.linspace(0.0, 1.0, 32)]
-    for c in (*STATE_COLOURS.values(), *REGION_COLOURS.values()):
-        base = np.array(to_rgb(c))
-        pal += [rgb(base), rgb(0.6 * base + 0.4), rgb(0.6 * base)]
-    cm = colormaps[scale.cmap]
-    pal += [rgb(cm(v)) for v in np.linspace(0.0, 1.0, 256 - len(pal))]
-    return pal
-
-
-def _write_gif(frames: Sequence[np.ndarray], path: Path, durations: Sequence[float],
-               scale: FieldScale) -> None:
-    from PIL import Image
-
-    pal = Image.new("P", (1, 1))
-    pal.putpalette([v for c in _gif_palette(scale) for v in c])
-    imgs = [Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE) for f in frames]
-    tmp = path.with_name(f".{path.name}.tmp")
-    imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:],
-                 duration=[int(d) for d in durations], loop=0, optimize=False)
-    tmp.replace(path)
-
-
-def ffmpeg_executable() -> str | None:
-    """Path of an ffmpeg executable (PATH, then imageio-ffmpeg), or None."""
-    exe = shutil.which("ffmpeg")
-    if exe:
-        return exe
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return None
-
-
-def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> Path | None:
-    exe = ffmpeg_executable()
-    if exe is None:
-        log.info("figures: no ffmpeg found; %s not written (the GIF is)", path.name)
-        return None
-    h, w = frames[0].shape[:2]
-    cmd = [exe, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-           "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:color=white",  # H.264 needs even sizes
-           "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)]
-    res = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
-                         capture_output=True, check=False)
-    if res.returncode != 0:
-        log.warning("figures: ffmpeg failed, %s not written: %s", path.name,
-                    res.stderr.decode(errors="replace").strip()[-300:])
-        path.unlink(missing_ok=True)
-        return None
-    return path
-
-
-__all__ = ["DECADES", "FIELD_CMAP", "STATE_COLOURS", "STATE_NAMES", "Axons",
-           "FieldScale", "Slice2D", "ffmpeg_executable", "field_scale", "render_cross_sections",
-           "render_cutaway", "render_growth", "slice_2d"]
+__all__ = [
+    "DECADES",
+    "FIELD_CMAP",
+    "STATE_COLOURS",
+    "STATE_NAMES",
+    "Axons",
+    "FieldScale",
+    "agg_pyplot",
+    "border_edges",
+    "colourbar",
+    "field_scale",
+    "offscreen_pyvista",
+    "plain_log_ticks",
+    "planar_triangles",
+    "render_cutaway",
+]

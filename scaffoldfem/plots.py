@@ -58,7 +58,7 @@ def _quantity(value: Any, unit: str) -> float | None:
 
     try:
         return float(parse_quantity(value, unit))
-    except Exception:  # noqa: BLE001 - a malformed entry just leaves the value unknown
+    except Exception:
         return None
 
 
@@ -119,7 +119,8 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
         run_dir: The run directory.
         species: Growth factor to draw in the 3D and 2D pictures (default: the
             one with the highest lesion AUC, else the first).
-        scale: Multiplies the picture sizes (small pictures for tests).
+        scale: Multiplies the pixel sizes of the pictures (small ones for tests); the
+            layout stays the same.
         strict: Re-raise a failure in drawing a picture (default: log it and go on,
             so one broken picture never costs the others).
 
@@ -164,6 +165,7 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     name = species or info.main_species(list(grid.point_data.keys()) if grid is not None else [])
     if grid is not None and name is not None and info.lesion is not None:
         from scaffoldfem import pictures as P
+        from scaffoldfem import slices as S
 
         sc = P.field_scale(name, [grid.point_data[name]], info.windows.get(name))
         t_final = _t_day(grid)
@@ -172,9 +174,9 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
             size=(int(1600 * scale), int(1000 * scale))))
         lo, hi = info.lesion
         planes = [("rostral face", lo), ("lesion centre", 0.5 * (lo + hi)), ("caudal face", hi)]
-        attempt("cross_sections.png", lambda: P.render_cross_sections(
+        attempt("cross_sections.png", lambda: S.render_cross_sections(
             grid, axons, sc, out / "cross_sections.png", planes=planes, t_day=t_final,
-            size=(13.0 * scale, 4.6 * scale), dpi=150))
+            dpi=max(30, int(150 * scale))))
     elif grid is not None:
         log.warning("figures: no growth-factor field or lesion extent; 3D pictures skipped")
 
@@ -187,12 +189,13 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
         ts = pd.read_csv(ts_path)
         attempt("timecourses.png", lambda: plot_timecourses(
             ts, info.species, out / "timecourses.png", windows=info.windows, seeded=info.seeded,
-            size=(7.5 * scale, 8.5 * scale)))
+            dpi=max(30, int(150 * scale))))
     else:
         log.warning("figures: no timeseries.csv; time plots skipped")
 
     if frames:
         from scaffoldfem import pictures as P
+        from scaffoldfem import slices as S
 
         slices = [(t if (t := _t_day(p)) is not None else float(i), p)
                   for i, p in enumerate(pv.read(f) for f in frames)]
@@ -200,7 +203,7 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
         if name is not None:
             sc = P.field_scale(name, [p.point_data[name] for _, p in slices],
                                info.windows.get(name))
-            attempt("growth.gif", lambda: P.render_growth(
+            attempt("growth.gif", lambda: S.render_growth(
                 slices, axons, sc, out / "growth.gif", lesion=info.lesion,
                 width_px=max(320, int(1000 * scale))))
     else:

@@ -379,12 +379,18 @@ class _Coordinator:
             src = status.Get_source()
             row = self.ctl.recv(source=src, tag=_TAG_READY)
             if row is not None:
-                self.on_row(row)
+                self._record(row)
             task = self.take()
             self.ctl.send(None if task is None else (task.pos, task.resume, task.overwrite),
                           dest=src, tag=_TAG_TASK)
             if task is None:
                 self.remote -= 1
+
+    def _record(self, row: dict[str, Any]) -> None:
+        try:
+            self.on_row(row)
+        except Exception as err:  # e.g. a full disk: keep serving, or every group would hang
+            print(f"warning: cannot write the row of {row.get('case_id')}: {err}", flush=True)
 
     def serve_until_done(self) -> None:
         """Answer requests until every remote leader has been told to stop."""

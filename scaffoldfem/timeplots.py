@@ -72,7 +72,8 @@ def _concentrations(ax, ts, t, species, windows) -> None:
         if shared and i > 0:
             break
         ax.axhspan(*w, color="#9e9e9e" if shared else colours[s], alpha=0.18 if shared else 0.1,
-                   lw=0, label="therapeutic window" if shared else f"{s} window")
+                   lw=0, label=(f"therapeutic window {w[0]:g}–{w[1]:g} ng/mL" if shared
+                                else f"{s} window"))
     for s, y in series.items():
         ax.plot(t, y, color=colours[s], lw=2, label=s)
     pos = np.concatenate([y[y > 0] for y in series.values()]) if series else np.zeros(0)

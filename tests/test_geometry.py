@@ -165,6 +165,21 @@ def test_lesion_variants_mesh_with_right_volumes(name, cache):
         assert stats.region_cells["cavity"] > 0
 
 
+def test_committed_tiny_mesh_loads_with_the_region_table(comm):
+    """meshes/tiny_transection.msh (baseline geometry at 0.4 mm) loads without
+    Gmsh meshing; DOLFINx volumes equal the Gmsh ones stored beside it."""
+    path = Path(__file__).resolve().parents[1] / "meshes" / "tiny_transection.msh"
+    mesh, cell_tags, facet_tags = load_mesh(path, comm)
+    stats = MeshStats.load(path.with_suffix(".json"))
+    vols = region_volumes(mesh, cell_tags)
+    for name, vol in stats.region_volumes.items():
+        assert vols[name] == pytest.approx(vol, rel=1e-10), name
+    assert region_cells(cell_tags, comm) == {k: stats.region_cells.get(k, 0) for k in CELL_TAGS}
+    assert facet_counts(facet_tags, comm) == stats.facet_counts
+    cord = GeometryConfig().analytic_volumes()["cord"]
+    assert sum(vols.values()) == pytest.approx(cord, rel=0.02)  # 0.4 mm, 12 per turn: -1.2 %
+
+
 def test_cache_reuses_mesh_and_leaves_no_temp_files(baseline, cache):
     geom, path = baseline
     mtime = path.stat().st_mtime_ns

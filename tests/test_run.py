@@ -201,3 +201,18 @@ def test_sigterm_writes_checkpoint_and_resumes(serial_reference, tmp_path):
     r = run_cli("run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY))
     assert r.returncode == 0, r.stderr
     _assert_same(_metrics(serial_reference), _metrics(out))
+
+
+@serial_only
+def test_diverging_solver_cuts_the_step_then_exits_3(tmp_path):
+    """A solve that cannot converge cuts the step; below dt_min the run stops with
+    exit code 3, a message naming field, time and reason, and the last good state."""
+    out = tmp_path / "fail"
+    bad = [*TINY, "solver.transport.ksp_max_it=1", "solver.transport.ksp_rtol=1e-14",
+           'time.dt_min="0.2 day"']
+    r = run_cli("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(bad))
+    assert r.returncode == 3, r.stderr
+    msg = r.stderr.strip().splitlines()[-1]
+    assert "MMP" in msg and "t = 0.25" in msg and "DIVERGED_MAX_IT" in msg and "dt_min" in msg
+    assert "Traceback" not in r.stderr
+    assert list((out / "checkpoints").glob("ckpt_*.npz")) and not (out / "DONE").exists()

@@ -1,0 +1,344 @@
+"""2D pictures of a run: slices cut by PyVista and drawn by matplotlib (mm axes).
+
+* :func:`render_cross_sections` - transverse slices at the lesion faces and centre:
+  concentration, region borders and the points where axons pierce each plane.
+* :func:`render_growth` - the sagittal slices over time with the axons grown up to
+  each frame (GIF; MP4 too when an ffmpeg executable exists).
+
+Every function draws off-screen; call them on one rank only.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaffoldfem.pictures import (
+    STATE_COLOURS,
+    STATE_NAMES,
+    Axons,
+    FieldScale,
+    agg_pyplot,
+    border_edges,
+    colourbar,
+    offscreen_pyvista,
+    planar_triangles,
+)
+from scaffoldfem.render import REGION_COLOURS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Slice2D:
+    """A planar slice as triangles in 2D coordinates.
+
+    Attributes:
+        uv: (n, 2) point coordinates in the plane (mm).
+        tri: (m, 3) triangles.
+        values: (n,) field values at the points.
+        borders: (k, 2, 2) segments of region borders and of the outline.
+    """
+
+    uv: np.ndarray
+    tri: np.ndarray
+    values: np.ndarray
+    borders: np.ndarray
+
+
+def slice_2d(mesh, field: str, normal: str, origin: Sequence[float] = (0, 0, 0)) -> Slice2D:
+    """Cut ``mesh`` (a volume grid, or an already planar PolyData) by a plane.
+
+    Args:
+        mesh: PyVista dataset with point array ``field`` and cell array ``region``.
+        field: Point array to keep.
+        normal: ``"x"`` (sagittal: u = z, v = y) or ``"z"`` (transverse: u = x, v = y).
+        origin: A point of the plane (ignored for PolyData input).
+    """
+    pv = offscreen_pyvista()
+    plane = mesh if isinstance(mesh, pv.PolyData) else mesh.slice(normal=normal, origin=origin)
+    t, tri, region = planar_triangles(plane)
+    uv = np.asarray(t.points)[:, (2, 1) if normal == "x" else (0, 1)]
+    values = (np.asarray(t.point_data[field], dtype=float) if field in t.point_data
+              else np.zeros(len(uv)))
+    return Slice2D(uv, tri, values, _borders(uv, tri, region))
+
+
+def _borders(uv: np.ndarray, tri: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Segments (k, 2, 2) between triangles of different regions and on the outline."""
+    if len(tri) == 0:
+        return np.zeros((0, 2, 2))
+    return uv[border_edges(tri, region, len(uv))]
+
+
+def _draw_slice(ax, sl: Slice2D, scale: FieldScale):
+    """The field on a slice, with region borders dark on a faint light halo (they read on
+    both ends of the colormap)."""
+    from matplotlib import patheffects
+    from matplotlib.collections import LineCollection
+
+    if len(sl.tri) == 0:
+        return None
+    m = ax.tripcolor(sl.uv[:, 0], sl.uv[:, 1], sl.tri, scale.clip(sl.values), shading="gouraud",
+                     cmap=scale.cmap, norm=scale.norm(), rasterized=True)
+    lc = LineCollection(sl.borders, colors="#262626", linewidths=0.6, zorder=2)
+    lc.set_path_effects([patheffects.Stroke(linewidth=1.6, foreground="white", alpha=0.45),
+                         patheffects.Normal()])
+    ax.add_collection(lc)
+    return m
+
+
+def _state_legend_handles(states: Sequence[int], marker: bool):
+    """Legend entries of the axon states in ``states`` (dots or lines)."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for k in sorted(set(int(s) for s in states)):
+        name = STATE_NAMES[k]
+        if marker:
+            handles.append(Line2D([], [], ls="none", marker="o", mfc=STATE_COLOURS[name],
+                                  mec="white", mew=0.6, ms=7, label=name))
+        else:
+            handles.append(Line2D([], [], color=STATE_COLOURS[name], lw=2, label=name))
+    return handles
+
+
+def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
+                          planes: Sequence[tuple[str, float]], t_day: float | None = None,
+                          size: tuple[float, float] = (13.0, 4.6), dpi: int = 150) -> Path:
+    """Draw transverse slices side by side, seen from caudal (dorsal up, right to the right).
+
+    Args:
+        grid: Final fields with cell data ``region``.
+        axons: Trajectories (their piercing points are drawn), or None.
+        scale: Colour scale (shared by all panels).
+        png: Output picture.
+        planes: (label, z) of each panel, e.g. ``[("rostral face", -1.0), ...]``.
+        t_day: Time of the fields, for the title.
+        size: Figure size in inches.
+        dpi: Resolution.
+
+    Returns:
+        ``png``.
+    """
+    plt = agg_pyplot()
+    fig, axes = plt.subplots(1, len(planes), figsize=size, squeeze=False, layout="constrained")
+    lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
+    zs = [z for _, z in planes]
+    # Cut a hair off each plane, towards the middle of the planes (the lesion): a lesion
+    # face is a mesh interface, and a plane through mesh facets cuts them degenerately.
+    mid = 0.5 * (min(zs) + max(zs))
+    hair = 1e-3 * max(max(zs) - min(zs), hi[0] - lo[0])
+    mappable, states = None, []
+    for ax, (label, z) in zip(axes[0], planes, strict=True):
+        inward = float(np.sign(mid - z)) or 0.37  # the middle plane: any small offset
+        zz = float(np.clip(z + inward * hair, lo[2] + hair, hi[2] - hair))
+        sl = slice_2d(grid, scale.name, "z", (0, 0, zz))
+        m = _draw_slice(ax, sl, scale)
+        mappable = mappable or m
+        n = 0
+        if axons is not None and axons.count:
+            xy, st, n = axons.crossings(z)
+            for k in np.unique(st):
+                sel = st == k
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=16, c=STATE_COLOURS[STATE_NAMES[k]],
+                           edgecolors="white", linewidths=0.6, zorder=3)
+            states.extend(st.tolist())
+        ax.set_title(f"{label}, z = {z:+.2f} mm" + (f"\n{n} axons pass" if axons is not None
+                                                     else ""), fontsize=11)
+        ax.set_aspect("equal")
+        ax.set_xlim(lo[0] - 0.05, hi[0] + 0.05)
+        ax.set_ylim(lo[1] - 0.05, hi[1] + 0.05)
+        ax.set_xlabel("x, lateral (mm)")
+    axes[0][0].set_ylabel("y, dorsal (mm)")
+    if mappable is not None:
+        colourbar(fig, mappable, scale, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
+    if states:
+        fig.legend(handles=_state_legend_handles(states, marker=True), loc="outside lower center",
+                   ncols=len(set(states)), fontsize=9, frameon=False,
+                   title="points where axons pierce the plane, by final state",
+                   title_fontsize=9)
+    when = f" at day {t_day:g}" if t_day is not None else ""
+    fig.suptitle(f"{scale.name}{when} on transverse sections, seen from caudal "
+                 "(dorsal up, right to the right)", fontsize=12)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=dpi, facecolor="white")
+    plt.close(fig)
+    return png
+
+
+# -- animation ------------------------------------------------------------------------
+
+
+def render_growth(slices: Sequence[tuple[float, object]], axons: Axons | None,
+                  scale: FieldScale, gif: Path, *, lesion: tuple[float, float] | None = None,
+                  width_px: int = 1000, fps: float = 4.0, mp4: bool = True) -> list[Path]:
+    """Animate the sagittal slices with the axons grown up to each frame.
+
+    Args:
+        slices: (t_day, PolyData) per output time, in time order.
+        axons: Trajectories, or None.
+        scale: Colour scale shared by every frame.
+        gif: Output GIF; an MP4 with the same stem is written too when ``mp4`` and
+            an ffmpeg executable is found.
+        lesion: Lesion z-extent, marked by dashed lines.
+        width_px: Frame width in pixels.
+        fps: Frames per second.
+        mp4: Also try an MP4.
+
+    Returns:
+        The files written.
+    """
+    plt = agg_pyplot()
+    bnd = slices[0][1].bounds
+    zl, zh, yl, yh = bnd[4], bnd[5], bnd[2] - 0.05, bnd[3] + 0.05
+    # Fixed layout on a 10-inch-wide page (pixels set the dpi), the plot box at the
+    # cord's aspect (no letterboxing).
+    w = 10.0
+    dpi = width_px / w
+    left, right, top, below, foot = 0.75, 0.25, 0.42, 0.45, 0.62
+    plot_w = w - left - right
+    plot_h = plot_w * (yh - yl) / (zh - zl)
+    h = top + plot_h + below + foot
+    frames = []
+    for t, poly in slices:
+        sl = slice_2d(poly, scale.name, "x")
+        fig = plt.figure(figsize=(w, h), dpi=dpi, facecolor="white")
+        ax = fig.add_axes((left / w, (below + foot) / h, plot_w / w, plot_h / h))
+        m = _draw_slice(ax, sl, scale)
+        states = np.zeros(0, dtype=np.int64)
+        if axons is not None and axons.count:
+            paths, states = axons.grown_until(t)
+            _draw_axon_paths(ax, paths, states)
+        if lesion is not None:
+            for z in lesion:
+                ax.axvline(z, color="#1a1a1a", ls=(0, (4, 3)), lw=0.8, zorder=4)
+        ax.set_xlim(zl, zh)
+        ax.set_ylim(yl, yh)
+        ax.set_xlabel("z, rostral → caudal (mm)", labelpad=2)
+        ax.set_ylabel("y, dorsal (mm)")
+        fig.text(left / w, 1 - 0.12 / h, f"Day {t:.1f}: {scale.name} on the mid-sagittal plane",
+                 fontsize=12, va="top")
+        if axons is not None:
+            counts = ", ".join(f"{int(np.sum(states == k))} {name}"
+                               for k, name in enumerate(STATE_NAMES))
+            fig.text(1 - right / w, 1 - 0.14 / h, f"axons ({axons.count} seeded): {counts}",
+                     fontsize=9, va="top", ha="right", color="#333333")
+        if m is not None:
+            cax = fig.add_axes((left / w, 0.25 / h, 0.35 * plot_w / w, 0.13 / h))
+            colourbar(fig, m, scale, cax=cax, orientation="horizontal")
+        if axons is not None and axons.count:
+            fig.legend(handles=_state_legend_handles(range(len(STATE_NAMES)), marker=False),
+                       loc="center right", bbox_to_anchor=(1 - right / w, 0.33 / h), ncols=4,
+                       fontsize=9, frameon=False, title="axons projected on the plane, by state",
+                       title_fontsize=9)
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        plt.close(fig)
+    gif.parent.mkdir(parents=True, exist_ok=True)
+    durations = [1000.0 / fps] * len(frames)
+    durations[-1] = 2500.0  # hold the last frame
+    _write_gif(frames, gif, durations, scale)
+    out = [gif]
+    if mp4:
+        video = _write_mp4(frames, gif.with_suffix(".mp4"), fps)
+        if video is not None:
+            out.append(video)
+    return out
+
+
+#: Drawing order of axon states in 2D, bottom to top: the outcome of interest on top.
+_STACK = ("exited", "growing", "stalled", "crossed")
+
+
+def _draw_axon_paths(ax, paths: Sequence[np.ndarray], states: np.ndarray) -> None:
+    """Axons projected on the sagittal plane (z, y), in state colours."""
+    from matplotlib.collections import LineCollection
+
+    for k, name in enumerate(STATE_NAMES):
+        segs = [p[:, (2, 1)] for p, s in zip(paths, states, strict=True) if s == k]
+        if segs:
+            # Wide enough for a core of pure colour: a 1-px blue line antialiased on
+            # orange turns grey.
+            lc = LineCollection(segs, colors=STATE_COLOURS[name], linewidths=1.4,
+                                zorder=3 + 0.1 * _STACK.index(name))
+            ax.add_collection(lc)
+
+
+def _gif_palette(scale: FieldScale) -> list[tuple[int, int, int]]:
+    """256 colours for every frame: greys for text, the axon and region colours (and
+    their blends with white and black), and samples of the colormap.
+
+    One fixed palette keeps colours steady between frames; a per-frame adaptive one
+    drops the few pixels of a thin blue axon line into grey.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    def rgb(c) -> tuple[int, int, int]:
+        return tuple(round(255 * float(v)) for v in c[:3])
+
+    pal = [rgb((g, g, g)) for g in np.linspace(0.0, 1.0, 32)]
+    for c in (*STATE_COLOURS.values(), *REGION_COLOURS.values()):
+        base = np.array(to_rgb(c))
+        pal += [rgb(base), rgb(0.6 * base + 0.4), rgb(0.6 * base)]
+    cm = colormaps[scale.cmap]
+    pal += [rgb(cm(v)) for v in np.linspace(0.0, 1.0, 256 - len(pal))]
+    return pal
+
+
+def _write_gif(frames: Sequence[np.ndarray], path: Path, durations: Sequence[float],
+               scale: FieldScale) -> None:
+    from PIL import Image
+
+    pal = Image.new("P", (1, 1))
+    pal.putpalette([v for c in _gif_palette(scale) for v in c])
+    imgs = [Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE) for f in frames]
+    tmp = path.with_name(f".{path.name}.tmp")
+    imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:],
+                 duration=[int(d) for d in durations], loop=0, optimize=False)
+    tmp.replace(path)
+
+
+def ffmpeg_executable() -> str | None:
+    """Path of an ffmpeg executable (PATH, then imageio-ffmpeg), or None."""
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> Path | None:
+    exe = ffmpeg_executable()
+    if exe is None:
+        log.info("figures: no ffmpeg found; %s not written (the GIF is)", path.name)
+        return None
+    h, w = frames[0].shape[:2]
+    tmp = path.with_name(f".{path.name}.tmp")
+    cmd = [exe, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
+           "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:color=white",  # H.264 needs even sizes
+           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-f", "mp4", str(tmp)]
+    res = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
+                         capture_output=True, check=False)
+    if res.returncode != 0:
+        log.warning("figures: ffmpeg failed, %s not written: %s", path.name,
+                    res.stderr.decode(errors="replace").strip()[-300:])
+        tmp.unlink(missing_ok=True)
+        return None
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["Slice2D", "ffmpeg_executable", "render_cross_sections", "render_growth", "slice_2d"]
