@@ -7,9 +7,11 @@ in :mod:`scaffoldfem.regions`; :func:`set_mesh_sizes` adds the size fields.
 How the model is made robust:
 
 * Every region is built as a simple primitive (elliptic cylinder, box,
-  ellipsoid, cylinder). Boxes and the grey-matter column are made larger than
-  the cord, so no two inputs share a curved surface; one ``occ.fragment`` then
-  cuts everything into conforming pieces.
+  ellipsoid, cylinder). Boxes and the grey-matter column overhang the cord, so
+  the cord's curved surface is shared with no other input; one ``occ.fragment``
+  then cuts everything into conforming pieces. (The grey column is first cut by
+  a copy of the lesion + scar zone, so it does not slice the implant; that is
+  the one coincident surface, planar except for a contusion.)
 * Each piece is classified by which inputs it came from (the fragment map),
   with the precedence documented in :mod:`scaffoldfem.config.geometry`
   (channel > scaffold > cavity > scar > grey > white); pieces outside the cord
@@ -19,7 +21,9 @@ How the model is made robust:
   pia), a surface between implant (scaffold, channel) and host or cavity is
   ``scaffold_interface``.
 * The OCC volume of every region is compared with the analytic value before
-  meshing; a mismatch means a failed boolean and raises :class:`GeometryBuildError`.
+  meshing (to 1 %: OCC integrates spline geometry only roughly), and there
+  must be one lumen per channel; a mismatch means a failed boolean and raises
+  :class:`GeometryBuildError`.
 """
 
 from __future__ import annotations
@@ -262,6 +266,7 @@ def _check_volumes(geom: GeometryConfig, info: ModelInfo) -> None:
 
 
 def _find_facets(geom: GeometryConfig, info: ModelInfo, region_of: dict[int, str | None]) -> None:
+    """Fill ``info.facets`` (the four facet groups) and ``info.walls`` by adjacency."""
     # OCC bounding boxes are padded (~1e-5 mm); every lateral piece is at least
     # a scar/lesion slab long, so 1e-3·L separates flat end caps from pia.
     half, tol = geom.cord.length / 2, 1e-3 * geom.cord.length
@@ -283,8 +288,8 @@ def _find_facets(geom: GeometryConfig, info: ModelInfo, region_of: dict[int, str
             outside = [r in _OUTSIDE for r in regs]
             if (inside[0] and outside[1]) or (inside[1] and outside[0]):
                 facets["scaffold_interface"].append(s)
-            pair = tuple(sorted(str(r) for r in regs))
-            info.walls.setdefault(pair, []).append(s)  # type: ignore[arg-type]
+            r0, r1 = sorted(str(r) for r in regs)
+            info.walls.setdefault((r0, r1), []).append(s)
     for name, tags in facets.items():
         if not tags:
             raise GeometryBuildError(f"facet group {name} is empty")

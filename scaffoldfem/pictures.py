@@ -295,13 +295,14 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
     when = f" at day {t_day:g}" if t_day is not None else ""
     fig.text(0.01, 0.975, f"{scale.name}{when}: cut-away of the cord around the lesion",
              fontsize=15, va="top")
+    drawn = axons is not None and axons.count > 0
     fig.text(0.01, 0.935, "dorsal-right quadrant removed; field on the mid-sagittal face, "
-             "regions on the horizontal face; axons by final state", fontsize=10,
-             color="#444444", va="top")
+             "regions on the horizontal face" + ("; axons by final state" if drawn else ""),
+             fontsize=10, color="#444444", va="top")
     cax = fig.add_axes((scene_frac + 0.03, 0.5, 0.022, 0.36))
     colourbar(fig, ScalarMappable(norm=scale.norm(), cmap=scale.cmap), scale, cax=cax)
     handles = []
-    if axons is not None and axons.count:
+    if drawn:
         for k, name in enumerate(STATE_NAMES):
             n = int(np.sum(axons.final_state == k))
             if n:
@@ -313,7 +314,8 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
             handles.append(Patch(facecolor=REGION_COLOURS[n], edgecolor="#555555",
                                  label=n.replace("_", " ")))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(scene_frac + 0.005, 0.45),
-               fontsize=10, frameon=False, title="axons / regions", title_fontsize=10,
+               fontsize=10, frameon=False, title="axons / regions" if drawn else "regions",
+               title_fontsize=10,
                alignment="left")
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=dpi, facecolor="white")
@@ -385,8 +387,9 @@ def _cutaway_scene(grid, axons: Axons | None, scale: FieldScale, lesion: tuple[f
                 lines = _polylines(pv, axons, sel)
                 pl.add_mesh(lines.tube(radius=tube, n_sides=10),
                             color=STATE_COLOURS[name], smooth_shading=True, specular=0.4)
-    ends = pv.PolyData(np.array([[0.0, 0.0, z0 - 0.5 * radius], [0.0, 0.0, z1 + 0.5 * radius]]))
-    pl.add_point_labels(ends, ["rostral", "caudal"], font_size=18, text_color="#333333",
+    ends = pv.PolyData(np.array([[0.0, 1.2 * radius, z0], [0.0, 1.2 * radius, z1]]))
+    pl.add_point_labels(ends, ["rostral", "caudal"], font_size=max(8, round(size[0] / 70)),
+                        text_color="#333333",
                         shape=None, show_points=False, always_visible=True)
     _oblique_camera(pl, lesion, radius, (z0, z1))
     pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black",

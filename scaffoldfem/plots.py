@@ -45,8 +45,13 @@ class RunInfo:
     seeded: int | None = None
 
     def main_species(self, available: list[str]) -> str | None:
-        """The species to draw: highest lesion AUC, else the first in study order."""
-        names = [s for s in self.species if s in available] or list(available)
+        """The species to draw: highest lesion AUC, else the first in study order.
+
+        Without a species list (no study, no metrics) the first array of
+        ``available`` that is not MMP or a VTK bookkeeping array.
+        """
+        names = [s for s in self.species if s in available] or [
+            a for a in available if a != "MMP" and not a.startswith("vtk")]
         if not names:
             return None
         scored = [s for s in names if self.auc.get(s) is not None]
@@ -107,78 +112,107 @@ def _lesion_from_mesh(grid) -> tuple[float, float] | None:
     return float(b[4]), float(b[5])
 
 
-def _t_day(ds) -> float | None:
-    return float(np.ravel(ds.field_data["t_day"])[0]) if "t_day" in ds.field_data else None
+def _t_day(ds, default: float | None = None) -> float | None:
+    """The ``t_day`` field data of a dataset (the time it was written at)."""
+    return float(np.ravel(ds.field_data["t_day"])[0]) if "t_day" in ds.field_data else default
+
+
+def _read(path: Path):
+    """Read a VTK file; raise ValueError if it holds nothing (PyVista only warns)."""
+    import warnings
+
+    from scaffoldfem.pictures import offscreen_pyvista
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = offscreen_pyvista().read(path)
+    if ds.n_points == 0:
+        why = "; ".join(str(w.message).splitlines()[0] for w in caught) or "no points"
+        raise ValueError(f"{path} holds no data ({why})")
+    return ds
+
+
+class _Figures:
+    """Collects the files drawn; one failing step is logged and skipped unless strict."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.written: list[Path] = []
+
+    def attempt(self, what: str, fn):
+        """Run ``fn``; on failure log (or re-raise when strict) and return None."""
+        try:
+            res = fn()
+        except Exception:
+            if self.strict:
+                raise
+            log.exception("figures: %s failed", what)
+            return None
+        return res
+
+    def draw(self, name: str, fn) -> None:
+        res = self.attempt(f"drawing {name}", fn)
+        if res:
+            self.written.extend(res if isinstance(res, list) else [res])
 
 
 def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
              strict: bool = False) -> list[Path]:
-    """Draw every figure of the run in ``run_dir`` into ``run_dir/figures``.
+    """Draw every figure of the run in ``run_dir`` into ``run_dir/figures`` (one rank).
 
     Args:
         run_dir: The run directory.
         species: Growth factor to draw in the 3D and 2D pictures (default: the
-            one with the highest lesion AUC, else the first).
+            one with the highest lesion AUC, else the first of the study).
         scale: Multiplies the pixel sizes of the pictures (small ones for tests); the
             layout stays the same.
-        strict: Re-raise a failure in drawing a picture (default: log it and go on,
-            so one broken picture never costs the others).
+        strict: Re-raise any failure (default: log it and go on, so one broken file
+            or picture never costs the others, nor the run that draws them).
 
     Returns:
         The files written, in the order of :data:`FIGURES` (MP4 after the GIF).
     """
-    import pyvista as pv
+    from scaffoldfem import pictures as P
 
-    pv.OFF_SCREEN = True
     run_dir = Path(run_dir)
     out = run_dir / "figures"
-    info = read_run_info(run_dir)
-    written: list[Path] = []
-
-    def attempt(name: str, fn) -> None:
-        try:
-            res = fn()
-        except Exception:
-            if strict:
-                raise
-            log.exception("figures: drawing %s failed", name)
-            return
-        if res:
-            written.extend(res if isinstance(res, list) else [res])
+    figs = _Figures(strict)
+    info = figs.attempt("reading the study and metrics", lambda: read_run_info(run_dir))
+    info = info or RunInfo()
+    dpi = max(30, int(150 * scale))
 
     final_path = run_dir / "fields" / "final.vtu"
-    grid = pv.read(final_path) if final_path.is_file() else None
+    grid = figs.attempt(f"reading {final_path}", lambda: _read(final_path)) \
+        if final_path.is_file() else None
     if grid is None:
         log.warning("figures: no %s; cut-away and cross-sections skipped", final_path)
     elif info.lesion is None:
         info.lesion = _lesion_from_mesh(grid)
-    frames = sorted((run_dir / "fields" / "sagittal").glob("t_*.vtp"))
+
     axons_path = run_dir / "axons.vtp"
     axons = None
     if axons_path.is_file():
-        from scaffoldfem.pictures import Axons
-
-        axons = Axons.read(axons_path, info.lesion, info.cross_depth)
+        axons = figs.attempt(f"reading {axons_path}",
+                             lambda: P.Axons.read(axons_path, info.lesion, info.cross_depth))
     else:
         log.info("figures: no axons.vtp (axons disabled?); pictures drawn without axons")
 
-    name = species or info.main_species(list(grid.point_data.keys()) if grid is not None else [])
-    if grid is not None and name is not None and info.lesion is not None:
-        from scaffoldfem import pictures as P
+    name = species or (info.main_species(list(grid.point_data)) if grid is not None else None)
+    if grid is not None and name in grid.point_data and info.lesion is not None:
         from scaffoldfem import slices as S
 
         sc = P.field_scale(name, [grid.point_data[name]], info.windows.get(name))
         t_final = _t_day(grid)
-        attempt("cutaway.png", lambda: P.render_cutaway(
+        figs.draw("cutaway.png", lambda: P.render_cutaway(
             grid, axons, sc, out / "cutaway.png", lesion=info.lesion, t_day=t_final,
             size=(int(1600 * scale), int(1000 * scale))))
         lo, hi = info.lesion
         planes = [("rostral face", lo), ("lesion centre", 0.5 * (lo + hi)), ("caudal face", hi)]
-        attempt("cross_sections.png", lambda: S.render_cross_sections(
-            grid, axons, sc, out / "cross_sections.png", planes=planes, t_day=t_final,
-            dpi=max(30, int(150 * scale))))
+        figs.draw("cross_sections.png", lambda: S.render_cross_sections(
+            grid, axons, sc, out / "cross_sections.png", planes=planes, t_day=t_final, dpi=dpi))
     elif grid is not None:
-        log.warning("figures: no growth-factor field or lesion extent; 3D pictures skipped")
+        log.warning("figures: no field %r or no lesion extent in %s; 3D pictures skipped",
+                    name, final_path)
 
     ts_path = run_dir / "timeseries.csv"
     if ts_path.is_file():
@@ -186,29 +220,34 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
 
         from scaffoldfem.timeplots import plot_timecourses
 
-        ts = pd.read_csv(ts_path)
-        attempt("timecourses.png", lambda: plot_timecourses(
-            ts, info.species, out / "timecourses.png", windows=info.windows, seeded=info.seeded,
-            dpi=max(30, int(150 * scale))))
+        figs.draw("timecourses.png", lambda: plot_timecourses(
+            pd.read_csv(ts_path), info.species, out / "timecourses.png", windows=info.windows,
+            seeded=info.seeded, dpi=dpi))
     else:
         log.warning("figures: no timeseries.csv; time plots skipped")
 
+    frames = sorted((run_dir / "fields" / "sagittal").glob("t_*.vtp"))
     if frames:
-        from scaffoldfem import pictures as P
-        from scaffoldfem import slices as S
-
-        slices = [(t if (t := _t_day(p)) is not None else float(i), p)
-                  for i, p in enumerate(pv.read(f) for f in frames)]
-        name = species or info.main_species(list(slices[0][1].point_data.keys()))
-        if name is not None:
-            sc = P.field_scale(name, [p.point_data[name] for _, p in slices],
-                               info.windows.get(name))
-            attempt("growth.gif", lambda: S.render_growth(
-                slices, axons, sc, out / "growth.gif", lesion=info.lesion,
-                width_px=max(320, int(1000 * scale))))
+        figs.draw("growth.gif", lambda: _animate(frames, axons, info, species, out, scale))
     else:
         log.info("figures: no fields/sagittal/t_*.vtp; animation skipped")
-    return written
+    return figs.written
+
+
+def _animate(frames: list[Path], axons, info: RunInfo, species: str | None, out: Path,
+             scale: float) -> list[Path]:
+    """The growth animation from the sagittal slices (one colour scale for all frames)."""
+    from scaffoldfem import pictures as P
+    from scaffoldfem import slices as S
+
+    slices = [(_t_day(p, float(i)), p) for i, p in enumerate(_read(f) for f in frames)]
+    name = species or info.main_species(list(slices[0][1].point_data))
+    if name is None or name not in slices[0][1].point_data:
+        log.warning("figures: no field %r on the sagittal slices; animation skipped", name)
+        return []
+    sc = P.field_scale(name, [p.point_data[name] for _, p in slices], info.windows.get(name))
+    return S.render_growth(slices, axons, sc, out / "growth.gif", lesion=info.lesion,
+                           width_px=max(320, int(1000 * scale)))
 
 
 __all__ = ["FIGURES", "RunInfo", "plot_run", "read_run_info"]

@@ -44,12 +44,14 @@ class Slice2D:
         tri: (m, 3) triangles.
         values: (n,) field values at the points.
         borders: (k, 2, 2) segments of region borders and of the outline.
+        border_values: (k,) field value at the middle of each border segment.
     """
 
     uv: np.ndarray
     tri: np.ndarray
     values: np.ndarray
     borders: np.ndarray
+    border_values: np.ndarray
 
 
 def slice_2d(mesh, field: str, normal: str, origin: Sequence[float] = (0, 0, 0)) -> Slice2D:
@@ -67,30 +69,24 @@ def slice_2d(mesh, field: str, normal: str, origin: Sequence[float] = (0, 0, 0))
     uv = np.asarray(t.points)[:, (2, 1) if normal == "x" else (0, 1)]
     values = (np.asarray(t.point_data[field], dtype=float) if field in t.point_data
               else np.zeros(len(uv)))
-    return Slice2D(uv, tri, values, _borders(uv, tri, region))
-
-
-def _borders(uv: np.ndarray, tri: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Segments (k, 2, 2) between triangles of different regions and on the outline."""
-    if len(tri) == 0:
-        return np.zeros((0, 2, 2))
-    return uv[border_edges(tri, region, len(uv))]
+    edges = (border_edges(tri, region, len(uv)) if len(tri)
+             else np.zeros((0, 2), dtype=np.int64))
+    return Slice2D(uv, tri, values, uv[edges], values[edges].mean(axis=1))
 
 
 def _draw_slice(ax, sl: Slice2D, scale: FieldScale):
-    """The field on a slice, with region borders dark on a faint light halo (they read on
-    both ends of the colormap)."""
-    from matplotlib import patheffects
+    """The field on a slice with its region borders: dark lines over the light end of
+    the colormap, light lines over the dark end, so they read everywhere."""
     from matplotlib.collections import LineCollection
 
     if len(sl.tri) == 0:
         return None
     m = ax.tripcolor(sl.uv[:, 0], sl.uv[:, 1], sl.tri, scale.clip(sl.values), shading="gouraud",
                      cmap=scale.cmap, norm=scale.norm(), rasterized=True)
-    lc = LineCollection(sl.borders, colors="#262626", linewidths=0.6, zorder=2)
-    lc.set_path_effects([patheffects.Stroke(linewidth=1.6, foreground="white", alpha=0.45),
-                         patheffects.Normal()])
-    ax.add_collection(lc)
+    if len(sl.borders):
+        shade = np.asarray(scale.norm()(scale.clip(sl.border_values)))
+        colours = np.where(shade[:, None] > 0.6, [0.93, 0.93, 0.93, 1.0], [0.2, 0.2, 0.2, 1.0])
+        ax.add_collection(LineCollection(sl.borders, colors=colours, linewidths=0.7, zorder=2))
     return m
 
 

@@ -64,7 +64,8 @@ SCAFFOLDFEM_SIF="${{SCAFFOLDFEM_SIF:-{default_image}}}"
 if [ -n "$SCAFFOLDFEM_SIF" ]; then
   # Hybrid MPI model: the host launcher starts one container per rank; the
   # image's MPICH must be ABI compatible with the host MPI (docs/cluster.md).
-  SF=(apptainer exec --bind "$PWD" --env XDG_CACHE_HOME="$XDG_CACHE_HOME" "$SCAFFOLDFEM_SIF" scaffoldfem)
+  # (Apptainer passes the environment, so the cache settings above hold inside.)
+  SF=(apptainer exec --bind "$PWD" "$SCAFFOLDFEM_SIF" scaffoldfem)
   PY=(apptainer exec --bind "$PWD" "$SCAFFOLDFEM_SIF" python3)
 else
   SF=({sf})
@@ -83,7 +84,8 @@ def allocation_script(plan: SweepPlan, out: Path, *, ranks_per_case: int, groups
     ntasks = ranks_per_case * groups
     env = _environment(venv_bin or _venv_bin(), image, workdir or Path.cwd())
     return f"""#!/bin/bash
-# scaffoldfem sweep '{plan.name}': {len(plan.cases)} cases, {groups} group(s) of {ranks_per_case} rank(s).
+# scaffoldfem sweep '{plan.name}': {len(plan.cases)} cases,
+# {groups} group(s) of {ranks_per_case} rank(s).
 # Submit: sbatch {_q(out / "slurm" / "sweep.sbatch")}
 # Resubmitting resumes: finished cases (DONE) are skipped, interrupted ones resume.
 #SBATCH --job-name=sweep-{plan.name}
@@ -96,7 +98,8 @@ def allocation_script(plan: SweepPlan, out: Path, *, ranks_per_case: int, groups
 ##SBATCH --partition=CHANGE_ME
 ##SBATCH --account=CHANGE_ME
 {env}
-"${{LAUNCH[@]}}" {ntasks} "${{SF[@]}}" sweep {_q(plan.path)} --out {_q(out)} --ranks-per-case {ranks_per_case}
+"${{LAUNCH[@]}}" {ntasks} "${{SF[@]}}" sweep {_q(plan.path)} --out {_q(out)} \\
+  --ranks-per-case {ranks_per_case}
 """
 
 
@@ -108,7 +111,8 @@ def array_script(plan: SweepPlan, out: Path, *, ranks_per_case: int,
     n = len(plan.cases)
     env = _environment(venv_bin or _venv_bin(), image, workdir or Path.cwd())
     return f"""#!/bin/bash
-# scaffoldfem sweep '{plan.name}' as a job array: {n} cases, one per task, {ranks_per_case} rank(s) each.
+# scaffoldfem sweep '{plan.name}' as a job array: {n} cases,
+# one per task, {ranks_per_case} rank(s) each.
 # Submit: sbatch {_q(out / "slurm" / "sweep_array.sbatch")}
 # Rerun any task (or the whole array) safely: done cases are skipped, interrupted ones resume.
 #SBATCH --job-name=sweep-{plan.name}
@@ -133,10 +137,12 @@ else
   elif [ -e "$CASE" ]; then FLAGS=(--overwrite); fi                 # created, nothing in it
   # Mesh once per geometry: concurrent tasks wait for the cached mesh, not remesh it.
   flock "$DIR/.mesh.lock" "${{SF[@]}}" mesh "$DIR/studies/$ID.toml" > /dev/null
-  "${{LAUNCH[@]}}" {ranks_per_case} "${{SF[@]}}" run "$DIR/studies/$ID.toml" --out "$CASE" --quiet ${{FLAGS[@]+"${{FLAGS[@]}}"}} || status=$?
+  "${{LAUNCH[@]}}" {ranks_per_case} "${{SF[@]}}" run "$DIR/studies/$ID.toml" --out "$CASE" \\
+    --quiet ${{FLAGS[@]+"${{FLAGS[@]}}"}} || status=$?
 fi
 # One writer at a time rebuilds results.csv/.parquet from every case directory.
-flock "$DIR/.results.lock" "${{PY[@]}}" -m scaffoldfem.sweep_run {_q(plan.path)} --out "$DIR" --collect-only --quiet || true
+flock "$DIR/.results.lock" "${{PY[@]}}" -m scaffoldfem.sweep_run {_q(plan.path)} --out "$DIR" \\
+  --collect-only --quiet || true
 exit $status
 """
 
@@ -160,7 +166,8 @@ def write_slurm_scripts(plan: SweepPlan, out: Path, *, ranks_per_case: int,
     groups = groups or max(1, min(len(plan.cases), DEFAULT_GROUPS))
     (out / "slurm").mkdir(parents=True, exist_ok=True)
     paths = [out / "slurm" / "sweep.sbatch", out / "slurm" / "sweep_array.sbatch"]
-    texts = [allocation_script(plan, out, ranks_per_case=ranks_per_case, groups=groups, image=image),
+    texts = [allocation_script(plan, out, ranks_per_case=ranks_per_case, groups=groups,
+                               image=image),
              array_script(plan, out, ranks_per_case=ranks_per_case, image=image)]
     for path, text in zip(paths, texts, strict=True):
         atomic_write_text(path, text)

@@ -261,11 +261,14 @@ class LinearSolver:
 
         rest = L
         for f in coeffs:
-            du = ufl.TrialFunction(f.function_space)
-            B = expand_derivatives(ufl.derivative(L, f, du))
-            curv = expand_derivatives(ufl.derivative(B, f, ufl.TestFunction(f.function_space)))
-            if not curv.empty():
-                raise ValueError(f"L is not affine in {f.name}: cannot precompute its matrix")
+            B = expand_derivatives(ufl.derivative(L, f, ufl.TrialFunction(f.function_space)))
+            # B_j must not depend on any of the split coefficients (itself: L affine
+            # in f_j; the others: no products f_j f_k), else it would go stale.
+            for g in coeffs:
+                dB = expand_derivatives(ufl.derivative(B, g, ufl.TestFunction(g.function_space)))
+                if not dB.empty():
+                    raise ValueError(f"L is not affine in {f.name} (or couples it with "
+                                     f"{g.name}): cannot precompute its matrix")
             if B.empty():
                 continue
             Bc = compile_form(B, **kw)

@@ -171,9 +171,9 @@ class SweepFile(Section):
     description: str = ""
     # Base study, relative to the sweep file; omitted = the built-in defaults.
     base: str | None = None
-    set: dict[str, Any] = {}
-    grid: dict[str, list[Any]] = {}
-    cases: list[dict[str, Any]] = []
+    set: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    cases: list[dict[str, Any]] = Field(default_factory=list)
     sample: Sample | None = None
     # The two parameters the heatmaps use (x, y); default: the first two varied.
     plot: list[str] = Field(default_factory=list, max_length=2)

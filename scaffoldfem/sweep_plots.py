@@ -200,7 +200,7 @@ def _montage(sweep_dir: Path, df: Any, metric: str, out: Path) -> Path | None:
     return out
 
 
-def plot_sweep(dir: Path) -> list[Path]:  # noqa: A002  (name fixed by the CLI contract)
+def plot_sweep(dir: Path) -> list[Path]:
     """Draw the sweep figures of ``dir`` into ``dir/figures``.
 
     Args:

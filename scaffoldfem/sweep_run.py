@@ -34,7 +34,6 @@ import importlib
 import importlib.util
 import json
 import math
-import os
 import shutil
 import sys
 import threading
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import scaffoldfem
-from scaffoldfem.config.study import Study, StudyError
+from scaffoldfem.config.study import StudyError
 from scaffoldfem.rundir import RunDirError, atomic_write_bytes, atomic_write_json, atomic_write_text
 from scaffoldfem.sweep import SweepPlan, load_sweep, parameter_column, parameter_value
 
@@ -151,9 +150,10 @@ class ResultsWriter:
         import pandas as pd
 
         path = out / "results.csv"
-        if not path.exists():
+        try:
+            df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
+        except (FileNotFoundError, pd.errors.EmptyDataError):
             return {}
-        df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
         return {str(r["case_id"]): r for r in df.to_dict("records")}
 
     def add(self, row: dict[str, Any]) -> None:
@@ -168,7 +168,8 @@ class ResultsWriter:
 
         order = {c.id: c.index for c in self.plan.cases}
         rows = sorted(self.rows.values(), key=lambda r: order.get(r["case_id"], 1 << 30))
-        df = pd.DataFrame(rows)
+        df = pd.DataFrame(rows) if rows else \
+            pd.DataFrame(columns=[*LEAD_COLUMNS, *parameter_columns(self.plan)])
         lead = [c for c in LEAD_COLUMNS if c in df.columns]
         params = [c for c in parameter_columns(self.plan) if c in df.columns]
         metrics = sorted(c for c in df.columns if c not in lead and c not in params)
@@ -193,7 +194,8 @@ def parameter_columns(plan: SweepPlan) -> list[str]:
     """Results-table columns of the varied values, in sweep order."""
     if not plan.cases:
         return []
-    return [parameter_column(k, parameter_value(plan.cases[0].study, k)[1]) for k in plan.parameters]
+    study = plan.cases[0].study
+    return [parameter_column(k, parameter_value(study, k)[1]) for k in plan.parameters]
 
 
 # ---------------------------------------------------------------------------
@@ -228,7 +230,8 @@ class SweepSummary:
     def lines(self) -> list[str]:
         """Human-readable summary."""
         done = self.total - len(self.failures) - self.pending
-        rate = f", {3600 * self.ran / self.wall_s:.1f} cases/hour" if self.ran and self.wall_s else ""
+        rate = (f", {3600 * self.ran / self.wall_s:.1f} cases/hour"
+                if self.ran and self.wall_s else "")
         out = [f"sweep: {done}/{self.total} cases done ({self.ran} run now, {self.skipped} "
                f"already done) in {self.wall_s:.1f} s{rate}"]
         if self.pending:
@@ -513,10 +516,8 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
         writer.write()
     n_skip = len(plan.cases) - len(todo)
     if collect_only:
-        pending = len(todo)
         todo = []
     else:
-        pending = 0
         say(f"sweep {plan.name}: {len(plan.cases)} cases, {n_skip} already done, {len(todo)} to "
             f"run on {size // ranks_per_case} group(s) of {ranks_per_case} rank(s)")
 
@@ -548,8 +549,8 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
         assert writer is not None
         writer.write()
         failures = [(r["case_id"], r["status"], str(r.get("error") or ""))
-                    for r in writer.frame().to_dict("records")
-                    if r["status"] != "done" and r["case_id"] in {c.id for c in plan.cases}]
+                    for r in writer.frame().to_dict("records") if r["status"] != "done"]
+        pending = sum(1 for c in plan.cases if c.id not in writer.rows)  # never run yet
         summary = SweepSummary(total=len(plan.cases), ran=len(todo), skipped=n_skip,
                                failures=failures, wall_s=time.perf_counter() - t_start,
                                pending=pending)

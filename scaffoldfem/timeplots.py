@@ -62,20 +62,24 @@ def plot_timecourses(ts, species: Sequence[str], png: Path, *,
 
 
 def _concentrations(ax, ts, t, species, windows) -> None:
+    from matplotlib.ticker import FuncFormatter
     series = {s: np.asarray(ts[f"lesion_mean_{s}_ng_per_mL"], dtype=float) for s in species
               if f"lesion_mean_{s}_ng_per_mL" in ts}
     colours = {s: SPECIES_COLOURS[i % len(SPECIES_COLOURS)] for i, s in enumerate(species)}
-    # One grey band when every species shares the window, else one band per species.
+    # One grey band when every species shares the window; otherwise each window's
+    # edges as dashed lines in its species' colour (overlapping tints turn to mud).
     wins = {s: windows[s] for s in series if s in windows}
-    shared = len({tuple(w) for w in wins.values()}) == 1
-    for i, (s, w) in enumerate(wins.items()):
-        if shared and i > 0:
-            break
-        ax.axhspan(*w, color="#9e9e9e" if shared else colours[s], alpha=0.18 if shared else 0.1,
-                   lw=0, label=(f"therapeutic window {w[0]:g}–{w[1]:g} ng/mL" if shared
-                                else f"{s} window"))
+    if len({tuple(w) for w in wins.values()}) == 1:
+        lo, hi = next(iter(wins.values()))
+        ax.axhspan(lo, hi, color="#9e9e9e", alpha=0.18, lw=0,
+                   label=f"therapeutic window {lo:g}–{hi:g} ng/mL")
+    else:
+        for s, (lo, hi) in wins.items():
+            for k, edge in enumerate((lo, hi)):
+                ax.axhline(edge, color=colours[s], ls=(0, (5, 3)), lw=1.0, alpha=0.8,
+                           label=f"{s} window {lo:g}–{hi:g}" if k == 0 else None)
     for s, y in series.items():
-        ax.plot(t, y, color=colours[s], lw=2, label=s)
+        ax.plot(t, y, color=colours[s], lw=2, label=s if np.any(y > 0) else f"{s} (zero)")
     pos = np.concatenate([y[y > 0] for y in series.values()]) if series else np.zeros(0)
     ax.set_ylabel("lesion mean (ng/mL)")
     ax.set_title("Growth factors in the lesion", loc="left", fontsize=11)
@@ -87,9 +91,9 @@ def _concentrations(ax, ts, t, species, windows) -> None:
             bottom = min(bottom, 0.3 * min(lows))
         top = max([pos.max(), *[w[1] for w in wins.values()]]) * 2
         ax.set_ylim(bottom, top)
-        from matplotlib.ticker import FuncFormatter
-
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    elif pos.size:
+        ax.set_ylim(bottom=0)
     if series or wins:
         ax.legend(loc="best", fontsize=8, ncols=2, framealpha=0.85)
 
@@ -115,6 +119,7 @@ def _scaffold(ax, ts, t) -> None:
 
 
 def _axons(ax, ts, t, seeded) -> None:
+    from matplotlib.ticker import MaxNLocator
     ax.set_title("Axons across the lesion", loc="left", fontsize=11)
     if "axons_crossed" not in ts:
         ax.text(0.5, 0.5, "no axons traced", transform=ax.transAxes, ha="center", color="grey")
@@ -124,6 +129,7 @@ def _axons(ax, ts, t, seeded) -> None:
     ax.plot(t, n, color="#1a9e3a", lw=2, marker="o" if len(t) <= 40 else None, ms=3)
     ax.fill_between(t, n, color="#1a9e3a", alpha=0.15, lw=0)
     ax.set_ylabel("axons crossed")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, max(1.0, float(n.max()) * 1.1 if n.size else 1.0))
     if seeded:
         sec = ax.secondary_yaxis("right", functions=(lambda v: 100 * v / seeded,

@@ -64,7 +64,8 @@ def test_base_image_is_pinned_to_an_exact_release():
 
 def test_image_dolfinx_matches_the_wheel_and_conda_route():
     major, minor, patch = PINNED.match(base_images()["Dockerfile"]).groups()
-    wheel = dict(split_requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["wheel"])
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    wheel = dict(split_requirement(r) for r in extras["wheel"])
     (pin,) = wheel["dolfinx-solver-real"]
     assert re.match(rf"^==\s*{major}\.{minor}\.", pin), (pin, major, minor)
     version = (int(major), int(minor), int(patch))
@@ -134,7 +135,8 @@ def test_conda_environment_matches_pyproject():
         assert name in conda, f"environment.yml lacks {name} (pyproject {pkg})"
         if conda[name]:
             assert conda[name] == spec, f"{name}: environment.yml {set(conda[name])} vs {set(spec)}"
-    tests = dict(split_requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"])
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    tests = dict(split_requirement(r) for r in extras["test"])
     assert conda["pytest"] == tests["pytest"]
 
 

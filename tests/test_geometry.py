@@ -28,12 +28,13 @@ from scaffoldfem.mesh import (
 )
 from scaffoldfem.regions import CELL_TAGS, FACET_TAGS
 
-# Lesion variants: 300 µm channels fit the smaller scaffold cross-sections.
+# Lesion variants (the default 7 × 450 µm channels fit neither the half-slab nor
+# the contusion ellipsoid): 3 × 300 µm channels, or one central 450 µm channel.
 SMALL_CHANNELS = {"count": 3, "diameter": "300 um", "spacing": "0.5 mm"}
 VARIANTS = {
     "hemisection+gap": {"lesion": {"kind": "hemisection", "side": "left"},
                         "cavity": {"gap": "0.1 mm"}, "channels": SMALL_CHANNELS},
-    "contusion": {"lesion": {"kind": "contusion"}, "channels": SMALL_CHANNELS},
+    "contusion": {"lesion": {"kind": "contusion"}, "channels": {"count": 1}},
     "transection+gap,ellipse": {"cavity": {"gap": "0.15 mm"},
                                 "grey_matter": {"shape": "ellipse"}},
 }

@@ -45,9 +45,12 @@ def test_resolved_study_round_trips():
 
 
 def test_preset_fills_only_missing_values():
-    s = load_study(None, ["scaffold.preset='gelma'", "scaffold.solid_modulus='3 kPa'"])
+    from scaffoldfem.physics.materials import POLYMERS
+
+    s = load_study(None, ["scaffold.preset='gelatin'", "scaffold.solid_modulus='3 kPa'"])
     assert s.scaffold.solid_modulus == pytest.approx(3.0)
-    assert s.scaffold.enzymatic_rate == pytest.approx(0.3)
+    assert s.scaffold.enzymatic_rate == pytest.approx(POLYMERS["gelatin"].k_e)
+    assert s.scaffold.porosity == pytest.approx(POLYMERS["gelatin"].phi0)
 
 
 @pytest.mark.parametrize(

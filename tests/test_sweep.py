@@ -46,9 +46,10 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False)
     """Collective stand-in for run_study (see the module docstring).
 
     Study ``description`` selects a failure: ``"raise"`` raises SimulationFailed,
-    ``"exit3"`` returns 3; so do the case ids listed in FAKE_FAIL_IDS (raise). Environment: FAKE_LOG (append one line per case start),
-    FAKE_KILL_AFTER=n (SIGKILL itself when n cases of the sweep are DONE),
-    FAKE_INTERRUPT_AFTER=n (raise KeyboardInterrupt instead), FAKE_SLEEP (seconds).
+    ``"exit3"`` returns 3; case ids listed in FAKE_FAIL_IDS raise too. Environment:
+    FAKE_LOG (append one line per case start), FAKE_KILL_AFTER=n (SIGKILL itself when
+    n cases of the sweep are DONE), FAKE_INTERRUPT_AFTER=n (raise KeyboardInterrupt
+    instead), FAKE_SLEEP (seconds).
     """
     import time
 
@@ -89,7 +90,7 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False)
     t = (i + 0.5) / N_QUAD
     crossing = comm.allreduce(float(np.sum(phi * np.exp(-t / modulus))) / N_QUAD)
     metrics = {
-        "axons": {"crossing_fraction": crossing, "crossed": int(round(100 * crossing))},
+        "axons": {"crossing_fraction": crossing, "crossed": round(100 * crossing)},
         "species": {s.name: {"lesion_auc_ng_day_per_mL": s.release.loading * phi / 1e3}
                     for s in study.species},
         "mechanics": {"max_interface_strain_jump": 1.0 / (modulus * (1 - phi) ** 2)},
@@ -264,8 +265,9 @@ def test_bad_sweep_files(tmp_path, text, expect):
 
 def test_equal_labels_still_give_distinct_ids(tmp_path):
     # Explicit labels keep the index prefix, so equal labels still give distinct ids.
-    plan = load_sweep(write(tmp_path / "s.toml", '[[cases]]\nid = "a"\n"scaffold.porosity" = 0.7'
-                                                 '\n[[cases]]\nid = "a"\n"scaffold.porosity" = 0.8\n'))
+    text = '[[cases]]\nid = "a"\n"scaffold.porosity" = 0.7\n[[cases]]\nid = "a"\n' \
+           '"scaffold.porosity" = 0.8\n'
+    plan = load_sweep(write(tmp_path / "s.toml", text))
     assert [c.id for c in plan.cases] == ["c000-a", "c001-a"]
 
 
@@ -352,7 +354,8 @@ description = "exit3"
     assert summary.exit_code == 3
     assert [(f[0], f[1]) for f in summary.failures] == [("c004-diverges", "failed"),
                                                          ("c005-bad-exit", "failed")]
-    assert "SimulationFailed" in summary.failures[0][2] and "fake divergence" in summary.failures[0][2]
+    assert "SimulationFailed" in summary.failures[0][2]
+    assert "fake divergence" in summary.failures[0][2]
     assert summary.failures[1][2] == "exit code 3"
     assert any("c004-diverges: failed" in line for line in summary.lines())
     df = results(out).set_index("case_id")

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.base import Section
-from scaffoldfem.config.materials import MATERIAL_PRESETS
+from scaffoldfem.physics.materials import POLYMERS
 from scaffoldfem.units import Q
 
 Length = Q("mm", gt=0)
@@ -66,34 +66,37 @@ class ScaffoldConfig(Section):
 
     #: Keys a preset fills; the template shows them as comments so that changing
     #: ``preset`` alone changes them.
-    preset_keys: ClassVar[tuple[str, ...]] = tuple(next(iter(MATERIAL_PRESETS.values())))
+    preset_keys: ClassVar[tuple[str, ...]] = (
+        "porosity", "solid_modulus", "poisson", "modulus_exponent", "diffusivity_law",
+        "hydrolysis_rate", "autocatalysis", "enzymatic_rate", "enzyme_half_saturation")
 
-    # Material preset (config/materials.py, with sources): fills the commented keys below.
-    preset: Literal["plga_50_50", "pcl", "alginate", "gelma", "peg_mmp"] = "plga_50_50"
-    # Multichannel PLGA scaffolds: ~80-90 % porous matrices (Olson 2009 Acta Biomater 5:2618).
-    porosity: float = Field(0.8, gt=0.0, lt=1.0)
+    # Material preset (scaffoldfem/physics/materials.py: every number with its source);
+    # fills the commented keys below unless the study sets them.
+    preset: Literal["plga_50_50", "pcl", "alginate", "gelatin", "peg_mmp"] = "plga_50_50"
+    porosity: float = Field(gt=0.0, lt=1.0)
     solid_modulus: Modulus
     poisson: float = Field(ge=0.0, lt=0.5)
-    # Gibson-Ashby open-cell exponent n = 2 (Gibson & Ashby, Cellular Solids, 1997).
-    modulus_exponent: float = Field(2.0, gt=0.0)
-    # Effective diffusivity law in the matrix (background): Bruggeman φ^1.5.
-    diffusivity_law: Literal["bruggeman", "mackie_meares", "archie"] = "bruggeman"
+    modulus_exponent: float = Field(gt=0.0)
+    diffusivity_law: Literal["bruggeman", "mackie_meares", "archie"]
     archie_exponent: float = Field(2.0, gt=0.0)
     hydrolysis_rate: Rate
     autocatalysis: float = Field(ge=0.0)
     enzymatic_rate: Rate
-    # Michaelis constant of MMP cleavage: order of MMP levels in injured cord (ng/mL);
-    # a starting point, not a measurement.
-    enzyme_half_saturation: Q("ng/mL", gt=0) = "20 ng/mL"
+    enzyme_half_saturation: Q("ng/mL", gt=0)
     # Strain-accelerated degradation β (0 = off).
     strain_acceleration: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="before")
     @classmethod
     def _fill_from_preset(cls, data: object) -> object:
-        if isinstance(data, dict):
-            preset = data.get("preset", "plga_50_50")
-            for key, value in MATERIAL_PRESETS.get(preset, {}).items():
+        if isinstance(data, dict) and data.get("preset", "plga_50_50") in POLYMERS:
+            p = POLYMERS[data.get("preset", "plga_50_50")]
+            filled = {"porosity": p.phi0, "solid_modulus": f"{p.E_s!r} kPa", "poisson": p.nu,
+                      "modulus_exponent": p.n_ga, "diffusivity_law": p.law,
+                      "hydrolysis_rate": f"{p.k_h!r} 1/day", "autocatalysis": p.a_auto,
+                      "enzymatic_rate": f"{p.k_e!r} 1/day",
+                      "enzyme_half_saturation": f"{p.K_e!r} ng/mL"}
+            for key, value in filled.items():
                 data.setdefault(key, value)
         return data
 
