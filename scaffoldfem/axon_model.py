@@ -6,7 +6,7 @@ which batch it is processed in. Random numbers come from a counter-based hash
 of (seed, axon id, step, draw index): no generator state, identical for any
 number of ranks.
 
-See ``docs/axons.md`` for the model and its references.
+See ``docs/model.md`` §11 for the model and its references.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Weights are dimensionless and act per growth step of length ``step_length``
 at baseline speed (the heading is the normalised weighted sum of unit cues);
-see ``docs/axons.md`` for the model.
+see ``docs/model.md`` §11 for the model.
 """
 
 from __future__ import annotations
