@@ -93,7 +93,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         else:
             from scaffoldfem.plots import plot_run
 
-            plot_run(args.dir)
+            for path in plot_run(args.dir):
+                print(f"wrote {path}")
     return 0
 
 
@@ -175,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, SimulationFailed):
             _say(f"scaffoldfem {args.command}: {err}", err=True)
             return EXIT_SOLVER
+        from scaffoldfem.geometry import GeometryBuildError
+        from scaffoldfem.mesh import MeshingError
+
+        if isinstance(err, MeshingError | GeometryBuildError):  # same on every rank
+            _say(f"scaffoldfem {args.command}: meshing failed: {err}", err=True)
+            return EXIT_BAD_INPUT
         comm = _comm()
         if comm.size > 1:  # an unexpected error on one rank must not hang the others
             import traceback

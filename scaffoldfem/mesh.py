@@ -248,6 +248,24 @@ def mesh_cache_path(geom: GeometryConfig, cache: Path | str | None = None) -> Pa
     return cache_dir(cache) / f"{geom.geometry_hash()}-{builder_fingerprint()}.msh"
 
 
+def prune_cache(cache: Path | str | None = None) -> int:
+    """Delete cached meshes made by another builder version; return how many.
+
+    They can never be served again (their key has another
+    :func:`builder_fingerprint`), and each is up to tens of MB.
+    """
+    keep = f"-{builder_fingerprint()}"
+    removed = 0
+    root = cache_dir(cache)
+    for p in root.glob("*-*.*") if root.is_dir() else []:
+        # Hidden names are temporary files of a build in progress: leave them.
+        if p.suffix in (".msh", ".json") and not p.stem.endswith(keep) \
+                and not p.name.startswith("."):
+            p.unlink(missing_ok=True)
+            removed += p.suffix == ".msh"
+    return removed
+
+
 def cached_mesh_path(geom: GeometryConfig, cache: Path | str | None = None,
                      *, verbose: bool = False) -> Path:
     """Return the cached mesh of ``geom``, meshing it first if absent (one process).

@@ -4,7 +4,7 @@ pieces (axon states and colours, the colour scale of a field, the axons read fro
 
 * :func:`render_cutaway` - PyVista 3D: the cord around the lesion with its
   dorsal-right quadrant removed, regions in their colours, a growth factor on the
-  mid-sagittal face and the axons as tubes coloured by final state.
+  mid-sagittal face and the axons as tubes coloured by outcome.
 
 The 2D pictures (cross-sections, animation) are in :mod:`scaffoldfem.slices`.
 Every function draws off-screen; call them on one rank only.
@@ -25,6 +25,7 @@ from scaffoldfem.render import REGION_COLOURS
 #: tuple as ``scaffoldfem.tracing.STATE_NAMES``; a test keeps them equal, but this
 #: module must not import the tracer, which needs DOLFINx).
 STATE_NAMES = ("growing", "crossed", "stalled", "exited")
+GROWING, CROSSED = STATE_NAMES.index("growing"), STATE_NAMES.index("crossed")
 #: Axon colours: the conventional good/bad green/red, growing blue, exited grey.
 STATE_COLOURS = {"crossed": "#1a9e3a", "stalled": "#d62728", "growing": "#1f5fd1",
                  "exited": "#7f7f7f"}
@@ -123,18 +124,26 @@ def field_scale(name: str, values: Sequence[np.ndarray], window: tuple[float, fl
 class Axons:
     """Axon trajectories read from ``axons.vtp``.
 
+    Pictures colour an axon by its *outcome*: crossed if it ever crossed the lesion
+    (cell data ``crossed``; it may have stalled or exited afterwards), else its
+    final state.
+
     Attributes:
         points: (n, 3) trajectory points, axon after axon, in growth order.
         t: (n,) time of each point (day).
         offsets: (m + 1,) axon j is ``points[offsets[j]:offsets[j + 1]]``.
-        final_state: (m,) index into :data:`STATE_NAMES`.
-        state: (n,) state of the axon when it reached each point.
+        final_state: (m,) index into :data:`STATE_NAMES` (cell data ``final_state``).
+        outcome: (m,) index into :data:`STATE_NAMES`: crossed, else the final state.
+        state: (n,) outcome so far when the axon reached each point: growing, then
+            crossed from the first point ``cross_depth`` beyond the far lesion face,
+            and the outcome at the last point.
     """
 
     points: np.ndarray
     t: np.ndarray
     offsets: np.ndarray
     final_state: np.ndarray
+    outcome: np.ndarray
     state: np.ndarray
 
     @property
@@ -152,10 +161,10 @@ class Axons:
              cross_depth: float | None = None) -> Axons:
         """Read ``axons.vtp`` (one polyline per axon).
 
-        A per-point ``state`` array is used when the file has one. Otherwise an axon
-        is growing until its last point, which takes the final state; a crossed axon
-        counts as crossed from its first point ``cross_depth`` beyond the far lesion
-        face (when ``lesion`` and ``cross_depth`` are known).
+        Args:
+            path: The file.
+            lesion: Rostral and caudal z of the lesion (mm), to time the crossings.
+            cross_depth: Depth beyond the far face that counts as crossed (mm).
         """
         pv = offscreen_pyvista()
         poly = pv.read(path)
@@ -173,18 +182,18 @@ class Axons:
         m = len(offsets) - 1
         # Lines come after any vertex cells in VTK's cell order.
         final = _state_codes(poly.cell_data["final_state"])[-m:] if m else np.zeros(0, np.int64)
-        if "state" in poly.point_data:
-            state = _state_codes(poly.point_data["state"])[idx]
-        else:
-            state = _infer_states(pts, offsets, final, lesion, cross_depth)
-        return cls(pts, t, offsets, final, state)
+        crossed = (np.asarray(poly.cell_data["crossed"])[-m:] > 0 if "crossed" in poly.cell_data
+                   else final == CROSSED)
+        outcome = np.where(crossed, CROSSED, final)
+        state = _states_along(pts, offsets, outcome, lesion, cross_depth)
+        return cls(pts, t, offsets, final, outcome, state)
 
     def grown_until(self, time: float) -> tuple[list[np.ndarray], np.ndarray]:
-        """Polylines of the axons grown by ``time`` and each one's state then.
+        """Polylines of the axons grown by ``time`` and each one's outcome so far.
 
         Returns:
             (paths, states): the points with ``t <= time`` of every axon that has at
-            least two, and the state at its last such point.
+            least two, and :attr:`state` at its last such point.
         """
         paths, states = [], []
         for _, s in self.segments():
@@ -198,21 +207,21 @@ class Axons:
         """Where the axons pierce the plane ``z``.
 
         Returns:
-            (xy, state, n_axons): the (k, 2) piercing points, the final state of the
-            axon of each point, and the number of distinct axons crossing.
+            (xy, outcome, n_axons): the (k, 2) piercing points, the outcome of the
+            axon of each point, and the number of distinct axons piercing the plane.
         """
         p = self.points
         d = p[:, 2] - z
         # Segments inside one axon whose ends lie on opposite sides (or end on it).
-        a = np.arange(len(p) - 1)
-        same = np.ones(len(p) - 1, dtype=bool)
+        a = np.arange(max(len(p) - 1, 0))
+        same = np.ones(len(a), dtype=bool)
         same[self.offsets[1:-1] - 1] = False
         hit = same & (d[a] * d[a + 1] <= 0) & (d[a] != d[a + 1])
         a = a[hit]
         w = (d[a] / (d[a] - d[a + 1]))[:, None]
         xy = (p[a] + w * (p[a + 1] - p[a]))[:, :2]
         axon = np.searchsorted(self.offsets, a, side="right") - 1
-        return xy, self.final_state[axon], len(np.unique(axon))
+        return xy, self.outcome[axon], len(np.unique(axon))
 
 
 def _state_codes(values) -> np.ndarray:
@@ -223,21 +232,26 @@ def _state_codes(values) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def _infer_states(pts: np.ndarray, offsets: np.ndarray, final: np.ndarray,
+def _states_along(pts: np.ndarray, offsets: np.ndarray, outcome: np.ndarray,
                   lesion: tuple[float, float] | None, cross_depth: float | None) -> np.ndarray:
-    crossed = STATE_NAMES.index("crossed")
-    state = np.full(len(pts), STATE_NAMES.index("growing"), dtype=np.int64)
+    """Outcome so far at every point (see :attr:`Axons.state`).
+
+    The crossing test is the tracer's: a descending axon (seeded rostral of the
+    lesion centre) has crossed once z >= caudal face + cross_depth, an ascending one
+    once z <= rostral face - cross_depth.
+    """
+    state = np.full(len(pts), GROWING, dtype=np.int64)
     for j in range(len(offsets) - 1):
         s, e = int(offsets[j]), int(offsets[j + 1])
         if e == s:
             continue
-        state[e - 1] = final[j]
-        if final[j] == crossed and lesion is not None and cross_depth is not None:
+        state[e - 1] = outcome[j]
+        if outcome[j] == CROSSED and lesion is not None and cross_depth is not None:
             z = pts[s:e, 2]
             descending = z[0] < 0.5 * (lesion[0] + lesion[1])
             beyond = z >= lesion[1] + cross_depth if descending else z <= lesion[0] - cross_depth
             if beyond.any():
-                state[s + int(np.argmax(beyond)):e] = crossed
+                state[s + int(np.argmax(beyond)):e] = CROSSED
     return state
 
 
@@ -263,7 +277,7 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
     quadrant removed: the pia as a pale see-through shell; scar, scaffold and channels
     see-through in their region colours; the field on the exposed half of the
     mid-sagittal plane and the regions on the horizontal cut face, both with region
-    borders as thin lines; every axon as a tube coloured by its final state. PyVista
+    borders as thin lines; every axon as a tube coloured by its outcome. PyVista
     renders the scene; matplotlib adds the title, colour bar and legend.
 
     Args:
@@ -297,14 +311,15 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
              fontsize=15, va="top")
     drawn = axons is not None and axons.count > 0
     fig.text(0.01, 0.935, "dorsal-right quadrant removed; field on the mid-sagittal face, "
-             "regions on the horizontal face" + ("; axons by final state" if drawn else ""),
+             "regions on the horizontal face" + ("; axons by outcome (crossed, else final state)"
+                                                 if drawn else ""),
              fontsize=10, color="#444444", va="top")
     cax = fig.add_axes((scene_frac + 0.03, 0.5, 0.022, 0.36))
     colourbar(fig, ScalarMappable(norm=scale.norm(), cmap=scale.cmap), scale, cax=cax)
     handles = []
     if drawn:
         for k, name in enumerate(STATE_NAMES):
-            n = int(np.sum(axons.final_state == k))
+            n = int(np.sum(axons.outcome == k))
             if n:
                 handles.append(Line2D([], [], color=STATE_COLOURS[name], lw=4,
                                       label=f"{name} ({n})"))
@@ -315,8 +330,7 @@ def render_cutaway(grid, axons: Axons | None, scale: FieldScale, png: Path, *,
                                  label=n.replace("_", " ")))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(scene_frac + 0.005, 0.45),
                fontsize=10, frameon=False, title="axons / regions" if drawn else "regions",
-               title_fontsize=10,
-               alignment="left")
+               title_fontsize=10, alignment="left")
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=dpi, facecolor="white")
     plt.close(fig)
@@ -382,15 +396,15 @@ def _cutaway_scene(grid, axons: Axons | None, scale: FieldScale, lesion: tuple[f
         # Thinner tubes for crowds, so hundreds of axons stay apart.
         tube = radius * (0.012 if axons.count <= 150 else 0.008)
         for k, name in enumerate(STATE_NAMES):
-            sel = np.flatnonzero(axons.final_state == k)
+            sel = np.flatnonzero(axons.outcome == k)
             if sel.size:
                 lines = _polylines(pv, axons, sel)
                 pl.add_mesh(lines.tube(radius=tube, n_sides=10),
                             color=STATE_COLOURS[name], smooth_shading=True, specular=0.4)
     ends = pv.PolyData(np.array([[0.0, 1.2 * radius, z0], [0.0, 1.2 * radius, z1]]))
     pl.add_point_labels(ends, ["rostral", "caudal"], font_size=max(8, round(size[0] / 70)),
-                        text_color="#333333",
-                        shape=None, show_points=False, always_visible=True)
+                        text_color="#333333", shape=None, show_points=False,
+                        always_visible=True)
     _oblique_camera(pl, lesion, radius, (z0, z1))
     pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black",
                 line_width=3)

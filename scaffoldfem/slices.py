@@ -30,7 +30,6 @@ from scaffoldfem.pictures import (
     offscreen_pyvista,
     planar_triangles,
 )
-from scaffoldfem.render import REGION_COLOURS
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def slice_2d(mesh, field: str, normal: str, origin: Sequence[float] = (0, 0, 0))
 
 def _draw_slice(ax, sl: Slice2D, scale: FieldScale):
     """The field on a slice with its region borders: dark lines over the light end of
-    the colormap, light lines over the dark end, so they read everywhere."""
+    the colormap, light over the dark end (a ramp between), so they read everywhere."""
     from matplotlib.collections import LineCollection
 
     if len(sl.tri) == 0:
@@ -84,8 +83,11 @@ def _draw_slice(ax, sl: Slice2D, scale: FieldScale):
     m = ax.tripcolor(sl.uv[:, 0], sl.uv[:, 1], sl.tri, scale.clip(sl.values), shading="gouraud",
                      cmap=scale.cmap, norm=scale.norm(), rasterized=True)
     if len(sl.borders):
-        shade = np.asarray(scale.norm()(scale.clip(sl.border_values)))
-        colours = np.where(shade[:, None] > 0.6, [0.93, 0.93, 0.93, 1.0], [0.2, 0.2, 0.2, 1.0])
+        # A grey ramp, not a switch: a line that flips from dark to light at one value
+        # makes the eye see a false step in the field there.
+        shade = np.asarray(scale.norm()(scale.clip(sl.border_values)), dtype=float)
+        grey = 0.15 + 0.8 * np.clip((shade - 0.45) / 0.35, 0.0, 1.0)
+        colours = np.column_stack([grey, grey, grey, np.ones_like(grey)])
         ax.add_collection(LineCollection(sl.borders, colors=colours, linewidths=0.7, zorder=2))
     return m
 
@@ -146,8 +148,12 @@ def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Pat
                 ax.scatter(xy[sel, 0], xy[sel, 1], s=16, c=STATE_COLOURS[STATE_NAMES[k]],
                            edgecolors="white", linewidths=0.6, zorder=3)
             states.extend(st.tolist())
-        ax.set_title(f"{label}, z = {z:+.2f} mm" + (f"\n{n} axons pass" if axons is not None
-                                                     else ""), fontsize=11)
+        # The range on the section, in words: a near-uniform field reads as one colour.
+        rng = (f"{scale.name} {sl.values.min():.3g}–{sl.values.max():.3g} ng/mL"
+               if len(sl.values) else "")
+        ax.set_title(f"{label}, z = {z:+.2f} mm\n{rng}" + (f", {n} axons pass"
+                                                             if axons is not None else ""),
+                     fontsize=10)
         ax.set_aspect("equal")
         ax.set_xlim(lo[0] - 0.05, hi[0] + 0.05)
         ax.set_ylim(lo[1] - 0.05, hi[1] + 0.05)
@@ -158,7 +164,7 @@ def render_cross_sections(grid, axons: Axons | None, scale: FieldScale, png: Pat
     if states:
         fig.legend(handles=_state_legend_handles(states, marker=True), loc="outside lower center",
                    ncols=len(set(states)), fontsize=9, frameon=False,
-                   title="points where axons pierce the plane, by final state",
+                   title="points where axons pierce the plane, by outcome",
                    title_fontsize=9)
     when = f" at day {t_day:g}" if t_day is not None else ""
     fig.suptitle(f"{scale.name}{when} on transverse sections, seen from caudal "
@@ -232,7 +238,8 @@ def render_growth(slices: Sequence[tuple[float, object]], axons: Axons | None,
         if axons is not None and axons.count:
             fig.legend(handles=_state_legend_handles(range(len(STATE_NAMES)), marker=False),
                        loc="center right", bbox_to_anchor=(1 - right / w, 0.33 / h), ncols=4,
-                       fontsize=9, frameon=False, title="axons projected on the plane, by state",
+                       fontsize=9, frameon=False,
+                       title="axons projected on the plane, by outcome so far",
                        title_fontsize=9)
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
@@ -268,11 +275,12 @@ def _draw_axon_paths(ax, paths: Sequence[np.ndarray], states: np.ndarray) -> Non
 
 
 def _gif_palette(scale: FieldScale) -> list[tuple[int, int, int]]:
-    """256 colours for every frame: greys for text, the axon and region colours (and
-    their blends with white and black), and samples of the colormap.
+    """256 colours for every frame: greys for text and borders, the axon colours (and
+    a darker shade of each), and dense samples of the colormap.
 
     One fixed palette keeps colours steady between frames; a per-frame adaptive one
-    drops the few pixels of a thin blue axon line into grey.
+    drops the few pixels of a thin blue axon line into grey. No other colours: one
+    near the colormap would capture a band of the field and show as a false edge.
     """
     from matplotlib import colormaps
     from matplotlib.colors import to_rgb
@@ -280,10 +288,10 @@ def _gif_palette(scale: FieldScale) -> list[tuple[int, int, int]]:
     def rgb(c) -> tuple[int, int, int]:
         return tuple(round(255 * float(v)) for v in c[:3])
 
-    pal = [rgb((g, g, g)) for g in np.linspace(0.0, 1.0, 32)]
-    for c in (*STATE_COLOURS.values(), *REGION_COLOURS.values()):
+    pal = [rgb((g, g, g)) for g in np.linspace(0.0, 1.0, 24)]
+    for c in STATE_COLOURS.values():
         base = np.array(to_rgb(c))
-        pal += [rgb(base), rgb(0.6 * base + 0.4), rgb(0.6 * base)]
+        pal += [rgb(base), rgb(0.7 * base)]
     cm = colormaps[scale.cmap]
     pal += [rgb(cm(v)) for v in np.linspace(0.0, 1.0, 256 - len(pal))]
     return pal

@@ -23,6 +23,7 @@ from scaffoldfem.mesh import (
     facet_counts,
     load_mesh,
     mesh_report,
+    prune_cache,
     region_cells,
     region_volumes,
 )
@@ -54,6 +55,7 @@ def cache(tmp_path_factory) -> Path:
         path = os.environ.get("SCAFFOLDFEM_TEST_MESH_CACHE") or str(
             tmp_path_factory.getbasetemp().parent / "scaffoldfem-mesh-cache")
         Path(path).mkdir(parents=True, exist_ok=True)
+        prune_cache(path)  # meshes of an older builder can never be used again
     return Path(MPI.COMM_WORLD.bcast(path, root=0))
 
 
@@ -228,6 +230,22 @@ def test_analytic_volumes_independent_checks():
     removed_mc = np.mean(in_ell & in_grey) * 8 * a * b * c
     removed = g.grey_matter.area() * g.cord.length - g.analytic_volumes()["grey_matter"]
     assert removed == pytest.approx(removed_mc, rel=0.02)
+
+
+def test_channel_layouts():
+    hexa = GeometryConfig().channel_centres()
+    rings = GeometryConfig(channels={"layout": "rings"}).channel_centres()
+    # Seven channels: the centre and a ring of six at the spacing, both ways.
+    key = sorted((round(x, 9), round(y, 9)) for x, y in hexa)
+    assert key == sorted((round(x, 9), round(y, 9)) for x, y in rings)
+    radii = sorted(math.hypot(x, y) for x, y in hexa)
+    assert radii[0] == pytest.approx(0, abs=1e-12)
+    assert radii[1:] == pytest.approx([0.7] * 6)
+    explicit = GeometryConfig(**_explicit((0, 0), (0.7, 0.1))).channel_centres()
+    assert explicit == [(0.0, 0.0), (0.7, 0.1)]
+    # A left hemisection puts its channels in x < 0, clear of the midline.
+    left = GeometryConfig(**VARIANTS["hemisection+gap"]).channel_centres()
+    assert all(x < -0.1 - 0.15 for x, _ in left)
 
 
 # -- refusals ---------------------------------------------------------------------------

@@ -142,7 +142,6 @@ def synthetic_axons(n: int = 40, t_end: float = 56.0, seed: int = 0):
 def write_run(run_dir: Path, grid=None, *, n_axons: int = 40, times=None) -> Path:
     """A complete synthetic run directory following the file contract."""
     import pandas as pd
-    import pyvista as pv
 
     grid = cord_grid() if grid is None else grid
     times = np.arange(0.0, 57.0, 14.0) if times is None else np.asarray(times)
@@ -179,7 +178,6 @@ def write_run(run_dir: Path, grid=None, *, n_axons: int = 40, times=None) -> Pat
                "axons": {"seeded": n_axons, "crossed": int(crossed[-1])}}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     (run_dir / "study.resolved.toml").write_text(validate_study({"name": "pictures"}).to_toml())
-    assert isinstance(final, pv.UnstructuredGrid)
     return run_dir
 
 
@@ -243,7 +241,7 @@ def test_state_names_match_tracer():
 
 
 def test_axon_crossings_and_growth(tmp_path, comm):
-    """Plane piercings are interpolated exactly; growth is cut at the frame time."""
+    """Plane piercings are interpolated exactly; outcome and growth follow the times."""
     import pyvista as pv
 
     from scaffoldfem.pictures import STATE_NAMES, Axons
@@ -252,18 +250,23 @@ def test_axon_crossings_and_growth(tmp_path, comm):
                     [-0.4, 0.0, -2.0], [-0.4, 0.0, -1.5]])                # never reaches -1
     poly = pv.PolyData(pts, lines=np.array([3, 0, 1, 2, 2, 3, 4]))
     poly.point_data["t_day"] = np.array([0.0, 10.0, 20.0, 0.0, 5.0])
-    poly.cell_data["final_state"] = np.array([1, 2])
+    # Both ended stalled; the first had crossed the lesion before it stalled.
+    poly.cell_data["final_state"] = np.array([2, 2])
+    poly.cell_data["crossed"] = np.array([1, 0])
     path = tmp_path / f"a{comm.rank}.vtp"
     poly.save(path)
     ax = Axons.read(path, lesion=(-1.0, 1.0), cross_depth=0.5)
+    assert [STATE_NAMES[k] for k in ax.outcome] == ["crossed", "stalled"]
     xy, st, n = ax.crossings(-1.0)
     assert n == 1 and st.tolist() == [1]
-    assert np.allclose(xy, [[0.2, 0.2]])
-    # Crossed from z >= 1.5 on (the last point only); growing before.
+    assert np.allclose(xy, [[0.2, 0.2]])  # a quarter of the way from z=-2 to z=0
+    xy, _, n = ax.crossings(1.0)
+    assert n == 1 and np.allclose(xy, [[0.4, 0.2]])
+    # Growing until z >= 1 + 0.5 (the last point only), crossed from there on.
     assert ax.state.tolist() == [0, 0, 1, 0, 2]
     paths, states = ax.grown_until(12.0)
-    assert len(paths) == 2 and len(paths[0]) == 2 and states.tolist() == [0, 2]
-    assert STATE_NAMES[1] == "crossed"
+    assert [len(p) for p in paths] == [2, 2] and states.tolist() == [0, 2]
+    assert ax.grown_until(20.0)[1].tolist() == [1, 2]
 
 
 def test_field_scale_log_window():

@@ -89,8 +89,9 @@ class GreyMatterConfig(Section):
 
     enabled: bool = True
     shape: Literal["butterfly", "ellipse"] = "butterfly"
-    # Approximate; thoracic grey matter spans roughly half the cord width and
-    # ~20-25 % of the cross-section (Watson, Paxinos & Kayalioglu 2009, rat atlas).
+    # Approximate shape after the rat thoracic sections of Watson, Paxinos &
+    # Kayalioglu (The Spinal Cord, 2009): grey matter about half the cord width;
+    # these values give 24 % of the cross-section (our estimate, not a measurement).
     semi_axis_x: PosLength = "0.7 mm"
     semi_axis_y: PosLength = "0.5 mm"
     horns: float = Field(0.3, ge=0.0, le=0.6)  # horn protrusion, fraction of mean radius
@@ -163,7 +164,7 @@ class ChannelsConfig(Section):
     diameter: PosLength = "450 um"
     layout: Literal["hexagonal", "rings", "explicit"] = "hexagonal"
     # Centre-to-centre pitch (hexagonal grid / ring step): 0.7 mm leaves 250 µm
-    # walls between 450 µm channels (design choice, in line with moulded PLGA).
+    # walls between 450 µm channels (design choice).
     spacing: PosLength = "0.7 mm"
     # layout = "explicit": one [x, y] pair of lengths per channel, e.g.
     # centres = [["0 mm", "0 mm"], ["0.7 mm", "0 mm"]].
@@ -299,12 +300,14 @@ class GeometryConfig(Section):
 
     def curvature_points(self) -> int:
         """Elements per full turn on curved borders: ``mesh.curvature_points``, else
-        the resolution's preset, else (explicit size) 36 scaled like 0.12 mm / h."""
+        the resolution's preset, else (explicit size h) medium's 32 scaled by
+        0.12 mm / h, within [16, 96]."""
         if self.mesh.curvature_points is not None:
             return self.mesh.curvature_points
         if self.resolution in RESOLUTIONS:
             return RESOLUTIONS[self.resolution][1]
-        return int(min(max(round(36 * 0.12 / self.base_size()), 16), 96))
+        h_medium, n_medium = RESOLUTIONS["medium"]
+        return int(min(max(round(n_medium * h_medium / self.base_size()), 16), 96))
 
     def lesion_z(self) -> tuple[float, float]:
         """(z0, z1) of the lesion."""
