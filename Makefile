@@ -36,7 +36,7 @@ demo: venv
 	$(VENV)/bin/mpiexec -n $(NP) $(VENV)/bin/scaffoldfem run studies/baseline.toml --out runs/baseline --overwrite
 	$(VENV)/bin/scaffoldfem plot runs/baseline
 
-test: test-serial test-mpi
+test: lint test-serial test-mpi
 
 test-serial: venv
 	$(VPY) -m pytest -q tests

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from dolfinx import fem
 
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.gather import node_to_dof_map
 from scaffoldfem.rundir import atomic_write_bytes, atomic_write_text
 
@@ -92,8 +91,9 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save(directory: Path, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any],
-         comm: Any) -> None:
+def save(
+    directory: Path, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any], comm: Any
+) -> None:
     """Write a checkpoint (rank 0 writes; arrays must be global, on rank 0)."""
     if comm.rank == 0:
         directory.mkdir(parents=True, exist_ok=True)
@@ -102,8 +102,10 @@ def save(directory: Path, step: int, arrays: dict[str, np.ndarray], meta: dict[s
         data = buf.getvalue()
         name = f"ckpt_{step:08d}"
         atomic_write_bytes(directory / f"{name}.npz", data)
-        atomic_write_text(directory / f"{name}.json",
-                          json.dumps({"sha256": _digest(data), "meta": meta}, default=float))
+        atomic_write_text(
+            directory / f"{name}.json",
+            json.dumps({"sha256": _digest(data), "meta": meta}, default=float),
+        )
         for old in sorted(directory.glob("ckpt_*.json"))[:-KEEP]:
             old.unlink(missing_ok=True)
             old.with_suffix(".npz").unlink(missing_ok=True)

@@ -35,15 +35,23 @@ def _say(*lines: str, err: bool = False) -> None:
 
 def _study_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("study", type=Path, nargs=None if required else "?", help="study TOML file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a study value, e.g. --set scaffold.porosity=0.85 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study value, e.g. --set scaffold.porosity=0.85 (repeatable)",
+    )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     study = load_study_mpi(_comm(), args.study, args.overrides)
-    _say(f"{args.study}: OK — study '{study.name}', {len(study.species)} growth factor(s) "
-         f"({', '.join(s.name for s in study.species)}), {study.time.duration:g} days, "
-         f"lesion '{study.geometry.lesion.kind}'")
+    _say(
+        f"{args.study}: OK — study '{study.name}', {len(study.species)} growth factor(s) "
+        f"({', '.join(s.name for s in study.species)}), {study.time.duration:g} days, "
+        f"lesion '{study.geometry.lesion.kind}'"
+    )
     return 0
 
 
@@ -55,7 +63,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} exists; use --force to replace it")
     if _comm().rank == 0:
         path.write_text(template_text())
-    _say(f"wrote {path} (annotated template with the defaults; check it with 'scaffoldfem check {path}')")
+    _say(
+        f"wrote {path} (annotated template with the defaults; "
+        f"check it with 'scaffoldfem check {path}')"
+    )
     return 0
 
 
@@ -72,8 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     comm = _comm()
     study = load_study_mpi(comm, args.study, args.overrides)
-    return run_study(study, args.out, comm, resume=args.resume, overwrite=args.overwrite,
-                     quiet=args.quiet)
+    return run_study(
+        study, args.out, comm, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -103,16 +115,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.out is None and not args.slurm:
         raise UsageError("--out DIR is required (or --slurm to write a batch script)")
-    return sweep_command(args.sweep, args.out, _comm(), args.ranks_per_case, args.slurm,
-                         args.overwrite)
+    return sweep_command(
+        args.sweep, args.out, _comm(), args.ranks_per_case, args.slurm, args.overwrite
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
     parser = argparse.ArgumentParser(
         prog="scaffoldfem",
-        description="Finite-element design of biomaterial scaffolds for spinal cord injury.")
-    parser.add_argument("--version", action="version", version=f"scaffoldfem {scaffoldfem.__version__}")
+        description="Finite-element design of biomaterial scaffolds for spinal cord injury.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"scaffoldfem {scaffoldfem.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="validate a study file and report every problem")
@@ -126,21 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mesh", help="mesh the study geometry and print the region table")
     _study_args(p)
-    p.add_argument("-o", "--output", type=Path, default=None,
-                   help="also write the mesh here (default: the cache under meshes/cache)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="also write the mesh here (default: the cache under meshes/cache)",
+    )
     p.set_defaults(func=cmd_mesh)
 
     p = sub.add_parser("run", help="run a study into a run directory")
     _study_args(p)
     p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the newest valid checkpoint"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="benchmarks: meshing, transport solve, tracing")
-    p.add_argument("what", nargs="*", default=["all"],
-                   help="meshing | transport | tracing | all (default)")
+    p.add_argument(
+        "what", nargs="*", default=["all"], help="meshing | transport | tracing | all (default)"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     p.set_defaults(func=cmd_bench)
 

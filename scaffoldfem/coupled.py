@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.compat import compile_form, integrate, interpolate_expression
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import SimulationFailed
@@ -101,8 +100,9 @@ class CoupledModel:
         cell_tags, facet_tags: Region tags (``scaffoldfem.regions``).
     """
 
-    def __init__(self, study: Study, mesh: dmesh.Mesh, cell_tags: dmesh.MeshTags,
-                 facet_tags: dmesh.MeshTags):
+    def __init__(
+        self, study: Study, mesh: dmesh.Mesh, cell_tags: dmesh.MeshTags, facet_tags: dmesh.MeshTags
+    ):
         self.study, self.mesh, self.comm = study, mesh, mesh.comm
         self.cell_tags, self.facet_tags = cell_tags, facet_tags
         self.t = 0.0
@@ -110,8 +110,9 @@ class CoupledModel:
         self.dt_last: float | None = None
         tdim = mesh.topology.dim
         mesh.topology.create_connectivity(tdim - 1, tdim)
-        self.n_cells = (mesh.topology.index_map(tdim).size_local
-                        + mesh.topology.index_map(tdim).num_ghosts)
+        self.n_cells = (
+            mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+        )
         self.n_owned = mesh.topology.index_map(tdim).size_local
         self.V = fem.functionspace(mesh, ("Lagrange", 1))
         self.Q = fem.functionspace(mesh, ("DG", 0))
@@ -120,10 +121,14 @@ class CoupledModel:
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
         self.region = np.zeros(self.n_cells, dtype=np.int32)
         self.region[cell_tags.indices] = cell_tags.values
-        self.volumes = {name: integrate(1.0 * self.dx(tag), self.comm) for name, tag in CELL_TAGS.items()}
+        self.volumes = {
+            name: integrate(1.0 * self.dx(tag), self.comm) for name, tag in CELL_TAGS.items()
+        }
         self.has = {name: v > 0 for name, v in self.volumes.items()}
         self.scaffold = self.region == cell_tag("scaffold")
-        self.host = np.isin(self.region, [cell_tag(r) for r in ("white_matter", "grey_matter", "scar")])
+        self.host = np.isin(
+            self.region, [cell_tag(r) for r in ("white_matter", "grey_matter", "scar")]
+        )
         self._init_material()
         self._init_cells()
         self._init_enzyme()
@@ -196,7 +201,10 @@ class CoupledModel:
         phi = self.porosity_cells()
         moved = np.abs(phi - self.phi_used)
         local = float(np.max(moved[: self.n_owned], initial=0.0)) if not force else np.inf
-        if not force and self.comm.allreduce(local, op=MPI.MAX) <= self.study.time.coefficient_tolerance:
+        if (
+            not force
+            and self.comm.allreduce(local, op=MPI.MAX) <= self.study.time.coefficient_tolerance
+        ):
             self.set_cells(self.phi, phi)
             self.set_cells(self.wf, self.w)
             return False
@@ -232,8 +240,9 @@ class CoupledModel:
     def diffusivity(self, d_free: fem.Constant) -> Any:
         """UFL tensor ``D_free (d_t I + (d_a − d_t) e_z⊗e_z)`` (flux basis, mm²/day)."""
         ez = ufl.as_vector([0.0, 0.0, 1.0])
-        return d_free * (self.d_trans * ufl.Identity(3)
-                         + (self.d_axial - self.d_trans) * ufl.outer(ez, ez))
+        return d_free * (
+            self.d_trans * ufl.Identity(3) + (self.d_axial - self.d_trans) * ufl.outer(ez, ez)
+        )
 
     def _init_cells(self) -> None:
         c = self.study.cells
@@ -280,11 +289,27 @@ class CoupledModel:
             return
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         # α is lagged over the MMP step (same α in both storage levels).
-        a, L = transport_forms(u, v, self.m_old, self.alpha, self.alpha,
-                               self.diffusivity(self.m_D), self.m_k, self.dt_c,
-                               {"source": self.m_amp * self.m_src_shape}, dx=self.dx, ds=self.ds)
-        self.m_solvers["be"] = LinearSolver(a, L, self.m, field="MMP", preset="transport",
-                                            petsc_options=self.study.solver.get("transport"))
+        a, L = transport_forms(
+            u,
+            v,
+            self.m_old,
+            self.alpha,
+            self.alpha,
+            self.diffusivity(self.m_D),
+            self.m_k,
+            self.dt_c,
+            {"source": self.m_amp * self.m_src_shape},
+            dx=self.dx,
+            ds=self.ds,
+        )
+        self.m_solvers["be"] = LinearSolver(
+            a,
+            L,
+            self.m,
+            field="MMP",
+            preset="transport",
+            petsc_options=self.study.solver.get("transport"),
+        )
 
     def enzyme_rate(self, t: float) -> float:
         """MMP production rate (ng/mL/day) at time ``t``."""
@@ -302,18 +327,28 @@ class CoupledModel:
         for cfg in self.study.species:
             c = fem.Function(self.V, name=cfg.name)
             sp = SpeciesState(
-                name=cfg.name, c=c, c_old=fem.Function(self.V), c_old2=fem.Function(self.V),
+                name=cfg.name,
+                c=c,
+                c_old=fem.Function(self.V),
+                c_old2=fem.Function(self.V),
                 b=np.where(self.scaffold, cfg.release.loading, 0.0),
-                release=self.dg0(f"release_{cfg.name}"), secretion=self.dg0(f"secretion_{cfg.name}"),
+                release=self.dg0(f"release_{cfg.name}"),
+                secretion=self.dg0(f"secretion_{cfg.name}"),
                 dose=self.dg0(f"dose_{cfg.name}"),
-                k=fem.Constant(self.mesh, math.log(2.0) / cfg.half_life))
+                k=fem.Constant(self.mesh, math.log(2.0) / cfg.half_life),
+            )
             D = self.diffusivity(fem.Constant(self.mesh, cfg.diffusivity_free))
             robin, bcs, dofs = [], [], []
             for end in ("rostral_end", "caudal_end"):
                 bc = getattr(cfg, end)
                 if bc.kind == "robin":
-                    robin.append(Robin(end, fem.Constant(self.mesh, bc.transfer),
-                                       fem.Constant(self.mesh, bc.value)))
+                    robin.append(
+                        Robin(
+                            end,
+                            fem.Constant(self.mesh, bc.transfer),
+                            fem.Constant(self.mesh, bc.value),
+                        )
+                    )
                 elif bc.kind == "dirichlet":
                     d = fem.locate_dofs_topological(self.V, 2, self.facet_tags.find(facet_tag(end)))
                     bcs.append(fem.dirichletbc(bc.value, d, self.V))
@@ -327,28 +362,60 @@ class CoupledModel:
             common = dict(robin=robin, dx=self.dx, ds=self.ds, uptake=uptake)
             schemes = ["be"] + (["bdf2"] if scheme == "bdf2" else [])
             for sch in schemes:
-                extra = ({"scheme": "bdf2", "c_old2": sp.c_old2, "alpha_old2": self.alpha_prev2,
-                          "omega": self.omega} if sch == "bdf2" else {"scheme": "be"})
+                extra = (
+                    {
+                        "scheme": "bdf2",
+                        "c_old2": sp.c_old2,
+                        "alpha_old2": self.alpha_prev2,
+                        "omega": self.omega,
+                    }
+                    if sch == "bdf2"
+                    else {"scheme": "be"}
+                )
                 args = (sp.c_old, self.alpha, self.alpha_prev, D, sp.k, self.dt_c, sources)
                 F = transport_residual(sp.c, ufl.TestFunction(self.V), *args, **common, **extra)
                 if uptake is None:
-                    a, L = transport_forms(ufl.TrialFunction(self.V), ufl.TestFunction(self.V),
-                                           *args, **common, **extra)
+                    a, L = transport_forms(
+                        ufl.TrialFunction(self.V),
+                        ufl.TestFunction(self.V),
+                        *args,
+                        **common,
+                        **extra,
+                    )
                     # The right-hand side as Σ B_j f_j from matrices assembled with A:
                     # a step costs a few mat-vecs instead of a volume assembly.
                     rhs = [sp.c_old, sp.release, sp.secretion, sp.dose]
                     if sch == "bdf2":
                         rhs.append(sp.c_old2)
-                    sp.solvers[sch] = LinearSolver(a, L, sp.c, bcs, field=cfg.name,
-                                                   preset="transport", petsc_options=opts,
-                                                   rhs_coefficients=rhs)
+                    sp.solvers[sch] = LinearSolver(
+                        a,
+                        L,
+                        sp.c,
+                        bcs,
+                        field=cfg.name,
+                        preset="transport",
+                        petsc_options=opts,
+                        rhs_coefficients=rhs,
+                    )
                 else:
-                    sp.solvers[sch] = NonlinearSolver(F, sp.c, bcs, field=cfg.name,
-                                                      preset="transport", petsc_options=opts)
+                    sp.solvers[sch] = NonlinearSolver(
+                        F, sp.c, bcs, field=cfg.name, preset="transport", petsc_options=opts
+                    )
                 sp.residuals[sch] = compile_form(F)
-                sp.balance[sch] = {k: compile_form(f) for k, f in balance_forms(
-                    sp.c, sp.c_old, self.alpha, self.alpha_prev, sp.k, self.dt_c, sources,
-                    **common, **extra).items()}
+                sp.balance[sch] = {
+                    k: compile_form(f)
+                    for k, f in balance_forms(
+                        sp.c,
+                        sp.c_old,
+                        self.alpha,
+                        self.alpha_prev,
+                        sp.k,
+                        self.dt_c,
+                        sources,
+                        **common,
+                        **extra,
+                    ).items()
+                }
             self.species.append(sp)
 
     @property
@@ -375,19 +442,35 @@ class CoupledModel:
         L = self.study.geometry.cord.length
         rostral = self.facet_tags.find(facet_tag("rostral_end"))
         caudal = self.facet_tags.find(facet_tag("caudal_end"))
-        bc0 = fem.dirichletbc(np.zeros(3), fem.locate_dofs_topological(self.Vu, fdim, rostral), self.Vu)
+        bc0 = fem.dirichletbc(
+            np.zeros(3), fem.locate_dofs_topological(self.Vu, fdim, rostral), self.Vu
+        )
         Vz = self.Vu.sub(2)
         self.u_end = fem.Constant(self.mesh, mc.axial_strain * L)
         bc1 = fem.dirichletbc(self.u_end, fem.locate_dofs_topological(Vz, fdim, caudal), Vz)
         p = {"pia": fem.Constant(self.mesh, mc.pia_pressure)} if mc.pia_pressure > 0 else None
-        a, Lf = mech.elasticity_forms(ufl.TrialFunction(self.Vu), ufl.TestFunction(self.Vu),
-                                      self.E, self.nu, pressure=p, ds=self.ds, dx=self.dx)
+        a, Lf = mech.elasticity_forms(
+            ufl.TrialFunction(self.Vu),
+            ufl.TestFunction(self.Vu),
+            self.E,
+            self.nu,
+            pressure=p,
+            ds=self.ds,
+            dx=self.dx,
+        )
         # E changes slowly and smoothly as the scaffold degrades: GAMG keeps its
         # aggregation/interpolation and only redoes the Galerkin products on re-solves.
         opts = {"pc_gamg_reuse_interpolation": True, **self.study.solver.get("mechanics", {})}
-        self.mech_solver = LinearSolver(a, Lf, self.u, [bc0, bc1], field="mechanics",
-                                        preset="elasticity", near_nullspace=True,
-                                        petsc_options=opts)
+        self.mech_solver = LinearSolver(
+            a,
+            Lf,
+            self.u,
+            [bc0, bc1],
+            field="mechanics",
+            preset="elasticity",
+            near_nullspace=True,
+            petsc_options=opts,
+        )
         self._vm_expr = mech.von_mises(mech.sigma(self.u, self.E, self.nu))
         self._ev_expr = mech.volumetric_strain(self.u)
         self.eps_t = fem.Function(fem.functionspace(self.mesh, ("DG", 0, (3, 3))))
@@ -422,8 +505,11 @@ class CoupledModel:
 
     def bound(self, sp: SpeciesState) -> float:
         """Scaffold-bound reservoir ∫b dV in ng (DG0 values × cell volumes)."""
-        return to_ng(self.comm.allreduce(float(np.sum(sp.b[: self.n_owned] * self.cell_volume()[: self.n_owned])),
-                                         op=MPI.SUM))
+        return to_ng(
+            self.comm.allreduce(
+                float(np.sum(sp.b[: self.n_owned] * self.cell_volume()[: self.n_owned])), op=MPI.SUM
+            )
+        )
 
     def cell_volume(self) -> np.ndarray:
         if not hasattr(self, "_cell_volume"):
@@ -438,17 +524,28 @@ class CoupledModel:
     def mass_fraction_remaining(self) -> float:
         vol = self.cell_volume()
         own = slice(0, self.n_owned)
-        num = self.comm.allreduce(float(np.sum((self.w * vol)[own][self.scaffold[own]])), op=MPI.SUM)
+        num = self.comm.allreduce(
+            float(np.sum((self.w * vol)[own][self.scaffold[own]])), op=MPI.SUM
+        )
         den = self.comm.allreduce(float(np.sum(vol[own][self.scaffold[own]])), op=MPI.SUM)
         return num / den if den > 0 else float("nan")
 
     # ---------------------------------------------------------------- state
     def snapshot(self) -> dict[str, Any]:
         """Copy of the whole evolving state (restored when a step fails)."""
-        snap = {"t": self.t, "w": self.w.copy(), "rho": self.rho.copy(), "m": self.m.x.array.copy(),
-                "eps": self.eps_cells.copy(), "nstep": self.nstep, "dt_last": self.dt_last,
-                "alpha": self.alpha.x.array.copy(), "alpha_prev": self.alpha_prev.x.array.copy(),
-                "phi_used": self.phi_used.copy(), "u": self.u.x.array.copy()}
+        snap = {
+            "t": self.t,
+            "w": self.w.copy(),
+            "rho": self.rho.copy(),
+            "m": self.m.x.array.copy(),
+            "eps": self.eps_cells.copy(),
+            "nstep": self.nstep,
+            "dt_last": self.dt_last,
+            "alpha": self.alpha.x.array.copy(),
+            "alpha_prev": self.alpha_prev.x.array.copy(),
+            "phi_used": self.phi_used.copy(),
+            "u": self.u.x.array.copy(),
+        }
         for sp in self.species:
             snap[f"c:{sp.name}"] = sp.c.x.array.copy()
             snap[f"c_old:{sp.name}"] = sp.c_old.x.array.copy()
@@ -509,16 +606,31 @@ class CoupledModel:
         s = self.study.scaffold
         w_old = self.w.copy()
         sc = self.scaffold
-        self.w[sc] = deg.degrade_step(w_old[sc], dt, k_h=s.hydrolysis_rate, a_auto=s.autocatalysis,
-                                      k_e=s.enzymatic_rate, K_e=s.enzyme_half_saturation,
-                                      m=self.m_cells[sc], beta=s.strain_acceleration,
-                                      eps_vol=self.eps_cells[sc])
+        self.w[sc] = deg.degrade_step(
+            w_old[sc],
+            dt,
+            k_h=s.hydrolysis_rate,
+            a_auto=s.autocatalysis,
+            k_e=s.enzymatic_rate,
+            K_e=s.enzyme_half_saturation,
+            m=self.m_cells[sc],
+            beta=s.strain_acceleration,
+            eps_vol=self.eps_cells[sc],
+        )
         # 4. reservoirs → release sources; secretion; doses
         for sp, cfg in zip(self.species, self.study.species, strict=True):
             r = cfg.release
             b_new, released = deg.release_step(
-                sp.b[sc], w_old[sc], self.w[sc], dt, k0=r.first_order_rate, k_mmp=r.mmp_rate,
-                K_m=r.mmp_half_saturation, m=self.m_cells[sc], rho_rel=r.degradation_coupling)
+                sp.b[sc],
+                w_old[sc],
+                self.w[sc],
+                dt,
+                k0=r.first_order_rate,
+                k_mmp=r.mmp_rate,
+                K_m=r.mmp_half_saturation,
+                m=self.m_cells[sc],
+                rho_rel=r.degradation_coupling,
+            )
             sp.b[sc] = b_new
             rel = np.zeros(self.n_cells)
             rel[sc] = released / dt
@@ -583,12 +695,18 @@ class CoupledModel:
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise SimulationFailed(name, t, "NaN/Inf in the solution")
         if lo < -self.study.time.negative_tolerance * max(hi, 1e-30) and hi > 1e-12:
-            raise SimulationFailed(name, t, f"negative concentration {lo:.3g} ng/mL "
-                                   f"(max {hi:.3g}); reduce time.dt or refine the mesh")
+            raise SimulationFailed(
+                name,
+                t,
+                f"negative concentration {lo:.3g} ng/mL "
+                f"(max {hi:.3g}); reduce time.dt or refine the mesh",
+            )
 
     def _account(self, sp: SpeciesState, scheme: str, dt: float) -> None:
-        amounts = {k: to_ng(self.comm.allreduce(fem.assemble_scalar(f), op=MPI.SUM))
-                   for k, f in sp.balance[scheme].items()}
+        amounts = {
+            k: to_ng(self.comm.allreduce(fem.assemble_scalar(f), op=MPI.SUM))
+            for k, f in sp.balance[scheme].items()
+        }
         dirichlet = 0.0
         if sp.dirichlet_dofs is not None:
             dirichlet = to_ng(dirichlet_efflux(sp.residuals[scheme], sp.dirichlet_dofs, dt))
@@ -642,8 +760,12 @@ class CoupledModel:
         interpolate_expression(self.eps_vol, self._ev_expr)
         self.eps_cells = self.cells_of(self.eps_vol).copy()
         own = slice(0, self.n_owned)
-        self.max_von_mises = max(self.max_von_mises, self.comm.allreduce(
-            float(np.max(self.cells_of(self.von_mises)[own], initial=0.0)), op=MPI.MAX))
+        self.max_von_mises = max(
+            self.max_von_mises,
+            self.comm.allreduce(
+                float(np.max(self.cells_of(self.von_mises)[own], initial=0.0)), op=MPI.MAX
+            ),
+        )
         self.max_strain_jump = max(self.max_strain_jump, self.interface_strain_jump())
 
     def interface_strain_jump(self) -> float:
@@ -665,11 +787,22 @@ class CoupledModel:
         out = {sp.name: sp.c for sp in self.species}
         if self.m_solvers:
             out["MMP"] = self.m
-        out.update({"polymer_fraction": self.wf, "porosity": self.phi, "modulus": self.E,
-                    "cell_density": self.rho_mean})
+        out.update(
+            {
+                "polymer_fraction": self.wf,
+                "porosity": self.phi,
+                "modulus": self.E,
+                "cell_density": self.rho_mean,
+            }
+        )
         if self.mech_solver is not None:
-            out.update({"displacement": self.u, "von_mises": self.von_mises,
-                        "volumetric_strain": self.eps_vol})
+            out.update(
+                {
+                    "displacement": self.u,
+                    "von_mises": self.von_mises,
+                    "volumetric_strain": self.eps_vol,
+                }
+            )
         return out
 
     def destroy(self) -> None:

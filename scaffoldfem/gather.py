@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from dolfinx import fem
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from dolfinx import fem
 
 
 def node_to_dof_map(mesh: Any, V: fem.FunctionSpace) -> np.ndarray:
@@ -46,7 +46,9 @@ class MeshGather:
         self.node_to_dof = node_to_dof_map(mesh, V)
         self.qdof = Q.dofmap.list[: self.n_owned, 0]
         self.gid = np.asarray(geo.input_global_indices, dtype=np.int64)
-        self.cell_gid = np.asarray(mesh.topology.original_cell_index[: self.n_owned], dtype=np.int64)
+        self.cell_gid = np.asarray(
+            mesh.topology.original_cell_index[: self.n_owned], dtype=np.int64
+        )
         parts = self.comm.gather((self.gid, geo.x, self.gid[gdofs], self.cell_gid), root=0)
         if self.comm.rank == 0:
             gids = np.concatenate([p[0] for p in parts])
@@ -108,7 +110,7 @@ class PointSampler:
         offs = cells.offsets
         arr = cells.array
         for i in range(len(self.points)):  # once per run, a few hundred points
-            links = arr[offs[i]:offs[i + 1]]
+            links = arr[offs[i] : offs[i + 1]]
             links = links[links < n_owned]
             if len(links):
                 first[i] = links[0]

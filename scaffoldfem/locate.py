@@ -243,15 +243,26 @@ class Locator:
         return WalkResult(status, cur, face, lam_out)
 
     # -- tree fallback ------------------------------------------------------
+    def _padding(self) -> float:
+        """Box padding matching the barycentric tolerance: a point that the exact
+        test accepts (λ >= -eps) may lie ~eps·h outside its cell's bounding box."""
+        if len(self.nodes) == 0:
+            return 0.0
+        xc = self.x[self.nodes]
+        h = float(np.max(np.linalg.norm(xc - xc[:, :1, :], axis=2)))
+        return 4.0 * self.eps * h
+
     def _trees(self, owned_only: bool):
+        pad = self._padding()
         if owned_only:
             if self._owned_tree is None:
                 ents = np.arange(self.num_owned, dtype=np.int32)
-                self._owned_tree = dolfinx.geometry.bb_tree(self.mesh, 3, entities=ents)
+                self._owned_tree = dolfinx.geometry.bb_tree(self.mesh, 3, entities=ents,
+                                                            padding=pad)
             return self._owned_tree
         if self._tree is None:
             ents = np.arange(self.num_cells, dtype=np.int32)
-            self._tree = dolfinx.geometry.bb_tree(self.mesh, 3, entities=ents)
+            self._tree = dolfinx.geometry.bb_tree(self.mesh, 3, entities=ents, padding=pad)
         return self._tree
 
     def locate_tree(self, x: np.ndarray, owned_only: bool = False,

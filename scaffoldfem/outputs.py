@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dolfinx
 import numpy as np
 import pandas as pd
-
-import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-import dolfinx
 from dolfinx import fem
 from mpi4py import MPI
 
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem import checkpoint as ckpt
 from scaffoldfem import provenance as prov
 from scaffoldfem.compat import integrate
@@ -90,15 +89,28 @@ class RunWriter:
         self.region_dg = m.dg0("region", m.region.astype(float))
         self.lesion_vol = sum(m.volumes[r] for r in LESION_REGIONS)
         self.grey_vol = m.volumes["grey_matter"]
-        dxl = sum((m.dx(cell_tag(r)) for r in LESION_REGIONS[1:]), m.dx(cell_tag(LESION_REGIONS[0])))
+        dxl = sum(
+            (m.dx(cell_tag(r)) for r in LESION_REGIONS[1:]), m.dx(cell_tag(LESION_REGIONS[0]))
+        )
         self.lesion_forms = {sp.name: fem.form(sp.c * dxl) for sp in m.species}
-        self.grey_forms = {sp.name: fem.form(sp.c * m.dx(cell_tag("grey_matter"))) for sp in m.species}
+        self.grey_forms = {
+            sp.name: fem.form(sp.c * m.dx(cell_tag("grey_matter"))) for sp in m.species
+        }
         L = self.study.geometry.cord.length
         z = np.linspace(-L / 2, L / 2, CENTERLINE_POINTS)
         self.centerline = np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
         self.sampler = PointSampler(m.mesh, self.centerline)
-        self.acc = {sp.name: {"auc": 0.0, "peak": 0.0, "in_window": 0.0, "grey_auc": 0.0,
-                              "last": 0.0, "last_grey": 0.0} for sp in m.species}
+        self.acc = {
+            sp.name: {
+                "auc": 0.0,
+                "peak": 0.0,
+                "in_window": 0.0,
+                "grey_auc": 0.0,
+                "last": 0.0,
+                "last_grey": 0.0,
+            }
+            for sp in m.species
+        }
         self.rows: list[dict[str, float]] = []
         self.region_rows: list[dict[str, Any]] = []
         self.center_rows: list[pd.DataFrame] = []
@@ -124,8 +136,9 @@ class RunWriter:
         if dolfinx.has_adios2:
             for name, funcs in groups.items():
                 if funcs:
-                    self.vtx.append(dolfinx.io.VTXWriter(self.comm, d / f"{name}.bp", funcs,
-                                                         engine="BP4"))
+                    self.vtx.append(
+                        dolfinx.io.VTXWriter(self.comm, d / f"{name}.bp", funcs, engine="BP4")
+                    )
         else:  # XDMF fallback (P1 / DG0 only)
             for name, funcs in groups.items():
                 if funcs:
@@ -145,8 +158,10 @@ class RunWriter:
         for sp in self.model.species:
             les = self.comm.allreduce(fem.assemble_scalar(self.lesion_forms[sp.name]), op=MPI.SUM)
             gry = self.comm.allreduce(fem.assemble_scalar(self.grey_forms[sp.name]), op=MPI.SUM)
-            out[sp.name] = (les / self.lesion_vol if self.lesion_vol else 0.0,
-                            gry / self.grey_vol if self.grey_vol else 0.0)
+            out[sp.name] = (
+                les / self.lesion_vol if self.lesion_vol else 0.0,
+                gry / self.grey_vol if self.grey_vol else 0.0,
+            )
         return out
 
     def after_step(self, h: float, iters: dict[str, int]) -> None:
@@ -154,8 +169,9 @@ class RunWriter:
         self.iters = iters
         self.step_count += 1
         self.dt = h
-        for (name, (les, gry)), cfg in zip(self._lesion_means().items(), self.study.species,
-                                           strict=True):
+        for (name, (les, gry)), cfg in zip(
+            self._lesion_means().items(), self.study.species, strict=True
+        ):
             a = self.acc[name]
             a["auc"] += 0.5 * h * (a["last"] + les)
             a["grey_auc"] += 0.5 * h * (a["last_grey"] + gry)
@@ -180,8 +196,10 @@ class RunWriter:
         eta = wall * (T - m.t) / m.t if m.t > 0 else float("nan")
         its = " ".join(f"{k}:{v}" for k, v in self.iters.items())
         crossed = getattr(self, "_crossed", 0)  # refreshed at outputs (collective)
-        line = (f"day {m.t:7.2f}/{T:g}  dt {self.dt:.3g}  its [{its}]  crossed {crossed}"
-                f"  wall {wall:6.0f}s  eta {eta:6.0f}s")
+        line = (
+            f"day {m.t:7.2f}/{T:g}  dt {self.dt:.3g}  its [{its}]  crossed {crossed}"
+            f"  wall {wall:6.0f}s  eta {eta:6.0f}s"
+        )
         print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
 
     def log(self, msg: str) -> None:
@@ -202,11 +220,9 @@ class RunWriter:
 
     def output(self, force: bool = False) -> None:
         """Append table rows and field snapshots at the current time."""
-        m, t = self.model, self.model.t
-        if self.rows and abs(self.rows[-1]["t_day"] - t) < 1e-12 and not force:
-            return
+        t = self.model.t
         if self.rows and abs(self.rows[-1]["t_day"] - t) < 1e-12:
-            return
+            return  # already written at this time (e.g. the final output)
         self._crossed = self.tracer.n_crossed() if self.tracer is not None else 0
         self.rows.append(self._timeseries_row())
         self.region_rows.extend(self._region_rows())
@@ -273,13 +289,20 @@ class RunWriter:
                 v = self.comm.allreduce(float(np.sum(vol[sel])), op=MPI.SUM)
                 lo = self.comm.allreduce(float(vals[sel].min(initial=np.inf)), op=MPI.MIN)
                 hi = self.comm.allreduce(float(vals[sel].max(initial=-np.inf)), op=MPI.MAX)
-                rows.append({"t_day": m.t, "region": rname, "field": fname,
-                             "mean": s / v if v else float("nan"), "min": lo, "max": hi})
+                rows.append(
+                    {
+                        "t_day": m.t,
+                        "region": rname,
+                        "field": fname,
+                        "mean": s / v if v else float("nan"),
+                        "min": lo,
+                        "max": hi,
+                    }
+                )
         return rows
 
     def _centerline(self) -> pd.DataFrame:
-        cols = {"t_day": np.full(len(self.centerline), self.model.t),
-                "z_mm": self.centerline[:, 2]}
+        cols = {"t_day": np.full(len(self.centerline), self.model.t), "z_mm": self.centerline[:, 2]}
         for fname, f in self._scalar_fields().items():
             cols[fname] = self.sampler(f)[:, 0]
         return pd.DataFrame(cols)
@@ -343,14 +366,22 @@ class RunWriter:
                 for k, v in st.items():
                     arrays[f"tracer:{k}"] = np.asarray(v)
         meta = {
-            "t": m.t, "nstep": m.nstep, "dt_last": m.dt_last, "dt": dt,
+            "t": m.t,
+            "nstep": m.nstep,
+            "dt_last": m.dt_last,
+            "dt": dt,
             "t_mech": m.t_mech if math.isfinite(m.t_mech) else None,
-            "mech_solves": m.mech_solves, "max_strain_jump": m.max_strain_jump,
+            "mech_solves": m.mech_solves,
+            "max_strain_jump": m.max_strain_jump,
             "max_von_mises": m.max_von_mises,
             "totals": {sp.name: sp.totals for sp in m.species},
             "content0": {sp.name: sp.content0 for sp in m.species},
-            "acc": self.acc, "out_index": self.out_index, "next_output": self.next_output,
-            "next_ckpt": self.next_ckpt, "segment": self.segment, "timing": self.timing,
+            "acc": self.acc,
+            "out_index": self.out_index,
+            "next_output": self.next_output,
+            "next_ckpt": self.next_ckpt,
+            "segment": self.segment,
+            "timing": self.timing,
             "step_count": self.step_count,
         }
         ckpt.save(self.out / "checkpoints", m.nstep, arrays, meta, self.comm)
@@ -443,15 +474,21 @@ class RunWriter:
         tdim = m.mesh.topology.dim
         out = {
             "species": species,
-            "scaffold": {"mass_remaining_fraction": m.mass_fraction_remaining(),
-                         "porosity_mean_final": self._scaffold_mean(m.phi),
-                         "modulus_mean_final_kPa": self._scaffold_mean(m.E)},
-            "mechanics": {"max_von_mises_kPa": m.max_von_mises,
-                          "max_interface_strain_jump": m.max_strain_jump,
-                          "solves": m.mech_solves},
-            "mesh": {"cells": m.mesh.topology.index_map(tdim).size_global,
-                     "vertices": m.mesh.topology.index_map(0).size_global,
-                     "ranks": self.comm.size},
+            "scaffold": {
+                "mass_remaining_fraction": m.mass_fraction_remaining(),
+                "porosity_mean_final": self._scaffold_mean(m.phi),
+                "modulus_mean_final_kPa": self._scaffold_mean(m.E),
+            },
+            "mechanics": {
+                "max_von_mises_kPa": m.max_von_mises,
+                "max_interface_strain_jump": m.max_strain_jump,
+                "solves": m.mech_solves,
+            },
+            "mesh": {
+                "cells": m.mesh.topology.index_map(tdim).size_global,
+                "vertices": m.mesh.topology.index_map(0).size_global,
+                "ranks": self.comm.size,
+            },
             "time": {"duration_day": m.t, "steps": self.step_count},
         }
         if self.tracer is not None:
@@ -473,12 +510,22 @@ class RunWriter:
         versions = prov.versions()
         if self.rank0:
             atomic_write_json(self.out / "metrics.json", metrics)
-            atomic_write_json(self.out / "provenance.json", {
-                "versions": versions, "mpi_size": self.comm.size, "host": prov.host(),
-                "start": self.started, "end": prov.now(), "study_sha256": self.study.digest(),
-                "mesh_file": str(self.mesh_path), "mesh_sha256": prov.file_sha256(self.mesh_path),
-                "timing_s": dict(self.timing), "peak_memory": memory,
-                "resumed_segments": self.segment})
+            atomic_write_json(
+                self.out / "provenance.json",
+                {
+                    "versions": versions,
+                    "mpi_size": self.comm.size,
+                    "host": prov.host(),
+                    "start": self.started,
+                    "end": prov.now(),
+                    "study_sha256": self.study.digest(),
+                    "mesh_file": str(self.mesh_path),
+                    "mesh_sha256": prov.file_sha256(self.mesh_path),
+                    "timing_s": dict(self.timing),
+                    "peak_memory": memory,
+                    "resumed_segments": self.segment,
+                },
+            )
             if self.study.output.figures:
                 try:
                     from scaffoldfem.plots import plot_run
@@ -486,7 +533,9 @@ class RunWriter:
                     plot_run(self.out)
                 except Exception as err:  # a picture must never lose a finished run
                     print(f"warning: figures not drawn: {type(err).__name__}: {err}", flush=True)
-            atomic_write_text(self.out / "DONE", f"finished {prov.now()} t = {self.model.t:g} day\n")
+            atomic_write_text(
+                self.out / "DONE", f"finished {prov.now()} t = {self.model.t:g} day\n"
+            )
         self._progress(force=True)
         if self.rank0 and not self.quiet and sys.stdout.isatty():
             print()
@@ -517,15 +566,22 @@ class RunWriter:
         for j in range(len(offsets) - 1):
             n = offsets[j + 1] - offsets[j]
             lines.extend([n, *range(offsets[j], offsets[j + 1])])
-        poly = pv.PolyData(np.asarray(tr["x"], dtype=float), lines=np.asarray(lines, dtype=np.int64))
+        poly = pv.PolyData(
+            np.asarray(tr["x"], dtype=float), lines=np.asarray(lines, dtype=np.int64)
+        )
         poly.point_data["t_day"] = np.asarray(tr["t"], dtype=float)
         poly.point_data["speed_mm_per_day"] = np.asarray(tr["speed"], dtype=float)
         poly.point_data["region"] = np.asarray(tr["region"]).astype(np.int32)
         for name, vals in tr["concentration"].items():
             poly.point_data[f"c_{name}"] = np.asarray(vals, dtype=float)
         fs = np.asarray(tr["final_state"])
-        codes = np.array([STATE_NAMES.index(str(x)) if not np.issubdtype(fs.dtype, np.number)
-                          else int(x) for x in fs], dtype=np.int32)
+        codes = np.array(
+            [
+                STATE_NAMES.index(str(x)) if not np.issubdtype(fs.dtype, np.number) else int(x)
+                for x in fs
+            ],
+            dtype=np.int32,
+        )
         poly.cell_data["axon_id"] = np.asarray(tr["axons"], dtype=np.int64)
         poly.cell_data["final_state"] = codes
         # An axon that crossed and then stalled or exited still crossed.
@@ -540,4 +596,3 @@ class RunWriter:
         for w in self.vtx:
             (w[0] if isinstance(w, tuple) else w).close()
         self.vtx = []
-

@@ -27,8 +27,13 @@ def git_commit() -> str | None:
     """Commit of the scaffoldfem source tree, if it is a git checkout."""
     root = Path(scaffoldfem.__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -53,8 +58,10 @@ def peak_memory_mb(comm: Any) -> dict[str, float]:
     from mpi4py import MPI
 
     mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-    return {"max_rank_mb": comm.allreduce(mine, op=MPI.MAX),
-            "total_mb": comm.allreduce(mine, op=MPI.SUM)}
+    return {
+        "max_rank_mb": comm.allreduce(mine, op=MPI.MAX),
+        "total_mb": comm.allreduce(mine, op=MPI.SUM),
+    }
 
 
 def versions() -> dict[str, Any]:

@@ -73,23 +73,41 @@ def mesh_cutaway(msh: Path, png: Path, *, size: tuple[int, int] = (1400, 800)) -
         part = half.extract_cells(np.flatnonzero(half.cell_data["region"] == tag))
         host = tag in host_tags
         if host and part.n_cells:  # a clean planar cut of the dorsal-right quadrant
-            part = part.clip_box([centre[0], hi[0] + 1, centre[1], hi[1] + 1, lo[2] - 1,
-                                  hi[2] + 1], invert=True, crinkle=False)
+            part = part.clip_box(
+                [centre[0], hi[0] + 1, centre[1], hi[1] + 1, lo[2] - 1, hi[2] + 1],
+                invert=True,
+                crinkle=False,
+            )
         if part.n_cells == 0:
             continue
         surf = part.extract_surface(algorithm="dataset_surface")
-        pl.add_mesh(surf, color=REGION_COLOURS[name], opacity=0.45 if name == "white_matter" else 1.0,
-                    show_edges=not host, edge_color="#4d4d4d", line_width=0.2,
-                    label=name.replace("_", " "), smooth_shading=False)
+        pl.add_mesh(
+            surf,
+            color=REGION_COLOURS[name],
+            opacity=0.45 if name == "white_matter" else 1.0,
+            show_edges=not host,
+            edge_color="#4d4d4d",
+            line_width=0.2,
+            label=name.replace("_", " "),
+            smooth_shading=False,
+        )
     # Legend text takes the entry colours: a dark box keeps the pale ones legible.
-    pl.add_legend(bcolor="#3a3a3a", face="rectangle", size=(0.16, 0.22), loc="upper right",
-                  border=True)
+    pl.add_legend(
+        bcolor="#3a3a3a", face="rectangle", size=(0.16, 0.22), loc="upper right", border=True
+    )
     pl.add_axes(xlabel="x lateral", ylabel="y dorsal", zlabel="z caudal", color="black")
     r = 0.55 * length
-    pl.camera_position = [(centre[0] + 0.55 * r, centre[1] + 0.45 * r, centre[2] - 0.95 * r),
-                          (centre[0], centre[1], centre[2] + 0.12 * length), (0, 1, 0)]
-    pl.add_text("Default mesh: caudal half; host quadrant removed to show scar rim and "
-                "7-channel scaffold", font_size=10, color="black", position="upper_left")
+    pl.camera_position = [
+        (centre[0] + 0.55 * r, centre[1] + 0.45 * r, centre[2] - 0.95 * r),
+        (centre[0], centre[1], centre[2] + 0.12 * length),
+        (0, 1, 0),
+    ]
+    pl.add_text(
+        "Default mesh: caudal half; host quadrant removed to show scar rim and 7-channel scaffold",
+        font_size=10,
+        color="black",
+        position="upper_left",
+    )
     png.parent.mkdir(parents=True, exist_ok=True)
     pl.screenshot(str(png))
     pl.close()

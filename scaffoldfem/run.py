@@ -30,8 +30,15 @@ def lesion_z(study: Study) -> tuple[float, float]:
     return les.center - les.length / 2, les.center + les.length / 2
 
 
-def run_study(study: Study, out: Path, comm: Any, *, resume: bool = False,
-              overwrite: bool = False, quiet: bool = False) -> int:
+def run_study(
+    study: Study,
+    out: Path,
+    comm: Any,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> int:
     """Run ``study`` into ``out``; return the process exit code.
 
     Raises:
@@ -58,8 +65,15 @@ def run_study(study: Study, out: Path, comm: Any, *, resume: bool = False,
         writer.close()
 
 
-def _time_loop(study: Study, mesh: Any, cell_tags: Any, facet_tags: Any, writer: Any,
-               timing: dict[str, float], resume: bool) -> int:
+def _time_loop(
+    study: Study,
+    mesh: Any,
+    cell_tags: Any,
+    facet_tags: Any,
+    writer: Any,
+    timing: dict[str, float],
+    resume: bool,
+) -> int:
     from scaffoldfem.coupled import CoupledModel
     from scaffoldfem.solver import SolverError
     from scaffoldfem.tracing import GrowthFields, Tracer
@@ -68,8 +82,9 @@ def _time_loop(study: Study, mesh: Any, cell_tags: Any, facet_tags: Any, writer:
     model = CoupledModel(study, mesh, cell_tags, facet_tags)
     tracer = None
     if study.axons.enabled and (study.axons.count > 0 or study.axons.sensory):
-        tracer = Tracer(mesh, cell_tags, study.axons, lesion_z(study),
-                        [s.name for s in study.species])
+        tracer = Tracer(
+            mesh, cell_tags, study.axons, lesion_z(study), [s.name for s in study.species]
+        )
         tracer.seed(0.0)
     timing["setup"] = time.perf_counter() - tic
     writer.attach(model, tracer, timing)
@@ -96,20 +111,25 @@ def _time_loop(study: Study, mesh: Any, cell_tags: Any, facet_tags: Any, writer:
             model.restore(snap)
             dt = h / 2
             ok_steps = 0
-            writer.log(f"step at t = {model.t:.4g} day failed ({err}); cutting the step to {dt:.3g} day")
+            writer.log(
+                f"step at t = {model.t:.4g} day failed ({err}); cutting the step to {dt:.3g} day"
+            )
             if dt < tm.dt_min:
                 writer.output(force=True)
                 writer.checkpoint(dt)
                 field = getattr(err, "field", "?")
                 reason = getattr(err, "reason", str(err))
-                raise SimulationFailed(field, model.t + h,
-                                       f"{reason}; step cut below dt_min = {tm.dt_min:g} day") from None
+                raise SimulationFailed(
+                    field, model.t + h, f"{reason}; step cut below dt_min = {tm.dt_min:g} day"
+                ) from None
             continue
         timing["solve"] = timing.get("solve", 0.0) + time.perf_counter() - tic
         if tracer is not None:
             tic = time.perf_counter()
             conc = {s.name: s.c for s in model.species}
-            tracer.advance(model.t - h, model.t, GrowthFields(concentrations=conc, stiffness=model.E))
+            tracer.advance(
+                model.t - h, model.t, GrowthFields(concentrations=conc, stiffness=model.E)
+            )
             timing["tracing"] = timing.get("tracing", 0.0) + time.perf_counter() - tic
         writer.after_step(h, iters)
         ok_steps += 1
@@ -123,4 +143,3 @@ def _time_loop(study: Study, mesh: Any, cell_tags: Any, facet_tags: Any, writer:
     writer.finish(dt)
     model.destroy()
     return 0
-

@@ -67,8 +67,10 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
                 raise RunDirError(f"{out} holds no run to resume (no study.resolved.toml)")
             return
         elif not out.is_dir() or any(out.iterdir()):
-            raise RunDirError(f"{out} already exists; results are never overwritten silently: "
-                              "pass --resume to continue that run or --overwrite to replace it")
+            raise RunDirError(
+                f"{out} already exists; results are never overwritten silently: "
+                "pass --resume to continue that run or --overwrite to replace it"
+            )
     elif resume:
         raise RunDirError(f"{out} does not exist: nothing to resume")
     out.mkdir(parents=True, exist_ok=True)

@@ -33,14 +33,19 @@ _AUC = "lesion_auc_ng_day_per_mL"
 
 
 def _metrics_to_plot(columns: list[str]) -> list[tuple[str, str]]:
+    """(column, title): crossing fraction, growth-factor AUCs (study order), strain
+    jump, mass remaining — those present in the table."""
     out = [(c, t) for c, t in HEADLINE_PLOTS.items() if c in columns]
-    for c in columns:
-        if c.startswith("species.") and c.endswith("." + _AUC):
-            name = c[len("species."):-len(_AUC) - 1]
-            out.insert(1, (c, f"{name} lesion AUC (ng·day/mL)"))
-    # crossing fraction, growth-factor AUCs, strain jump, mass remaining
-    first = [o for o in out if o[0] == "axons.crossing_fraction"]
-    return first + [o for o in out if o[0] != "axons.crossing_fraction"]
+    aucs = [(c, f"{c[len('species.'):-len(_AUC) - 1]} lesion AUC (ng·day/mL)")
+            for c in columns if c.startswith("species.") and c.endswith("." + _AUC)]
+    return out[:1] + aucs + out[1:]
+
+
+def _sweep_name(sweep_dir: Path) -> str:
+    try:
+        return str(json.loads((sweep_dir / "sweep.json").read_text())["name"])
+    except (OSError, ValueError, KeyError):
+        return sweep_dir.name
 
 
 def _param_info(sweep_dir: Path, df: Any) -> tuple[list[str], dict[str, str]]:
@@ -70,7 +75,20 @@ def _is_log(values: np.ndarray) -> bool:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.3g}"
+    """Three significant digits, without an exponent between 1e-3 and 1e5."""
+    if v == 0 or not np.isfinite(v):
+        return f"{v:g}"
+    mag = math.floor(math.log10(abs(v)))
+    if -3 <= mag < 3:
+        return f"{v:.3g}"
+    if 3 <= mag < 5:
+        return f"{v:.0f}"
+    return f"{v:.2e}"
+
+
+def _tick(v: float) -> str:
+    short = f"{v:g}"
+    return short if len(short) <= 6 else _fmt(v)
 
 
 def _heatmap(ax: Any, df: Any, x: str, y: str, col: str, labels: dict[str, str]) -> Any:
@@ -92,8 +110,8 @@ def _heatmap(ax: Any, df: Any, x: str, y: str, col: str, labels: dict[str, str])
             text = "n/a" if not np.isfinite(v) else _fmt(v)
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if np.isfinite(v) and v < mid else "black")
-    ax.set_xticks(range(xs.size), [_fmt(v) for v in xs])
-    ax.set_yticks(range(ys.size), [_fmt(v) for v in ys])
+    ax.set_xticks(range(xs.size), [_tick(v) for v in xs])
+    ax.set_yticks(range(ys.size), [_tick(v) for v in ys])
     ax.set_xlabel(labels.get(x, x))
     ax.set_ylabel(labels.get(y, y))
     return im
@@ -236,7 +254,8 @@ def plot_sweep(dir: Path) -> list[Path]:
             _draw(ax, fig, df, cols, col, title, labels)
         for ax in axes[n:]:
             ax.set_axis_off()
-        fig.suptitle(f"sweep {sweep_dir.name}: {len(df)} cases", fontsize=12)
+        fig.suptitle(f"sweep {_sweep_name(sweep_dir)}: {len(df)} cases "
+                     f"({int((df['status'] == 'done').sum())} done)", fontsize=12)
         path = fig_dir / "sweep_overview.png"
         fig.savefig(path, dpi=100)
         written.append(path)

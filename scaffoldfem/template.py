@@ -63,7 +63,9 @@ def _value(model: BaseModel, name: str, dumped: Any) -> Any:
     return dumped
 
 
-def _emit(model: BaseModel, dumped: dict[str, Any], header: str, out: list[str], array: bool) -> None:
+def _emit(
+    model: BaseModel, dumped: dict[str, Any], header: str, out: list[str], array: bool
+) -> None:
     cls = type(model)
     comments = _field_comments(cls)
     doc = (inspect.getdoc(cls) or "").splitlines()

@@ -73,7 +73,8 @@ def parse_quantity(value: Any, unit: str) -> float:
     if isinstance(value, bool) or isinstance(value, int | float):
         raise PydanticCustomError(
             "quantity_no_unit",
-            "needs a unit: expected a quantity of dimension {dim} such as '{ex}', got bare number {got}",
+            "needs a unit: expected a quantity of dimension {dim} such as '{ex}', "
+            "got bare number {got}",
             {"dim": want, "ex": f"1 {unit.replace('**', '^')}", "got": value},
         )
     if not isinstance(value, str):
@@ -84,7 +85,9 @@ def parse_quantity(value: Any, unit: str) -> float:
         q = ureg.Quantity(value.strip())
     except Exception as err:  # pint raises several unrelated exception types
         raise PydanticCustomError(
-            "quantity_parse", "cannot read {got!r} as a quantity ({err})", {"got": value, "err": str(err).splitlines()[0]}
+            "quantity_parse",
+            "cannot read {got!r} as a quantity ({err})",
+            {"got": value, "err": str(err).splitlines()[0]},
         ) from None
     if not isinstance(q, pint.Quantity) or (q.dimensionless and want != "dimensionless"):
         raise PydanticCustomError(
@@ -110,8 +113,14 @@ def format_quantity(value: float, unit: str) -> str:
     return f"{value!r} {unit.replace('**', '^')}"
 
 
-def Q(unit: str, *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
-      le: float | None = None) -> Any:
+def Q(
+    unit: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> Any:
     """Annotated float type for a dimensional study value stored in ``unit``.
 
     Args:
@@ -136,7 +145,11 @@ def Q(unit: str, *, gt: float | None = None, ge: float | None = None, lt: float 
                 raise PydanticCustomError(
                     "quantity_range",
                     "must be {op} {bound} (got {got})",
-                    {"op": op, "bound": f"{bound:g}" + ("" if bound == 0 else f" {shown}"), "got": v},
+                    {
+                        "op": op,
+                        "bound": f"{bound:g}" + ("" if bound == 0 else f" {shown}"),
+                        "got": v,
+                    },
                 )
         return mag
 

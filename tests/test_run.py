@@ -23,9 +23,14 @@ from scaffoldfem.config.study import load_study
 BASELINE = ROOT / "studies" / "baseline.toml"
 #: A small, quick version of the baseline (same physics, coarse mesh, 3 days).
 TINY = [
-    'geometry.resolution="0.35 mm"', 'geometry.cord.length="6 mm"', 'time.duration="3 day"',
-    'time.dt="0.5 day"', 'output.interval="1 day"', 'output.checkpoint_interval="1 day"',
-    "axons.count=40", "output.figures=false",
+    'geometry.resolution="0.35 mm"',
+    'geometry.cord.length="6 mm"',
+    'time.duration="3 day"',
+    'time.dt="0.5 day"',
+    'output.interval="1 day"',
+    'output.checkpoint_interval="1 day"',
+    "axons.count=40",
+    "output.figures=false",
 ]
 
 
@@ -46,8 +51,17 @@ def run_dir(tmp_path_factory):
 
 
 def test_contract_files_present_and_consistent(run_dir):
-    for name in ("study.resolved.toml", "provenance.json", "axons.vtp", "timeseries.csv",
-                 "regions.csv", "centerline.csv", "metrics.json", "DONE", "fields/final.vtu"):
+    for name in (
+        "study.resolved.toml",
+        "provenance.json",
+        "axons.vtp",
+        "timeseries.csv",
+        "regions.csv",
+        "centerline.csv",
+        "metrics.json",
+        "DONE",
+        "fields/final.vtu",
+    ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "fields").glob("*.bp")) or any((run_dir / "fields").glob("*.xdmf"))
     assert len(list((run_dir / "checkpoints").glob("ckpt_*.npz"))) == 2  # two kept
@@ -61,7 +75,8 @@ def test_contract_files_present_and_consistent(run_dir):
     bdnf = ts[[c for c in ts.columns if c.endswith("_BDNF_ng")]].iloc[-1]
     assert bdnf["released_BDNF_ng"] > 0 and bdnf["decayed_BDNF_ng"] > 0
     assert ts["scaffold_mass_fraction"].iloc[-1] == pytest.approx(
-        metrics["scaffold"]["mass_remaining_fraction"], rel=1e-9)
+        metrics["scaffold"]["mass_remaining_fraction"], rel=1e-9
+    )
     assert 0 < metrics["scaffold"]["mass_remaining_fraction"] < 1
     assert metrics["mesh"]["ranks"] == MPI.COMM_WORLD.size
     assert metrics["axons"]["seeded"] == 40
@@ -91,7 +106,7 @@ def test_axons_vtp_has_one_polyline_per_seeded_axon(run_dir):
     assert poly.n_lines == 40
     assert {"t_day", "speed_mm_per_day", "region", "c_BDNF"} <= set(poly.point_data.keys())
     assert {"axon_id", "final_state"} <= set(poly.cell_data.keys())
-    assert np.all(np.diff(poly.point_data["t_day"][poly.lines[1:poly.lines[0] + 1]]) >= 0)
+    assert np.all(np.diff(poly.point_data["t_day"][poly.lines[1 : poly.lines[0] + 1]]) >= 0)
 
 
 def test_provenance(run_dir):
@@ -126,8 +141,9 @@ def _flat(d: dict, prefix: str = "") -> dict[str, float]:
 def _assert_same(a: dict, b: dict, rel: float = 1e-6) -> None:
     fa, fb = _flat(a), _flat(b)
     assert fa.keys() == fb.keys()
-    bad = {k: (fa[k], fb[k]) for k in fa
-           if not math.isclose(fa[k], fb[k], rel_tol=rel, abs_tol=1e-9)}
+    bad = {
+        k: (fa[k], fb[k]) for k in fa if not math.isclose(fa[k], fb[k], rel_tol=rel, abs_tol=1e-9)
+    }
     assert not bad, bad
 
 
@@ -157,12 +173,22 @@ def test_existing_directory_is_refused(serial_reference):
 
 
 def _start(out: Path, nproc: int = 1) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "scaffoldfem", "run", str(BASELINE), "--out", str(out),
-           "--quiet", *_sets(TINY)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scaffoldfem",
+        "run",
+        str(BASELINE),
+        "--out",
+        str(out),
+        "--quiet",
+        *_sets(TINY),
+    ]
     if nproc > 1:
         cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(nproc), *cmd]
-    return subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -181,7 +207,9 @@ def test_sigkill_then_resume_on_two_ranks_matches(serial_reference, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "DONE").exists()
-    r = run_cli("run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY), nproc=2)
+    r = run_cli(
+        "run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY), nproc=2
+    )
     assert r.returncode == 0, r.stderr
     _assert_same(_metrics(serial_reference), _metrics(out))
     ts = pd.read_csv(out / "timeseries.csv")
@@ -208,8 +236,12 @@ def test_diverging_solver_cuts_the_step_then_exits_3(tmp_path):
     """A solve that cannot converge cuts the step; below dt_min the run stops with
     exit code 3, a message naming field, time and reason, and the last good state."""
     out = tmp_path / "fail"
-    bad = [*TINY, "solver.transport.ksp_max_it=1", "solver.transport.ksp_rtol=1e-14",
-           'time.dt_min="0.2 day"']
+    bad = [
+        *TINY,
+        "solver.transport.ksp_max_it=1",
+        "solver.transport.ksp_rtol=1e-14",
+        'time.dt_min="0.2 day"',
+    ]
     r = run_cli("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(bad))
     assert r.returncode == 3, r.stderr
     msg = r.stderr.strip().splitlines()[-1]

@@ -24,13 +24,21 @@ def test_baseline_is_the_default():
     resolves to exactly Study()."""
     from scaffoldfem.template import template_text
 
-    assert BASELINE.read_text() == template_text(), "regenerate: scaffoldfem init --force studies/baseline.toml"
+    assert BASELINE.read_text() == template_text(), (
+        "regenerate: scaffoldfem init --force studies/baseline.toml"
+    )
     assert load_study(BASELINE).to_dict() == Study().to_dict()
 
 
 def test_units_converted_once_to_internal():
-    s = load_study(None, ["species.BDNF.diffusivity_free='2.75e-7 cm^2/s'",
-                          "species.BDNF.half_life='6 h'", "geometry.lesion.length='2000 um'"])
+    s = load_study(
+        None,
+        [
+            "species.BDNF.diffusivity_free='2.75e-7 cm^2/s'",
+            "species.BDNF.half_life='6 h'",
+            "geometry.lesion.length='2000 um'",
+        ],
+    )
     bdnf = next(sp for sp in s.species if sp.name == "BDNF")
     assert bdnf.diffusivity_free == pytest.approx(2.75e-7 * 100 * 86400)  # mm²/day
     assert bdnf.half_life == pytest.approx(0.25)
@@ -56,13 +64,19 @@ def test_preset_fills_only_missing_values():
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ('[scaffold]\nporosityy = 0.8\n', "scaffold.porosityy: unknown key"),
+        ("[scaffold]\nporosityy = 0.8\n", "scaffold.porosityy: unknown key"),
         ('[scaffold]\nporosity = "high"\n', "scaffold.porosity: input should be a valid number"),
-        ('[scaffold]\nporosity = 1.5\n', "scaffold.porosity: input should be less than 1"),
+        ("[scaffold]\nporosity = 1.5\n", "scaffold.porosity: input should be less than 1"),
         ('[[species]]\nhalf_life = "1 h"\n', "species[0].name: missing required value"),
-        ('[geometry.lesion]\nlength = 2\n', "geometry.lesion.length: needs a unit"),
-        ('[geometry.lesion]\nlength = "2 kPa"\n', "geometry.lesion.length: wrong dimension: expected [length]"),
-        ('[geometry.lesion]\nlength = "-2 mm"\n', "geometry.lesion.length: must be > 0 (got -2 mm)"),
+        ("[geometry.lesion]\nlength = 2\n", "geometry.lesion.length: needs a unit"),
+        (
+            '[geometry.lesion]\nlength = "2 kPa"\n',
+            "geometry.lesion.length: wrong dimension: expected [length]",
+        ),
+        (
+            '[geometry.lesion]\nlength = "-2 mm"\n',
+            "geometry.lesion.length: must be > 0 (got -2 mm)",
+        ),
     ],
 )
 def test_each_bad_input_class_is_one_line(tmp_path, text, line):
@@ -74,7 +88,9 @@ def test_each_bad_input_class_is_one_line(tmp_path, text, line):
 
 @serial_only
 def test_cli_reports_every_problem_once_and_exits_2(tmp_path):
-    p = write(tmp_path, '[scaffold]\nporosity = 1.5\nbogus = 1\n[geometry.lesion]\nlength = "-2 mm"\n')
+    p = write(
+        tmp_path, '[scaffold]\nporosity = 1.5\nbogus = 1\n[geometry.lesion]\nlength = "-2 mm"\n'
+    )
     r = run_cli("check", str(p))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()

@@ -500,8 +500,10 @@ base = "{BASELINE}"
 "geometry.resolution" = "coarse"
 "time.duration" = "0.5 day"
 "time.dt" = "0.5 day"
-"axons.count" = 20
+"axons.count" = 10
 "output.figures" = false
+# Mechanics off keeps the test short (its metrics are then 0 or absent → NaN).
+"mechanics.enabled" = false
 [grid]
 "scaffold.porosity" = [0.7, 0.9]
 """, comm))
@@ -518,8 +520,11 @@ base = "{BASELINE}"
         metrics = json.loads((cdir / "metrics.json").read_text())
         assert row.status == "done" and row.ranks == 1
         assert row["axons.crossing_fraction"] == metrics["axons"]["crossing_fraction"]
-        assert row["mechanics.max_interface_strain_jump"] == pytest.approx(
-            metrics["mechanics"]["max_interface_strain_jump"])
+        strain = metrics.get("mechanics", {}).get("max_interface_strain_jump")
+        if strain is None:  # not computed: NaN, not an error
+            assert math.isnan(row["mechanics.max_interface_strain_jump"])
+        else:
+            assert row["mechanics.max_interface_strain_jump"] == pytest.approx(strain)
         assert 0.0 < row["scaffold.mass_remaining_fraction"] <= 1.0
         assert row["species.BDNF.lesion_auc_ng_day_per_mL"] > 0.0
         assert row["mesh.cells"] == df["mesh.cells"].iloc[0]  # one cached mesh for both

@@ -7,6 +7,7 @@ range, the value is a documented starting point meant to be swept.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
@@ -67,8 +68,16 @@ class ScaffoldConfig(Section):
     #: Keys a preset fills; the template shows them as comments so that changing
     #: ``preset`` alone changes them.
     preset_keys: ClassVar[tuple[str, ...]] = (
-        "porosity", "solid_modulus", "poisson", "modulus_exponent", "diffusivity_law",
-        "hydrolysis_rate", "autocatalysis", "enzymatic_rate", "enzyme_half_saturation")
+        "porosity",
+        "solid_modulus",
+        "poisson",
+        "modulus_exponent",
+        "diffusivity_law",
+        "hydrolysis_rate",
+        "autocatalysis",
+        "enzymatic_rate",
+        "enzyme_half_saturation",
+    )
 
     # Material preset (scaffoldfem/physics/materials.py: every number with its source);
     # fills the commented keys below unless the study sets them.
@@ -91,11 +100,17 @@ class ScaffoldConfig(Section):
     def _fill_from_preset(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("preset", "plga_50_50") in POLYMERS:
             p = POLYMERS[data.get("preset", "plga_50_50")]
-            filled = {"porosity": p.phi0, "solid_modulus": f"{p.E_s!r} kPa", "poisson": p.nu,
-                      "modulus_exponent": p.n_ga, "diffusivity_law": p.law,
-                      "hydrolysis_rate": f"{p.k_h!r} 1/day", "autocatalysis": p.a_auto,
-                      "enzymatic_rate": f"{p.k_e!r} 1/day",
-                      "enzyme_half_saturation": f"{p.K_e!r} ng/mL"}
+            filled = {
+                "porosity": p.phi0,
+                "solid_modulus": f"{p.E_s!r} kPa",
+                "poisson": p.nu,
+                "modulus_exponent": p.n_ga,
+                "diffusivity_law": p.law,
+                "hydrolysis_rate": f"{p.k_h!r} 1/day",
+                "autocatalysis": p.a_auto,
+                "enzymatic_rate": f"{p.k_e!r} 1/day",
+                "enzyme_half_saturation": f"{p.K_e!r} ng/mL",
+            }
             for key, value in filled.items():
                 data.setdefault(key, value)
         return data
@@ -124,8 +139,10 @@ class Dose(Section):
     def _window(self) -> Self:
         if self.kind == "infusion" and self.end <= self.start:
             raise PydanticCustomError(
-                "dose_window", "infusion must end after it starts (start {s} day, end {e} day)",
-                {"s": self.start, "e": self.end})
+                "dose_window",
+                "infusion must end after it starts (start {s} day, end {e} day)",
+                {"s": self.start, "e": self.end},
+            )
         return self
 
 
@@ -178,8 +195,10 @@ class Species(Section):
     def _window(self) -> Self:
         if self.window_high <= self.window_low:
             raise PydanticCustomError(
-                "window", "window_high must exceed window_low ({lo} vs {hi} ng/mL)",
-                {"lo": self.window_low, "hi": self.window_high})
+                "window",
+                "window_high must exceed window_low ({lo} vs {hi} ng/mL)",
+                {"lo": self.window_low, "hi": self.window_high},
+            )
         return self
 
 
@@ -188,8 +207,18 @@ def default_species() -> list[Species]:
     GDNF secreted by the transplanted cells."""
     return [
         Species(name="BDNF", release=Release(loading="2e4 ng/mL")),
-        Species(name="NT3", doses=[Dose(region="scaffold", kind="infusion", start="14 day",
-                                         end="28 day", rate="10 ng/day")]),
+        Species(
+            name="NT3",
+            doses=[
+                Dose(
+                    region="scaffold",
+                    kind="infusion",
+                    start="14 day",
+                    end="28 day",
+                    rate="10 ng/day",
+                )
+            ],
+        ),
         Species(name="GDNF", secretion="5e-7 ng/cell/day"),
     ]
 
@@ -212,9 +241,12 @@ class EnzymeSource(Section):
     def _table(self) -> Self:
         if self.profile == "table":
             days = [d for d, _ in self.table]
-            if len(days) < 2 or any(b <= a for a, b in zip(days, days[1:], strict=False)):
+            if len(days) < 2 or any(b <= a for a, b in pairwise(days)):
                 raise PydanticCustomError(
-                    "table", "needs at least two (day, rate in ng/mL/day) rows with increasing days", {})
+                    "table",
+                    "needs at least two (day, rate in ng/mL/day) rows with increasing days",
+                    {},
+                )
         return self
 
 
@@ -276,6 +308,8 @@ class TimeConfig(Section):
     def _steps(self) -> Self:
         if not self.dt_min <= self.dt <= self.dt_max:
             raise PydanticCustomError(
-                "dt_order", "needs dt_min <= dt <= dt_max (got {a}, {b}, {c} day)",
-                {"a": self.dt_min, "b": self.dt, "c": self.dt_max})
+                "dt_order",
+                "needs dt_min <= dt <= dt_max (got {a}, {b}, {c} day)",
+                {"a": self.dt_min, "b": self.dt, "c": self.dt_max},
+            )
         return self

@@ -69,8 +69,9 @@ def format_errors(err: ValidationError, prefix: str = "") -> list[str]:
             msg = f"unknown key (got {e['input']!r})"
         elif kind == "missing":
             msg = "missing required value"
-        elif kind.startswith(("quantity", "dose", "window", "table", "dt_", "geometry", "channel",
-                              "cross_section")):
+        elif kind.startswith(
+            ("quantity", "dose", "window", "table", "dt_", "geometry", "channel", "cross_section")
+        ):
             pass  # our own messages already read well
         elif "input" in e and not isinstance(e["input"], dict | list):
             msg = f"{msg[0].lower()}{msg[1:]} (got {e['input']!r})"
@@ -112,9 +113,11 @@ class Study(Section):
     def _cross_checks(self) -> Study:
         if self.axons.enabled and self.axons.seed_offset <= self.geometry.scar.thickness:
             raise PydanticCustomError(
-                "cross_section", "axons.seed_offset ({a} mm) must exceed geometry.scar.thickness "
+                "cross_section",
+                "axons.seed_offset ({a} mm) must exceed geometry.scar.thickness "
                 "({b} mm): growth cones start in host tissue outside the scar rim",
-                {"a": self.axons.seed_offset, "b": self.geometry.scar.thickness})
+                {"a": self.axons.seed_offset, "b": self.geometry.scar.thickness},
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +243,9 @@ def load_study(path: str | Path | None, overrides: list[str] | tuple[str, ...] =
     return validate_study(data)
 
 
-def load_study_mpi(comm: Any, path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Study:
+def load_study_mpi(
+    comm: Any, path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> Study:
     """:func:`load_study` on rank 0, result (or the error lines) broadcast to all ranks,
     so every rank raises the same StudyError and nothing is printed per rank."""
     result: tuple[str, Any]
