@@ -399,6 +399,7 @@ class RunWriter:
         m.eps_cells[:] = s.cells_from_global(arrays["cell:eps"])
         m.apply_coefficients(s.cells_from_global(arrays["cell:phi_used"]))
         m.set_cells(m.alpha_prev, s.cells_from_global(arrays["cell:alpha_prev"]))
+        m.refresh_weights()
         m.E_mech = s.cells_from_global(arrays["cell:E_mech"])
         s.nodes_from_global(arrays["node:m"], m.m.x.array)
         for sp in m.species:

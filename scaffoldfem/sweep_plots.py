@@ -176,6 +176,8 @@ def _draw_case_figures(case_dir: Path) -> None:
     """Draw a case's pictures from its files when the sweep ran with figures off."""
     import logging
 
+    if not (case_dir / "fields").is_dir():
+        return  # nothing to draw from
     try:
         from scaffoldfem.plots import plot_run
 

@@ -7,8 +7,8 @@ out case indices to the group leaders by point-to-point messages, so fast and
 slow cases balance. Rank 0 also computes in group 0: its coordinator is a
 thread that polls (``Iprobe`` + sleep, not a spinning blocking receive) while the
 main thread runs cases, which needs ``MPI_THREAD_MULTIPLE``; without it rank 0
-answers between its own cases. No spawn, no ``MPIPoolExecutor``: only plain
-MPI-1 calls that every cluster MPI has.
+answers between its own cases. No spawn, no ``MPIPoolExecutor`` (often missing on
+clusters): only communicator splits, point-to-point messages and collectives.
 
 Sweep directory::
 
@@ -390,6 +390,7 @@ class _Coordinator:
                 self.remote -= 1
 
     def _record(self, row: dict[str, Any]) -> None:
+        """Hand a row to the writer; a failure to write is reported, never fatal."""
         try:
             self.on_row(row)
         except Exception as err:  # e.g. a full disk: keep serving, or every group would hang
@@ -581,8 +582,7 @@ def _run_groups(plan: SweepPlan, todo: list[Todo], out: Path, comm: Any, k: int,
                 group.bcast(None if task is None else (task.pos, task.resume, task.overwrite))
                 if task is None:
                     break
-                row = _run_case(plan, task, out, group, runner)
-                on_row(row)
+                coord._record(_run_case(plan, task, out, group, runner))
             if thread is not None:
                 thread.join()
             else:

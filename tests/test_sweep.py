@@ -26,7 +26,7 @@ from conftest import ROOT, clean_env, serial_only
 
 from scaffoldfem.config.study import StudyError
 from scaffoldfem.rundir import RunDirError, atomic_write_json, atomic_write_text, prepare_run_dir
-from scaffoldfem.sweep import load_sweep, parameter_value
+from scaffoldfem.sweep import Sample, load_sweep, parameter_value
 from scaffoldfem.sweep_run import run_sweep, sweep_command
 
 BASELINE = ROOT / "studies" / "baseline.toml"
@@ -209,8 +209,9 @@ seed = 7
     assert all(isinstance(n, int) and 1 <= n <= 7 for n in n_ch)
     assert all(c.overrides["scaffold.solid_modulus"].endswith(" kPa") for c in plan.cases)
     assert [c.id for c in load_sweep(tmp_path / "s.toml").cases] == [c.id for c in plan.cases]
-    other = load_sweep(write(tmp_path / "t.toml", text.replace("seed = 7", "seed = 8")))
-    assert [c.id for c in other.cases] != [c.id for c in plan.cases]
+    ranges = {"a": [0.0, 1.0], "b": [0.0, 1.0]}
+    p7, p8 = (Sample.model_validate({"n": 8, "seed": s, "ranges": ranges}).points() for s in (7, 8))
+    assert not np.allclose(p7, p8)  # the seed matters
 
 
 def test_sobol_needs_a_power_of_two(tmp_path):
@@ -567,6 +568,22 @@ def test_mpi_sweep_two_groups_then_one(tmp_path):
     np.testing.assert_allclose(k1["axons.crossing_fraction"], k2["axons.crossing_fraction"],
                                rtol=1e-12)
     check_fake_metrics(k1)
+
+
+@serial_only
+def test_without_thread_multiple_rank0_serves_between_its_cases(tmp_path):
+    """MPI_THREAD_SINGLE: no coordinator thread; the queue still feeds both groups."""
+    path = write(tmp_path / "s.toml", SWEEP_2x2)
+    log = tmp_path / "log.txt"
+    r = sweep_cli(str(path), "--out", str(tmp_path / "out"),
+                  env={"FAKE_LOG": str(log), "FAKE_SLEEP": "0.3",
+                       "MPI4PY_RC_THREAD_LEVEL": "single"})
+    assert r.returncode == 0, r.stderr
+    df = results(tmp_path / "out")
+    assert len(df) == 4 and set(df.status) == {"done"}
+    check_fake_metrics(df)
+    assert {line.split()[2] for line in log.read_text().splitlines()} == {"world_rank=0",
+                                                                          "world_rank=1"}
 
 
 @serial_only
