@@ -116,7 +116,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.out is None and not args.slurm:
         raise UsageError("--out DIR is required (or --slurm to write a batch script)")
     return sweep_command(
-        args.sweep, args.out, _comm(), args.ranks_per_case, args.slurm, args.overwrite
+        args.sweep,
+        args.out,
+        _comm(),
+        args.ranks_per_case,
+        args.slurm,
+        args.overwrite,
+        collect_only=args.collect_only,
     )
 
 
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranks-per-case", type=int, default=1, help="MPI ranks per case (default 1)")
     p.add_argument("--slurm", action="store_true", help="write a SLURM script instead of running")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sweep directory")
+    p.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="run nothing; rebuild results.csv/.parquet from the case directories",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="redraw the figures of a run or sweep directory")

@@ -138,7 +138,9 @@ def _time_loop(
         if writer.stop_requested:
             writer.checkpoint(dt)
             writer.log(f"stopped by signal at t = {model.t:.4g} day; resume with --resume")
-            return 143
+            # SystemExit, not a return code: a sweep driving this run must stop too
+            # (the scheduler is ending the job), not record a failure and go on.
+            raise SystemExit(143)
         writer.maybe_output_and_checkpoint(dt)
     writer.finish(dt)
     model.destroy()

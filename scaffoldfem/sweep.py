@@ -45,8 +45,8 @@ from scaffoldfem.config.base import Section
 from scaffoldfem.config.study import (
     Study,
     StudyError,
-    _expand_lists,
     apply_override,
+    expand_lists,
     format_errors,
     validate_study,
 )
@@ -345,7 +345,7 @@ def load_sweep(path: str | Path) -> SweepPlan:
     if sweep.base is not None:
         base_path = (path.parent / sweep.base).resolve()
         base_data = _read_toml(base_path, "base study")
-    base_data = _expand_lists(base_data)
+    base_data = expand_lists(base_data)
 
     errors: list[str] = []
     common = _copy(base_data)

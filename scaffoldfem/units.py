@@ -56,6 +56,22 @@ def _describe_dim(ureg: pint.UnitRegistry, unit: str) -> str:
 def parse_quantity(value: Any, unit: str) -> float:
     """Parse ``value`` (a string such as ``"6 h"``) and return it in ``unit``.
 
+    Cached for strings: sweeps validate thousands of studies with the same values.
+    See :func:`_parse_quantity` for the rules and errors.
+    """
+    if isinstance(value, str):
+        return _parse_cached(value, unit)
+    return _parse_quantity(value, unit)
+
+
+@cache
+def _parse_cached(value: str, unit: str) -> float:
+    return _parse_quantity(value, unit)
+
+
+def _parse_quantity(value: Any, unit: str) -> float:
+    """Parse ``value`` (a string such as ``"6 h"``) and return it in ``unit``.
+
     Args:
         value: The study value; must be a string with a number and a unit.
         unit: Internal unit to convert to (pint syntax), e.g. ``"mm**2/day"``.

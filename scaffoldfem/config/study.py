@@ -191,7 +191,7 @@ def _list_index(node: list[Any], part: str, key: str) -> int:
     raise StudyError([f"{key}: no list element {part!r}"])
 
 
-def _expand_lists(data: dict[str, Any]) -> dict[str, Any]:
+def expand_lists(data: dict[str, Any]) -> dict[str, Any]:
     """Materialise default lists (species) so that overrides can address them."""
     if "species" not in data:
         data["species"] = [s.model_dump(mode="json") for s in default_species()]
@@ -231,7 +231,7 @@ def load_study(path: str | Path | None, overrides: list[str] | tuple[str, ...] =
         except (OSError, UnicodeDecodeError) as err:
             raise StudyError([f"{p}: cannot read ({err})"]) from None
     if overrides:
-        data = _expand_lists(data)
+        data = expand_lists(data)
         errors = []
         for text in overrides:
             try:
