@@ -108,6 +108,7 @@ class CoupledModel:
         self.cell_tags, self.facet_tags = cell_tags, facet_tags
         self.t = 0.0
         self.nstep = 0
+        self._alpha_history_steps = 0
         self.dt_last: float | None = None
         tdim = mesh.topology.dim
         mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -652,6 +653,16 @@ class CoupledModel:
         self._w_alpha_prev = self._w_alpha
         if self._new_coefficients():
             self._w_alpha = self._owned_vector(self.alpha * ufl.TestFunction(self.V) * self.dx)
+            # α of this step becomes α_prev next step and α_prev2 the step after: the
+            # right-hand-side matrices (assembled with A) hold them, so they are rebuilt
+            # on those steps too, not only on this one.
+            self._alpha_history_steps = 3
+        if self._alpha_history_steps > 0:
+            self._alpha_history_steps -= 1
+            for sp in self.species:
+                for solver in sp.solvers.values():
+                    if isinstance(solver, LinearSolver):
+                        solver.invalidate()
         # 6. growth factors
         scheme = "bdf2" if (self.study.time.scheme == "bdf2" and self.nstep > 0) else "be"
         if scheme == "bdf2":

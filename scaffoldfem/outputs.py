@@ -504,6 +504,9 @@ class RunWriter:
         self._write_final_grid()
         self._write_axons()
         metrics = self.metrics()
+        for name, sp in metrics["species"].items():
+            if sp["mass_balance_rel_error"] > 1e-6:  # an identity of the scheme: a bug
+                self.log(f"warning: {name} mass balance error {sp['mass_balance_rel_error']:.2e}")
         self.timing["output"] = self.timing.get("output", 0.0) + time.perf_counter() - tic
         self.timing["total"] = time.perf_counter() - self.wall0
         metrics["timing_s"] = dict(self.timing)

@@ -31,6 +31,9 @@ TINY = [
     'output.checkpoint_interval="1 day"',
     "axons.count=40",
     "output.figures=false",
+    # Refresh α, D (and re-assemble) several times in 3 days, so that bookkeeping
+    # across coefficient refreshes is part of every balance check below.
+    "time.coefficient_tolerance=0.001",
 ]
 
 
