@@ -359,8 +359,11 @@ class CoupledModel:
             sp.dirichlet_dofs = np.unique(np.concatenate(dofs)) if dofs else None
             v1 = ufl.TestFunction(self.V)
             sp.robin_weights = [
-                (r.name, self._owned_vector(r.h * v1 * self.ds(facet_tag(r.name))),
-                 float(r.c_ext.value))
+                (
+                    r.name,
+                    self._owned_vector(r.h * v1 * self.ds(facet_tag(r.name))),
+                    float(r.c_ext.value),
+                )
                 for r in robin
             ]
             uptake = None
@@ -405,6 +408,7 @@ class CoupledModel:
                         preset="transport",
                         petsc_options=opts,
                         rhs_coefficients=rhs,
+                        static_rhs=[sp.release, sp.secretion, sp.dose],
                     )
                 else:
                     sp.solvers[sch] = NonlinearSolver(
@@ -657,12 +661,14 @@ class CoupledModel:
             # right-hand-side matrices (assembled with A) hold them, so they are rebuilt
             # on those steps too, not only on this one.
             self._alpha_history_steps = 3
-        if self._alpha_history_steps > 0:
-            self._alpha_history_steps -= 1
+        elif self._alpha_history_steps > 0:
+            # A is current; only the old-level matrices (α_prev c_old, α_prev2 c_old2).
             for sp in self.species:
                 for solver in sp.solvers.values():
                     if isinstance(solver, LinearSolver):
-                        solver.invalidate()
+                        solver.reassemble_rhs_matrix(sp.c_old)
+                        solver.reassemble_rhs_matrix(sp.c_old2)
+        self._alpha_history_steps = max(self._alpha_history_steps - 1, 0)
         # 6. growth factors
         scheme = "bdf2" if (self.study.time.scheme == "bdf2" and self.nstep > 0) else "be"
         if scheme == "bdf2":
@@ -751,8 +757,11 @@ class CoupledModel:
                 "storage": self._dot(self._w_alpha, sp.c) - self._dot(self._w_alpha_prev, sp.c_old),
                 "decayed": dt * float(sp.k.value) * self._dot(self._w_alpha, sp.c),
             }
-            for name, f in (("released", sp.release), ("secreted", sp.secretion),
-                            ("dosed", sp.dose)):
+            for name, f in (
+                ("released", sp.release),
+                ("secreted", sp.secretion),
+                ("dosed", sp.dose),
+            ):
                 local[f"source:{name}"] = dt * float(self.cells_of(f)[:n_own] @ vol)
             for name, wr, c_ext in sp.robin_weights:
                 local[f"efflux:{name}"] = dt * (self._dot(wr, sp.c) - c_ext * float(wr.sum()))

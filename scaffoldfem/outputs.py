@@ -383,6 +383,7 @@ class RunWriter:
             "segment": self.segment,
             "timing": self.timing,
             "step_count": self.step_count,
+            "alpha_history_steps": m._alpha_history_steps,
         }
         ckpt.save(self.out / "checkpoints", m.nstep, arrays, meta, self.comm)
 
@@ -411,6 +412,7 @@ class RunWriter:
         m.t, m.nstep, m.dt_last = meta["t"], meta["nstep"], meta["dt_last"]
         m.t_mech = -math.inf if meta["t_mech"] is None else meta["t_mech"]
         m.mech_solves = meta["mech_solves"]
+        m._alpha_history_steps = meta.get("alpha_history_steps", 0)
         m.max_strain_jump, m.max_von_mises = meta["max_strain_jump"], meta["max_von_mises"]
         if m.mech_solver is not None:
             if "node:u" in arrays:

@@ -220,8 +220,13 @@ class LinearSolver:
                  petsc_options: Mapping[str, Any] | None = None,
                  near_nullspace: bool | PETSc.NullSpace | None = None,
                  rhs_coefficients: Sequence[fem.Function] = (),
+                 static_rhs: Sequence[fem.Function] = (),
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
+        # Right-hand-side coefficients whose matrix B_j never changes (e.g. ∫ f v dx
+        # for a source f): assembled once, not again with every new A.
+        self._static = {id(f) for f in static_rhs}
+        self._static_done: set[int] = set()
         self.field = field
         self.u = u
         self.bcs = list(bcs)
@@ -280,15 +285,30 @@ class LinearSolver:
         """Mark the matrix stale: its coefficients (or Δt) changed since assembly."""
         self._stale = True
 
+    def reassemble_rhs_matrix(self, f: fem.Function) -> None:
+        """Re-assemble only the right-hand-side matrix of coefficient ``f`` (its own
+        coefficients changed but the system matrix did not, e.g. α of the old level)."""
+        if self._stale:
+            return  # the next solve re-assembles everything anyway
+        for B_form, B, g in self._rhs_ops:
+            if g is f:
+                B.zeroEntries()
+                fpetsc.assemble_matrix(B, B_form)
+                B.assemble()
+
     def assemble_matrix(self) -> None:
         """Assemble the matrix now (Dirichlet rows get a unit diagonal)."""
         self.A.zeroEntries()
         fpetsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
         self.A.assemble()
-        for B_form, B, _ in self._rhs_ops:
+        for B_form, B, f in self._rhs_ops:
+            if id(f) in self._static_done:
+                continue
             B.zeroEntries()
             fpetsc.assemble_matrix(B, B_form)
             B.assemble()
+            if id(f) in self._static:
+                self._static_done.add(id(f))
         self._stale = False
         self.assemblies += 1
 
