@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import ufl
-from dolfinx import fem, geometry
+from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
@@ -125,45 +125,24 @@ def facet_dofs(V: fem.FunctionSpace, facet_tags: dmesh.MeshTags,
 
 
 def evaluate_at_points(u: fem.Function, points: np.ndarray) -> np.ndarray:
-    """Evaluate a Function at physical points; every rank gets every value.
+    """Evaluate a function at physical points; every rank gets every value.
+
+    A one-off :class:`scaffoldfem.gather.PointSampler` (which locates the points once
+    and can be kept for repeated sampling, as the run writer does).
 
     Args:
-        u: The Function.
-        points: Array (n, 3) (or (n, 2)) of the same points on every rank.
+        u: A Function.
+        points: Array (n, 3) or (n, 2) (z = 0) of the same points on every rank.
 
     Returns:
-        Array (n, value_size); NaN for points outside the mesh. A point on a
-        partition boundary found by several ranks gets the mean of their values.
+        Array (n, value_size); NaN for points outside the mesh.
     """
-    domain = u.function_space.mesh
+    from scaffoldfem.gather import PointSampler
+
     pts = np.ascontiguousarray(np.atleast_2d(points), dtype=np.float64)
     if pts.shape[1] == 2:
         pts = np.c_[pts, np.zeros(len(pts))]
-    tree = geometry.bb_tree(domain, domain.topology.dim)
-    cand = geometry.compute_collisions_points(tree, pts)
-    cells = geometry.compute_colliding_cells(domain, cand, pts)
-    vs = int(np.prod(u.ufl_shape)) if u.ufl_shape else 1
-    nloc = domain.topology.index_map(domain.topology.dim).size_local
-    local = np.full((len(pts), vs), np.nan)
-    found, cell_ids = [], []
-    for i in range(len(pts)):
-        links = cells.links(i)
-        # Owned cells only, so each point is counted by exactly one rank.
-        owned = links[links < nloc]
-        if len(owned):
-            found.append(i)
-            cell_ids.append(owned[0])
-    if found:
-        vals = u.eval(pts[found], np.array(cell_ids, dtype=np.int32))
-        local[found] = vals.reshape(len(found), vs)
-    comm = domain.comm
-    hits = np.where(np.isnan(local[:, 0]), 0, 1)
-    hits_all = comm.allreduce(hits, op=MPI.SUM)
-    summed = comm.allreduce(np.nan_to_num(local, nan=0.0), op=MPI.SUM)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = summed / np.maximum(hits_all, 1)[:, None]
-    out[hits_all == 0] = np.nan
-    return out
+    return PointSampler(u.function_space.mesh, pts)(u)
 
 
 def owned_size(V: fem.FunctionSpace) -> int:

@@ -50,7 +50,7 @@ from scaffoldfem.physics.transport import (
     transport_residual,
 )
 from scaffoldfem.regions import CELL_TAGS, cell_tag, facet_tag
-from scaffoldfem.solver import LinearSolver, NonlinearSolver, SolverError
+from scaffoldfem.solver import LinearSolver, NonlinearSolver
 
 #: Balance terms reported per species (timeseries.csv columns ``<term>_<name>``).
 BALANCE_TERMS = ("released", "secreted", "dosed", "decayed", "uptake", "efflux")
@@ -212,14 +212,19 @@ class CoupledModel:
             self.set_cells(self.wf, self.w)
             return False
         self.apply_coefficients(phi)
-        for sp in getattr(self, "species", []):
-            for solver in sp.solvers.values():
-                if isinstance(solver, LinearSolver):
-                    solver.invalidate()
-        if hasattr(self, "m_solvers"):
-            for solver in self.m_solvers.values():
-                solver.invalidate()
+        self.invalidate_transport()
         return True
+
+    def transport_solvers(self) -> list[LinearSolver]:
+        """Every linear transport solver (species and MMP; Newton ones assemble anyway)."""
+        out = [s for sp in getattr(self, "species", []) for s in sp.solvers.values()]
+        out += list(getattr(self, "m_solvers", {}).values())
+        return [s for s in out if isinstance(s, LinearSolver)]
+
+    def invalidate_transport(self) -> None:
+        """Transport matrices must be re-assembled (α, D, Δt or restored state changed)."""
+        for solver in self.transport_solvers():
+            solver.invalidate()
 
     def apply_coefficients(self, phi: np.ndarray) -> None:
         """Set α, D/D_free and E from the porosity per cell (no matrix invalidation)."""
@@ -513,8 +518,8 @@ class CoupledModel:
 
     # ---------------------------------------------------------------- quantities
     def content(self, sp: SpeciesState) -> float:
-        """Free content ∫αc dV in ng."""
-        return to_ng(integrate(self.alpha * sp.c * self.dx, self.comm))
+        """Free content ∫αc dV in ng (``∫αc = Σ_i c_i ∫α φ_i``, the weights vector)."""
+        return to_ng(self.comm.allreduce(self._dot(self._w_alpha, sp.c), op=MPI.SUM))
 
     def bound(self, sp: SpeciesState) -> float:
         """Scaffold-bound reservoir ∫b dV in ng (DG0 values × cell volumes)."""
@@ -581,12 +586,7 @@ class CoupledModel:
             sp.c_old.x.array[:] = snap[f"c_old:{sp.name}"]
             sp.b[:] = snap[f"b:{sp.name}"]
             sp.totals = dict(snap[f"totals:{sp.name}"])
-        for sp in self.species:
-            for s in sp.solvers.values():
-                if isinstance(s, LinearSolver):
-                    s.invalidate()
-        for s in self.m_solvers.values():
-            s.invalidate()
+        self.invalidate_transport()
 
     # ---------------------------------------------------------------- stepping
     def step(self, dt: float) -> dict[str, int]:
@@ -694,12 +694,7 @@ class CoupledModel:
 
     def _set_dt(self, dt: float) -> None:
         self.dt_c.value = dt
-        for sp in self.species:
-            for s in sp.solvers.values():
-                if isinstance(s, LinearSolver):
-                    s.invalidate()
-        for s in self.m_solvers.values():
-            s.invalidate()
+        self.invalidate_transport()
 
     def _dose_source(self, cfg: Any, t0: float, t1: float, dt: float) -> np.ndarray:
         out = np.zeros(self.n_cells)
@@ -814,10 +809,7 @@ class CoupledModel:
         if not force and changed <= mc.update_tolerance and t - self.t_mech < mc.update_interval:
             return 0
         self.mech_solver.invalidate()
-        try:
-            its = self.mech_solver.solve(t)
-        except SolverError:
-            raise
+        its = self.mech_solver.solve(t)
         self.E_mech = E.copy()
         self.t_mech = t
         self.mech_solves += 1
@@ -877,11 +869,7 @@ class CoupledModel:
 
     def destroy(self) -> None:
         """Free PETSc objects (collective)."""
-        for sp in self.species:
-            for s in sp.solvers.values():
-                if isinstance(s, LinearSolver):
-                    s.destroy()
-        for s in self.m_solvers.values():
+        for s in self.transport_solvers():
             s.destroy()
         if self.mech_solver is not None:
             self.mech_solver.destroy()

@@ -31,16 +31,10 @@ import scaffoldfem  # noqa: F401
 import dolfinx
 from dolfinx import fem, la
 from dolfinx import mesh as dmesh
+from scaffoldfem.compat import geometry_dofmap
 
 #: Walk outcome codes.
 FOUND, EXTERIOR, BLOCKED, LEFT, LOST = 0, 1, 2, 3, 4
-
-
-def _geometry_dofmap(mesh: dmesh.Mesh) -> np.ndarray:
-    dms = getattr(mesh.geometry, "dofmaps", None)
-    if isinstance(dms, list | tuple):
-        return np.asarray(dms[0])
-    return np.asarray(mesh.geometry.dofmap)  # pragma: no cover - older DOLFINx
 
 
 @dataclass
@@ -88,7 +82,7 @@ class Locator:
         imap = mesh.topology.index_map(3)
         self.num_owned = imap.size_local
         self.num_cells = imap.size_local + imap.num_ghosts
-        self.nodes = _geometry_dofmap(mesh)[: self.num_cells].astype(np.int32)
+        self.nodes = geometry_dofmap(mesh)[: self.num_cells].astype(np.int32)
         self.x = np.ascontiguousarray(mesh.geometry.x[:, :3], dtype=np.float64)
         self._build_affine()
         self._build_neighbours()

@@ -68,6 +68,7 @@ class RunWriter:
         self._last_log = -math.inf
         self.stop_requested = False
         self._signal = False
+        self._crossed = 0  # axons crossed at the last output (refreshed collectively there)
         self.segment = 0
         self.vtx: list[Any] = []
         self.dt = study.time.dt
@@ -201,7 +202,7 @@ class RunWriter:
         wall = now - self.wall0
         eta = wall * (T - m.t) / m.t if m.t > 0 else float("nan")
         its = " ".join(f"{k}:{v}" for k, v in self.iters.items())
-        crossed = getattr(self, "_crossed", 0)  # refreshed at outputs (collective)
+        crossed = self._crossed
         line = (
             f"day {m.t:7.2f}/{T:g}  dt {self.dt:.3g}  its [{its}]  crossed {crossed}"
             f"  wall {wall:6.0f}s  eta {eta:6.0f}s"
@@ -224,7 +225,7 @@ class RunWriter:
             self.checkpoint(dt)
             self.next_ckpt += self.study.output.checkpoint_interval
 
-    def output(self, force: bool = False) -> None:
+    def output(self) -> None:
         """Append table rows and field snapshots at the current time."""
         t = self.model.t
         if self.rows and abs(self.rows[-1]["t_day"] - t) < 1e-12:
@@ -437,15 +438,10 @@ class RunWriter:
         self.dt = meta["dt"]
         self.timing.update({k: v for k, v in meta["timing"].items() if k not in ("mesh", "setup")})
         self._reload_tables(m.t)
-        for w in self.vtx:  # continue the field series in new files (segment k)
-            (w[0] if isinstance(w, tuple) else w).close()
-        self.vtx = []
+        self.close()  # continue the field series in new files (segment k)
         self.segment = meta["segment"] + 1
         self._open_fields()
-        for sp in m.species:
-            for sol in sp.solvers.values():
-                if hasattr(sol, "invalidate"):
-                    sol.invalidate()
+        m.invalidate_transport()
         self.log(f"resumed from the checkpoint at t = {m.t:g} day")
         return True
 

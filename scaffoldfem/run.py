@@ -8,20 +8,7 @@ from typing import Any
 
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import SimulationFailed
-from scaffoldfem.rundir import RunDirError, atomic_write_text, prepare_run_dir
-
-
-def _prepare(out: Path, comm: Any, resume: bool, overwrite: bool) -> None:
-    """Create the run directory on rank 0; every rank raises the same error."""
-    err = None
-    if comm.rank == 0:
-        try:
-            prepare_run_dir(out, resume=resume, overwrite=overwrite)
-        except RunDirError as e:
-            err = str(e)
-    err = comm.bcast(err, root=0)
-    if err is not None:
-        raise RunDirError(err)
+from scaffoldfem.rundir import atomic_write_text, prepare_run_dir_mpi
 
 
 def lesion_z(study: Study) -> tuple[float, float]:
@@ -50,7 +37,7 @@ def run_study(
     from scaffoldfem.outputs import RunWriter
 
     out = Path(out)
-    _prepare(out, comm, resume, overwrite)
+    prepare_run_dir_mpi(out, comm, resume=resume, overwrite=overwrite)
     if comm.rank == 0:
         atomic_write_text(out / "study.resolved.toml", study.to_toml())
     timing: dict[str, float] = {}
@@ -98,7 +85,7 @@ def _time_loop(
         model.solve_mechanics(model.t, force=True)
         timing["mechanics"] = timing.get("mechanics", 0.0) + time.perf_counter() - tic
     if model.t == 0.0:
-        writer.output(force=True)
+        writer.output()
     eps = 1e-9 * tm.duration
     ok_steps = 0
     while model.t < tm.duration - eps:
@@ -115,7 +102,7 @@ def _time_loop(
                 f"step at t = {model.t:.4g} day failed ({err}); cutting the step to {dt:.3g} day"
             )
             if dt < tm.dt_min:
-                writer.output(force=True)
+                writer.output()
                 writer.checkpoint(dt)
                 field = getattr(err, "field", "?")
                 reason = getattr(err, "reason", str(err))

@@ -74,3 +74,16 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     elif resume:
         raise RunDirError(f"{out} does not exist: nothing to resume")
     out.mkdir(parents=True, exist_ok=True)
+
+
+def prepare_run_dir_mpi(out: Path, comm: Any, *, resume: bool, overwrite: bool) -> None:
+    """:func:`prepare_run_dir` on rank 0; every rank raises the same RunDirError."""
+    err = None
+    if comm.rank == 0:
+        try:
+            prepare_run_dir(out, resume=resume, overwrite=overwrite)
+        except RunDirError as e:
+            err = str(e)
+    err = comm.bcast(err, root=0)
+    if err is not None:
+        raise RunDirError(err)

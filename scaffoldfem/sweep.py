@@ -33,7 +33,6 @@ import hashlib
 import itertools
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +47,7 @@ from scaffoldfem.config.study import (
     apply_override,
     expand_lists,
     format_errors,
+    read_toml,
     validate_study,
 )
 
@@ -290,17 +290,6 @@ def case_id(index: int, width: int, items: dict[str, Any], short: dict[str, str]
     return cid
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise StudyError([f"{path}: no such {what} file"]) from None
-    except tomllib.TOMLDecodeError as err:
-        raise StudyError([f"{path}: not valid TOML ({err})"]) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise StudyError([f"{path}: cannot read ({err})"]) from None
-
-
 def _case_items(sweep: SweepFile) -> list[tuple[dict[str, Any], str | None]]:
     """Every case as (varied values, explicit label) in sweep order."""
     items: list[tuple[dict[str, Any], str | None]] = []
@@ -335,7 +324,7 @@ def load_sweep(path: str | Path) -> SweepPlan:
             (lines prefixed with the case id), all at once.
     """
     path = Path(path)
-    raw = _read_toml(path, "sweep")
+    raw = read_toml(path, "sweep")
     try:
         sweep = SweepFile.model_validate(raw)
     except ValidationError as err:
@@ -344,7 +333,7 @@ def load_sweep(path: str | Path) -> SweepPlan:
     base_data: dict[str, Any] = {}
     if sweep.base is not None:
         base_path = (path.parent / sweep.base).resolve()
-        base_data = _read_toml(base_path, "base study")
+        base_data = read_toml(base_path, "base study")
     base_data = expand_lists(base_data)
 
     errors: list[str] = []

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import scaffoldfem
-from scaffoldfem.config.study import StudyError
+from scaffoldfem.config.study import StudyError, on_rank0
 from scaffoldfem.rundir import RunDirError, atomic_write_bytes, atomic_write_json, atomic_write_text
 from scaffoldfem.sweep import SweepPlan, load_sweep, parameter_column, parameter_value
 
@@ -615,18 +615,7 @@ def _run_groups(plan: SweepPlan, todo: list[Todo], out: Path, comm: Any, k: int,
 
 def load_sweep_mpi(comm: Any, path: Path) -> SweepPlan:
     """:func:`load_sweep` on rank 0, the plan (or the error lines) broadcast."""
-    result: tuple[str, Any]
-    if comm.rank == 0:
-        try:
-            result = ("ok", load_sweep(path))
-        except StudyError as err:
-            result = ("error", err.lines)
-    else:
-        result = ("", None)
-    result = comm.bcast(result, root=0)
-    if result[0] == "error":
-        raise StudyError(result[1])
-    return result[1]
+    return on_rank0(comm, lambda: load_sweep(path))
 
 
 def sweep_command(sweep_path: Path, out: Path | None, comm: Any, ranks_per_case: int, slurm: bool,

@@ -202,13 +202,19 @@ def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 300
         time.sleep(0.2)
 
 
+def _interrupt(out: Path, sig: int) -> subprocess.Popen:
+    """Start a run, send ``sig`` to it once its first checkpoint exists, wait for it."""
+    proc = _start(out)
+    _wait_for_checkpoint(out, proc)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=120)
+    return proc
+
+
 @serial_only
 def test_sigkill_then_resume_on_two_ranks_matches(serial_reference, tmp_path):
     out = tmp_path / "killed"
-    proc = _start(out)
-    _wait_for_checkpoint(out, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _interrupt(out, signal.SIGKILL)
     assert not (out / "DONE").exists()
     r = run_cli(
         "run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY), nproc=2
@@ -222,10 +228,7 @@ def test_sigkill_then_resume_on_two_ranks_matches(serial_reference, tmp_path):
 @serial_only
 def test_sigterm_writes_checkpoint_and_resumes(serial_reference, tmp_path):
     out = tmp_path / "term"
-    proc = _start(out)
-    _wait_for_checkpoint(out, proc)
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=120)
+    proc = _interrupt(out, signal.SIGTERM)
     if (out / "DONE").exists():  # finished before the signal arrived: nothing to test
         return
     assert proc.returncode == 143

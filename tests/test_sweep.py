@@ -25,7 +25,12 @@ import pytest
 from conftest import ROOT, clean_env, serial_only
 
 from scaffoldfem.config.study import StudyError
-from scaffoldfem.rundir import RunDirError, atomic_write_json, atomic_write_text, prepare_run_dir
+from scaffoldfem.rundir import (
+    RunDirError,
+    atomic_write_json,
+    atomic_write_text,
+    prepare_run_dir_mpi,
+)
 from scaffoldfem.sweep import Sample, load_sweep, parameter_value
 from scaffoldfem.sweep_run import run_sweep, sweep_command
 
@@ -58,15 +63,7 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False)
     from scaffoldfem.errors import SimulationFailed
 
     out = Path(out)
-    err = None
-    if comm.rank == 0:
-        try:
-            prepare_run_dir(out, resume=resume, overwrite=overwrite)
-        except RunDirError as e:
-            err = str(e)
-    err = comm.bcast(err, root=0)
-    if err:
-        raise RunDirError(err)
+    prepare_run_dir_mpi(out, comm, resume=resume, overwrite=overwrite)
     if comm.rank == 0:
         atomic_write_text(out / "study.resolved.toml", study.to_toml())
         if os.environ.get("FAKE_LOG"):

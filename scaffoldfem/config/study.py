@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,17 +220,7 @@ def load_study(path: str | Path | None, overrides: list[str] | tuple[str, ...] =
     Raises:
         StudyError: with every problem found, one line each.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise StudyError([f"{p}: no such study file"]) from None
-        except tomllib.TOMLDecodeError as err:
-            raise StudyError([f"{p}: not valid TOML ({err})"]) from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise StudyError([f"{p}: cannot read ({err})"]) from None
+    data: dict[str, Any] = {} if path is None else read_toml(Path(path), "study")
     if overrides:
         data = expand_lists(data)
         errors = []
@@ -248,15 +239,32 @@ def load_study_mpi(
 ) -> Study:
     """:func:`load_study` on rank 0, result (or the error lines) broadcast to all ranks,
     so every rank raises the same StudyError and nothing is printed per rank."""
-    result: tuple[str, Any]
+    return validate_study(on_rank0(comm, lambda: load_study(path, overrides).to_dict()))
+
+
+def on_rank0(comm: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only and return its (picklable) result on every rank; a
+    StudyError there is raised on every rank with the same lines."""
+    result: tuple[str, Any] = ("", None)
     if comm.rank == 0:
         try:
-            result = ("ok", load_study(path, overrides).to_dict())
+            result = ("ok", fn())
         except StudyError as err:
             result = ("error", err.lines)
-    else:
-        result = ("", None)
     result = comm.bcast(result, root=0)
     if result[0] == "error":
         raise StudyError(result[1])
-    return validate_study(result[1])
+    return result[1]
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Read a TOML file; missing, unreadable or malformed files become a StudyError
+    line naming the file (``what``: "study", "sweep", ...)."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError([f"{path}: no such {what} file"]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise StudyError([f"{path}: not valid TOML ({err})"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyError([f"{path}: cannot read ({err})"]) from None
