@@ -11,15 +11,8 @@ import sys
 from pathlib import Path
 
 import scaffoldfem
-from scaffoldfem.config.study import StudyError, load_study_mpi
-from scaffoldfem.rundir import RunDirError
-
-EXIT_BAD_INPUT = 2
-EXIT_SOLVER = 3
-
-
-class UsageError(Exception):
-    """Bad command-line use (exit 2), e.g. an existing run directory."""
+from scaffoldfem.config.study import load_study_mpi
+from scaffoldfem.errors import ScaffoldfemError, StudyError, UsageError
 
 
 def _comm():
@@ -56,7 +49,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from scaffoldfem.template import template_text
+    from scaffoldfem.config.template import template_text
 
     path: Path = args.path
     if path.exists() and not args.force:
@@ -71,7 +64,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_mesh(args: argparse.Namespace) -> int:
-    from scaffoldfem.mesh_command import mesh_command
+    from scaffoldfem.geometry.report import mesh_command
 
     study = load_study_mpi(_comm(), args.study, args.overrides)
     _say(mesh_command(study, args.output, _comm()))
@@ -79,7 +72,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scaffoldfem.run import run_study
+    from scaffoldfem.run.loop import run_study
 
     comm = _comm()
     study = load_study_mpi(comm, args.study, args.overrides)
@@ -89,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from scaffoldfem.bench import run_bench
+    from scaffoldfem.bench.command import run_bench
 
     return run_bench(args.what, _comm(), out=args.out)
 
@@ -99,11 +92,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.dir} is not a directory")
     if _comm().rank == 0:
         if (args.dir / "results.csv").exists():
-            from scaffoldfem.sweep_plots import plot_sweep
+            from scaffoldfem.viz.sweep_plots import plot_sweep
 
             plot_sweep(args.dir)
         else:
-            from scaffoldfem.plots import plot_run
+            from scaffoldfem.viz.plots import plot_run
 
             for path in plot_run(args.dir):
                 print(f"wrote {path}")
@@ -111,7 +104,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from scaffoldfem.sweep_run import sweep_command
+    from scaffoldfem.sweep.runner import sweep_command
 
     if args.out is None and not args.slurm:
         raise UsageError("--out DIR is required (or --slurm to write a batch script)")
@@ -199,24 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except StudyError as err:
-        _say(*err.lines, err=True)
-        return EXIT_BAD_INPUT
-    except (UsageError, RunDirError) as err:
-        _say(f"scaffoldfem {args.command}: {err}", err=True)
-        return EXIT_BAD_INPUT
-    except Exception as err:
-        from scaffoldfem.errors import SimulationFailed
-
-        if isinstance(err, SimulationFailed):
+    except ScaffoldfemError as err:  # the same on every rank: printed once
+        if isinstance(err, StudyError):
+            _say(*err.lines, err=True)
+        else:
             _say(f"scaffoldfem {args.command}: {err}", err=True)
-            return EXIT_SOLVER
-        from scaffoldfem.geometry import GeometryBuildError
-        from scaffoldfem.mesh import MeshingError
-
-        if isinstance(err, MeshingError | GeometryBuildError):  # same on every rank
-            _say(f"scaffoldfem {args.command}: meshing failed: {err}", err=True)
-            return EXIT_BAD_INPUT
+        return err.exit_code
+    except Exception:
         comm = _comm()
         if comm.size > 1:  # an unexpected error on one rank must not hang the others
             import traceback

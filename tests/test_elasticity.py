@@ -18,7 +18,8 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (conftest imports it first as well)
-from scaffoldfem.compat import integrate, interpolate_expression
+from scaffoldfem.fem.compat import integrate, interpolate_expression
+from scaffoldfem.fem.solver import LinearSolver, rigid_body_modes
 from scaffoldfem.physics.mechanics import (
     elasticity_forms,
     epsilon,
@@ -26,7 +27,6 @@ from scaffoldfem.physics.mechanics import (
     volumetric_strain,
     von_mises,
 )
-from scaffoldfem.solver import LinearSolver, rigid_body_modes
 
 
 def _bar(length: float, nz: int, E, nu: float, stretch: float, degree: int = 1):

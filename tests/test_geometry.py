@@ -17,7 +17,7 @@ from mpi4py import MPI
 from pydantic import ValidationError
 
 from scaffoldfem.config.geometry import GeometryConfig, ellipse_area_beyond
-from scaffoldfem.mesh import (
+from scaffoldfem.geometry.meshing import (
     MeshStats,
     ensure_mesh,
     facet_counts,

@@ -1,4 +1,4 @@
-"""Point location and sampling (scaffoldfem.locate) against brute force."""
+"""Point location and sampling (scaffoldfem.fem.locate) against brute force."""
 
 from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
 
@@ -11,7 +11,7 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from scaffoldfem.locate import EXTERIOR, FOUND, LEFT, Locator
+from scaffoldfem.fem.locate import EXTERIOR, FOUND, LEFT, Locator
 
 
 def _box(comm, n=6, rotate=False, ghost=dmesh.GhostMode.shared_facet):
@@ -69,7 +69,7 @@ def test_walk_finds_random_points(comm, ghost):
     if ghost == dmesh.GhostMode.none:
         assert loc.num_cells == loc.num_owned
     # the owned cell across each interprocess facet is found from its global index
-    from scaffoldfem.locate import alltoallv_rows
+    from scaffoldfem.fem.locate import alltoallv_rows
 
     cc, ff = np.nonzero(loc.remote_facet[: loc.num_owned] >= 0)
     inp = np.asarray(loc.mesh.geometry.input_global_indices)

@@ -20,7 +20,8 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (conftest imports it first as well)
-from scaffoldfem.compat import facet_dofs, integrate, interpolate_expression, tag_facets
+from scaffoldfem.fem.compat import facet_dofs, integrate, interpolate_expression, tag_facets
+from scaffoldfem.fem.solver import LinearSolver, NonlinearSolver
 from scaffoldfem.physics.transport import (
     Robin,
     Uptake,
@@ -28,7 +29,6 @@ from scaffoldfem.physics.transport import (
     transport_forms,
     transport_residual,
 )
-from scaffoldfem.solver import LinearSolver, NonlinearSolver
 
 
 def _cube(n: int):

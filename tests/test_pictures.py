@@ -234,8 +234,8 @@ def on_root(comm, fn):
 
 
 def test_state_names_match_tracer():
-    from scaffoldfem.pictures import STATE_NAMES
-    from scaffoldfem.tracing import STATE_NAMES as TRACER_STATES
+    from scaffoldfem.axons.tracer import STATE_NAMES as TRACER_STATES
+    from scaffoldfem.viz.pictures import STATE_NAMES
 
     assert tuple(STATE_NAMES) == tuple(TRACER_STATES)
 
@@ -244,7 +244,7 @@ def test_axon_crossings_and_growth(tmp_path, comm):
     """Plane piercings are interpolated exactly; outcome and growth follow the times."""
     import pyvista as pv
 
-    from scaffoldfem.pictures import STATE_NAMES, Axons
+    from scaffoldfem.viz.pictures import STATE_NAMES, Axons
 
     pts = np.array([[0.1, 0.2, -2.0], [0.3, 0.2, 0.0], [0.5, 0.2, 2.0],   # crosses z=-1, 1
                     [-0.4, 0.0, -2.0], [-0.4, 0.0, -1.5]])                # never reaches -1
@@ -270,7 +270,7 @@ def test_axon_crossings_and_growth(tmp_path, comm):
 
 
 def test_field_scale_log_window():
-    from scaffoldfem.pictures import DECADES, field_scale
+    from scaffoldfem.viz.pictures import DECADES, field_scale
 
     sc = field_scale("BDNF", [np.array([0.0, 5.0, 400.0])], window=(1.0, 100.0))
     assert sc.log and sc.vmax == 400.0
@@ -281,7 +281,7 @@ def test_field_scale_log_window():
 
 def test_run_info(tmp_path, comm):
     """Lesion, windows and the species drawn come from the study and the metrics."""
-    from scaffoldfem.plots import read_run_info
+    from scaffoldfem.viz.plots import read_run_info
 
     run = tmp_path / f"r{comm.rank}"
     run.mkdir()
@@ -305,9 +305,9 @@ def test_plot_run_pictures(tmp_path, comm):
     """Every picture of a synthetic run is drawn, non-blank, with its expected colours."""
     import imageio.v3 as iio
 
-    from scaffoldfem.pictures import FIELD_CMAP, STATE_COLOURS
-    from scaffoldfem.plots import plot_run
-    from scaffoldfem.timeplots import SPECIES_COLOURS
+    from scaffoldfem.viz.pictures import FIELD_CMAP, STATE_COLOURS
+    from scaffoldfem.viz.plots import plot_run
+    from scaffoldfem.viz.timeplots import SPECIES_COLOURS
 
     def draw():
         run = write_run(tmp_path / "run")
@@ -332,7 +332,7 @@ def test_plot_run_pictures(tmp_path, comm):
             }
         return stats
 
-    from scaffoldfem.slices import ffmpeg_executable
+    from scaffoldfem.viz.slices import ffmpeg_executable
 
     s = on_root(comm, draw)
     video = ["growth.mp4"] if on_root(comm, ffmpeg_executable) else []
@@ -359,8 +359,8 @@ def test_plot_run_without_axons(tmp_path, comm):
     """Axons disabled: the pictures are drawn without them, with no crossed-green."""
     import imageio.v3 as iio
 
-    from scaffoldfem.pictures import STATE_COLOURS
-    from scaffoldfem.plots import plot_run
+    from scaffoldfem.viz.pictures import STATE_COLOURS
+    from scaffoldfem.viz.plots import plot_run
 
     def draw():
         run = write_run(tmp_path / "run", cord_grid(h=0.25), n_axons=0, times=[0.0, 28.0])
@@ -376,7 +376,7 @@ def test_plot_run_without_axons(tmp_path, comm):
 
 def test_plot_run_survives_a_broken_directory(tmp_path, comm):
     """A corrupt field file and missing slices cost only their pictures."""
-    from scaffoldfem.plots import plot_run
+    from scaffoldfem.viz.plots import plot_run
 
     def draw():
         run = write_run(tmp_path / "run", cord_grid(h=0.35), n_axons=8, times=[0.0, 10.0])

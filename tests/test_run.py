@@ -44,7 +44,7 @@ def _sets(overrides: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One in-process run on COMM_WORLD (1 or 2 ranks)."""
-    from scaffoldfem.run import run_study
+    from scaffoldfem.run.loop import run_study
 
     comm = MPI.COMM_WORLD
     out = comm.bcast(str(tmp_path_factory.mktemp("run")) if comm.rank == 0 else None, root=0)

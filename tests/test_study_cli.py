@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli, serial_only
 
-from scaffoldfem.config.study import Study, StudyError, load_study
+from scaffoldfem.config.study import Study, load_study
+from scaffoldfem.errors import StudyError
 
 BASELINE = ROOT / "studies" / "baseline.toml"
 
@@ -22,7 +23,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_baseline_is_the_default():
     """studies/baseline.toml documents the defaults: it is the generated template and
     resolves to exactly Study()."""
-    from scaffoldfem.template import template_text
+    from scaffoldfem.config.template import template_text
 
     assert BASELINE.read_text() == template_text(), (
         "regenerate: scaffoldfem init --force studies/baseline.toml"

@@ -24,15 +24,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, clean_env, serial_only
 
-from scaffoldfem.config.study import StudyError
-from scaffoldfem.rundir import (
-    RunDirError,
-    atomic_write_json,
-    atomic_write_text,
-    prepare_run_dir_mpi,
-)
-from scaffoldfem.sweep import Sample, load_sweep, parameter_value
-from scaffoldfem.sweep_run import run_sweep, sweep_command
+from scaffoldfem.errors import RunDirError, StudyError
+from scaffoldfem.files import atomic_write_json, atomic_write_text
+from scaffoldfem.run.rundir import prepare_run_dir_mpi
+from scaffoldfem.sweep.plan import Sample, load_sweep, parameter_value
+from scaffoldfem.sweep.runner import run_sweep, sweep_command
 
 BASELINE = ROOT / "studies" / "baseline.toml"
 N_QUAD = 2000
@@ -430,7 +426,7 @@ def test_slurm_scripts(comm, shared):
 
 
 def test_sweep_plots(comm, shared, monkeypatch):
-    from scaffoldfem.sweep_plots import plot_sweep
+    from scaffoldfem.viz.sweep_plots import plot_sweep
 
     plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
     out = shared / "out"
@@ -465,7 +461,7 @@ def test_sweep_plots(comm, shared, monkeypatch):
 
 
 def test_one_dimensional_sweep_draws_line_plots(comm, shared):
-    from scaffoldfem.sweep_plots import plot_sweep
+    from scaffoldfem.viz.sweep_plots import plot_sweep
 
     plan = load_sweep(write(shared / "s.toml", f"""
 base = "{BASELINE}"
@@ -535,7 +531,7 @@ base = "{BASELINE}"
 
 
 def sweep_cli(*args: str, nproc: int = 2, env: dict | None = None, timeout: float = 300):
-    cmd = [sys.executable, "-m", "scaffoldfem.sweep_run", *args,
+    cmd = [sys.executable, "-m", "scaffoldfem.sweep.runner", *args,
            "--runner", f"{Path(__file__).resolve()}:fake_runner"]
     if nproc > 1:
         cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(nproc), *cmd]

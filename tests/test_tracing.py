@@ -1,4 +1,4 @@
-"""Growth-cone tracing (scaffoldfem.tracing) in prescribed fields on box meshes.
+"""Growth-cone tracing (scaffoldfem.axons.tracer) in prescribed fields on box meshes.
 
 Box [-1,1]^2 x [-2,2] mm, cord axis z. Every test runs serially and under
 ``mpiexec -n 2``; trajectories are compared on all ranks through collective
@@ -15,11 +15,11 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from scaffoldfem import axon_model as am
+from scaffoldfem.axons import guidance as am
 from scaffoldfem.config.axons import AxonsConfig
-from scaffoldfem.locate import Locator
+from scaffoldfem.fem.locate import Locator
 from scaffoldfem.regions import cell_tag
-from scaffoldfem.tracing import EXITED, GROWING, STALLED, GrowthFields, Tracer
+from scaffoldfem.axons.tracer import EXITED, GROWING, STALLED, GrowthFields, Tracer
 
 OFF = dict(persistence=0.0, chemotaxis=0.0, durotaxis=0.0, noise=0.0, scar_repulsion=0.0,
            guidance={})

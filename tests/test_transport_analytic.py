@@ -20,13 +20,15 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (conftest imports it first as well)
-from scaffoldfem.compat import (
+from scaffoldfem.errors import SolverError
+from scaffoldfem.fem.compat import (
     evaluate_at_points,
     facet_dofs,
     integrate,
     interpolate_expression,
     tag_facets,
 )
+from scaffoldfem.fem.solver import LinearSolver, NonlinearSolver
 from scaffoldfem.physics.degradation import (
     cell_survival_step,
     degrade_step,
@@ -46,7 +48,6 @@ from scaffoldfem.physics.transport import (
     transport_forms,
     transport_residual,
 )
-from scaffoldfem.solver import LinearSolver, NonlinearSolver, SolverError
 
 D_FREE = TISSUE["D_free_ngf"][0]  # mm²/day
 ALPHA = TISSUE["alpha_host"][0]

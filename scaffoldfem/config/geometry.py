@@ -5,7 +5,7 @@ z = -L/2 and the caudal end at z = +L/2; x is lateral (right +x), y
 dorsoventral (dorsal +y); lengths in mm.
 
 Regions, and which one wins where the shapes overlap (the Gmsh builder in
-:mod:`scaffoldfem.geometry` applies exactly this rule, and
+:mod:`scaffoldfem.geometry.occ` applies exactly this rule, and
 :meth:`GeometryConfig.analytic_volumes` integrates it):
 
 1. **lesion** (z0 = center - length/2, z1 = center + length/2):

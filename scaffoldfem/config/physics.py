@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.base import Section
-from scaffoldfem.physics.materials import POLYMERS
+from scaffoldfem.config.presets import POLYMERS
 from scaffoldfem.units import Q
 
 Length = Q("mm", gt=0)
@@ -79,7 +79,7 @@ class ScaffoldConfig(Section):
         "enzyme_half_saturation",
     )
 
-    # Material preset (scaffoldfem/physics/materials.py: every number with its source);
+    # Material preset (scaffoldfem/config/presets.py: every number with its source);
     # fills the commented keys below unless the study sets them.
     preset: Literal["plga_50_50", "pcl", "alginate", "gelatin", "peg_mmp"] = "plga_50_50"
     porosity: float = Field(gt=0.0, lt=1.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,11 @@ from scaffoldfem.config.physics import (
     TissueConfig,
     default_species,
 )
+from scaffoldfem.errors import StudyError
+from scaffoldfem.mpi import on_rank0
 from scaffoldfem.units import Q
 
 Q_day_pos = Q("day", gt=0)
-
-
-class StudyError(Exception):
-    """Bad study input: one human-readable line per problem."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -240,21 +233,6 @@ def load_study_mpi(
     """:func:`load_study` on rank 0, result (or the error lines) broadcast to all ranks,
     so every rank raises the same StudyError and nothing is printed per rank."""
     return validate_study(on_rank0(comm, lambda: load_study(path, overrides).to_dict()))
-
-
-def on_rank0(comm: Any, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on rank 0 only and return its (picklable) result on every rank; a
-    StudyError there is raised on every rank with the same lines."""
-    result: tuple[str, Any] = ("", None)
-    if comm.rank == 0:
-        try:
-            result = ("ok", fn())
-        except StudyError as err:
-            result = ("error", err.lines)
-    result = comm.bcast(result, root=0)
-    if result[0] == "error":
-        raise StudyError(result[1])
-    return result[1]
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Physics of scaffoldfem as pure functions: UFL forms and pointwise NumPy ODEs.
 
-No PETSc objects are created here (that is :mod:`scaffoldfem.solver`). Units
+No PETSc objects are created here (that is :mod:`scaffoldfem.fem.solver`). Units
 are internal (mm, day, ng/mL, kPa); the model is written out in docs/model.md.
 
 Modules:

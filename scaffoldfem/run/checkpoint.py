@@ -1,7 +1,7 @@
 """Whole-state checkpoints that survive a kill and resume on any number of ranks.
 
 State is stored by *input* indices (mesh-file node and cell numbers, see
-:mod:`scaffoldfem.gather`), so a checkpoint written on N ranks is read on M.
+:mod:`scaffoldfem.fem.gather`), so a checkpoint written on N ranks is read on M.
 Files: ``checkpoints/ckpt_<step>.npz`` (written by rank 0 through a temporary file
 and a rename) and ``ckpt_<step>.json`` (its SHA-256 and the scalar state, written
 after the data): a checkpoint without a matching hash is ignored. Two are kept.
@@ -19,8 +19,8 @@ import numpy as np
 from dolfinx import fem
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from scaffoldfem.gather import node_to_dof_map
-from scaffoldfem.rundir import atomic_write_bytes, atomic_write_text
+from scaffoldfem.fem.gather import node_to_dof_map
+from scaffoldfem.files import atomic_write_bytes, atomic_write_text
 
 KEEP = 2
 

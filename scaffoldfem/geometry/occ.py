@@ -35,6 +35,7 @@ import gmsh
 import numpy as np
 
 from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.errors import GeometryBuildError
 from scaffoldfem.regions import CELL_TAGS, FACET_TAGS
 
 #: Outline points of the butterfly spline (interpolating, periodic): the spline's
@@ -47,10 +48,6 @@ _OUTSIDE = {"white_matter", "grey_matter", "scar", "cavity"}
 # sphere of a contusion, faces with butterfly edges); a failed boolean loses
 # whole pieces, far more than this.
 _VOLUME_RTOL = 1e-2
-
-
-class GeometryBuildError(RuntimeError):
-    """The CAD model does not match the requested geometry (a failed boolean)."""
 
 
 @dataclass

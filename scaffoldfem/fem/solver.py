@@ -29,7 +29,8 @@ from dolfinx import fem, la
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from scaffoldfem.compat import compile_form, create_petsc_vector
+from scaffoldfem.errors import SolverError
+from scaffoldfem.fem.compat import compile_form, create_petsc_vector
 
 __all__ = [
     "PRESETS",
@@ -84,21 +85,6 @@ SNES_DEFAULTS: dict[str, Any] = {
 }
 
 _counter = itertools.count()
-
-
-class SolverError(RuntimeError):
-    """A solve did not converge (or produced NaN/Inf).
-
-    Attributes:
-        field: Name of the field being solved (e.g. ``"BDNF"``, ``"mechanics"``).
-        time: Simulated time of the failed step (day).
-        reason: PETSc's converged-reason name (or a short description).
-        code: PETSc's integer reason (0 if not from PETSc).
-    """
-
-    def __init__(self, field: str, time: float, reason: str, code: int = 0):
-        self.field, self.time, self.reason, self.code = field, float(time), reason, int(code)
-        super().__init__(f"{field}: solve failed at t = {self.time:g} day: {reason}")
 
 
 def _reason_name(enum: Any, code: int) -> str:

@@ -4,8 +4,8 @@ A :class:`Tracer` holds the growth cones of a run. Each cone lives on the rank
 that owns its cell; one growth step is
 
 1. *heading and speed* from the fields sampled in the cone's cell
-   (:mod:`scaffoldfem.axon_model`),
-2. *move*: walk from the cell to the target point (:class:`~scaffoldfem.locate.Locator`),
+   (:mod:`scaffoldfem.axons.guidance`),
+2. *move*: walk from the cell to the target point (:class:`~scaffoldfem.fem.locate.Locator`),
    sliding along the domain boundary (``pia``) and along barrier regions,
 3. *bookkeeping*: path length, crossing, exit, stall, trajectory record,
 
@@ -30,12 +30,12 @@ from dolfinx import fem, la
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from scaffoldfem import axon_model as am
-from scaffoldfem import axon_outputs as st
-from scaffoldfem.axon_outputs import (  # noqa: F401  (re-exported)
+from scaffoldfem.axons import guidance as am
+from scaffoldfem.axons import records as st
+from scaffoldfem.axons.records import (  # noqa: F401  (re-exported)
     CROSSED, EXITED, GROWING, STALLED, STATE_NAMES, TracerOutputs)
 from scaffoldfem.config.axons import AxonsConfig
-from scaffoldfem.locate import BLOCKED, EXTERIOR, FOUND, LEFT, LOST, Locator, alltoallv_rows
+from scaffoldfem.fem.locate import BLOCKED, EXTERIOR, FOUND, LEFT, LOST, Locator, alltoallv_rows
 from scaffoldfem.regions import CELL_TAGS, cell_tag
 
 _MAX_SLIDES = 3

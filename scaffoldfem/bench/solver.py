@@ -1,7 +1,7 @@
 """Benchmark of the transport step against the floor of the stack.
 
 :func:`bench_transport` times backward-Euler steps of one species through
-:class:`scaffoldfem.solver.LinearSolver` (right-hand-side assembly, Dirichlet
+:class:`scaffoldfem.fem.solver.LinearSolver` (right-hand-side assembly, Dirichlet
 lifting, solve, converged-reason and NaN checks) and, interleaved on the same
 steps, a bare PETSc KSP solve of the same assembled matrix with the *same*
 preconditioner object, the same right-hand side and the same initial guess.
@@ -21,10 +21,10 @@ from dolfinx import mesh as dmesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from scaffoldfem.compat import global_size, interpolate_expression
+from scaffoldfem.fem.compat import global_size, interpolate_expression
+from scaffoldfem.fem.solver import LinearSolver
 from scaffoldfem.physics.materials import TISSUE, half_life_to_rate
 from scaffoldfem.physics.transport import host_diffusivity, transport_forms
-from scaffoldfem.solver import LinearSolver
 
 __all__ = ["bench_transport"]
 

@@ -121,7 +121,7 @@ def _read(path: Path):
     """Read a VTK file; raise ValueError if it holds nothing (PyVista only warns)."""
     import warnings
 
-    from scaffoldfem.pictures import offscreen_pyvista
+    from scaffoldfem.viz.pictures import offscreen_pyvista
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -172,7 +172,7 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     Returns:
         The files written, in the order of :data:`FIGURES` (MP4 after the GIF).
     """
-    from scaffoldfem import pictures as P
+    from scaffoldfem.viz import pictures as P
 
     run_dir = Path(run_dir)
     out = run_dir / "figures"
@@ -199,7 +199,7 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
 
     name = species or (info.main_species(list(grid.point_data)) if grid is not None else None)
     if grid is not None and name in grid.point_data and info.lesion is not None:
-        from scaffoldfem import slices as S
+        from scaffoldfem.viz import slices as S
 
         sc = P.field_scale(name, [grid.point_data[name]], info.windows.get(name))
         t_final = _t_day(grid)
@@ -218,7 +218,7 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     if ts_path.is_file():
         import pandas as pd
 
-        from scaffoldfem.timeplots import plot_timecourses
+        from scaffoldfem.viz.timeplots import plot_timecourses
 
         figs.draw("timecourses.png", lambda: plot_timecourses(
             pd.read_csv(ts_path), info.species, out / "timecourses.png", windows=info.windows,
@@ -237,8 +237,8 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
 def _animate(frames: list[Path], axons, info: RunInfo, species: str | None, out: Path,
              scale: float) -> list[Path]:
     """The growth animation from the sagittal slices (one colour scale for all frames)."""
-    from scaffoldfem import pictures as P
-    from scaffoldfem import slices as S
+    from scaffoldfem.viz import pictures as P
+    from scaffoldfem.viz import slices as S
 
     slices = [(_t_day(p, float(i)), p) for i, p in enumerate(_read(f) for f in frames)]
     name = species or info.main_species(list(slices[0][1].point_data))

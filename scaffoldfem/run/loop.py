@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from scaffoldfem.config.study import Study
-from scaffoldfem.errors import SimulationFailed
-from scaffoldfem.rundir import atomic_write_text, prepare_run_dir_mpi
+from scaffoldfem.errors import SimulationFailed, SolverError
+from scaffoldfem.files import atomic_write_text
+from scaffoldfem.run.rundir import prepare_run_dir_mpi
 
 
 def lesion_z(study: Study) -> tuple[float, float]:
@@ -33,8 +34,8 @@ def run_study(
         SimulationFailed: the run could not continue (exit code 3 in the CLI),
             after the last good state was written.
     """
-    from scaffoldfem.mesh import ensure_mesh, load_mesh
-    from scaffoldfem.outputs import RunWriter
+    from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
+    from scaffoldfem.run.writer import RunWriter
 
     out = Path(out)
     prepare_run_dir_mpi(out, comm, resume=resume, overwrite=overwrite)
@@ -61,9 +62,8 @@ def _time_loop(
     timing: dict[str, float],
     resume: bool,
 ) -> int:
-    from scaffoldfem.coupled import CoupledModel
-    from scaffoldfem.solver import SolverError
-    from scaffoldfem.tracing import GrowthFields, Tracer
+    from scaffoldfem.axons.tracer import GrowthFields, Tracer
+    from scaffoldfem.model.coupled import CoupledModel
 
     tic = time.perf_counter()
     model = CoupledModel(study, mesh, cell_tags, facet_tags)

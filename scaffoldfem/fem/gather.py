@@ -18,7 +18,7 @@ import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 
 def node_to_dof_map(mesh: Any, V: fem.FunctionSpace) -> np.ndarray:
     """P1 dof of every local geometry node (P1 geometry; same reference order per cell)."""
-    from scaffoldfem.compat import geometry_dofmap
+    from scaffoldfem.fem.compat import geometry_dofmap
 
     gmap = geometry_dofmap(mesh)
     out = np.empty(len(mesh.geometry.x), dtype=np.int64)
@@ -40,7 +40,7 @@ class MeshGather:
         tdim = mesh.topology.dim
         self.n_owned = mesh.topology.index_map(tdim).size_local
         geo = mesh.geometry
-        from scaffoldfem.compat import geometry_dofmap
+        from scaffoldfem.fem.compat import geometry_dofmap
 
         gdofs = geometry_dofmap(mesh)[: self.n_owned]
         self.node_to_dof = node_to_dof_map(mesh, V)

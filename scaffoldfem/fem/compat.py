@@ -127,7 +127,7 @@ def facet_dofs(V: fem.FunctionSpace, facet_tags: dmesh.MeshTags,
 def evaluate_at_points(u: fem.Function, points: np.ndarray) -> np.ndarray:
     """Evaluate a function at physical points; every rank gets every value.
 
-    A one-off :class:`scaffoldfem.gather.PointSampler` (which locates the points once
+    A one-off :class:`scaffoldfem.fem.gather.PointSampler` (which locates the points once
     and can be kept for repeated sampling, as the run writer does).
 
     Args:
@@ -137,7 +137,7 @@ def evaluate_at_points(u: fem.Function, points: np.ndarray) -> np.ndarray:
     Returns:
         Array (n, value_size); NaN for points outside the mesh.
     """
-    from scaffoldfem.gather import PointSampler
+    from scaffoldfem.fem.gather import PointSampler
 
     pts = np.ascontiguousarray(np.atleast_2d(points), dtype=np.float64)
     if pts.shape[1] == 2:

@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scaffoldfem.errors import UsageError
+from scaffoldfem.files import atomic_write_json
+
 SECTIONS = ("meshing", "transport", "tracing", "run", "dt")
 
 
@@ -29,7 +32,7 @@ def _say(comm: Any, text: str) -> None:
 
 
 def bench_meshing(comm: Any) -> dict[str, Any]:
-    from scaffoldfem.mesh import bench_meshing as _bench
+    from scaffoldfem.geometry.meshing import bench_meshing as _bench
 
     r = _bench("fine", comm=comm)
     r["target_s"] = 30.0
@@ -37,9 +40,9 @@ def bench_meshing(comm: Any) -> dict[str, Any]:
 
 
 def bench_transport(comm: Any) -> dict[str, Any]:
-    from scaffoldfem.bench_solver import bench_transport as _bench
+    from scaffoldfem.bench.solver import bench_transport as _bench
     from scaffoldfem.config.study import load_study
-    from scaffoldfem.mesh import ensure_mesh, load_mesh
+    from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 
     study = load_study(None, ["geometry.resolution=fine"])
     mesh, _, _ = load_mesh(ensure_mesh(study.geometry, comm), comm)
@@ -49,7 +52,7 @@ def bench_transport(comm: Any) -> dict[str, Any]:
 
 
 def bench_tracing(comm: Any) -> dict[str, Any]:
-    from scaffoldfem.bench_tracing import bench_locate
+    from scaffoldfem.bench.tracing import bench_locate
 
     r = bench_locate(comm=comm)
     r["target_steps_per_s_per_core"] = 1e6
@@ -58,7 +61,7 @@ def bench_tracing(comm: Any) -> dict[str, Any]:
 
 def _run(overrides: list[str], comm: Any) -> dict[str, Any]:
     from scaffoldfem.config.study import load_study
-    from scaffoldfem.run import run_study
+    from scaffoldfem.run.loop import run_study
 
     study = load_study(None, overrides)
     tmp = comm.bcast(tempfile.mkdtemp(prefix="scaffoldfem-bench-") if comm.rank == 0 else None)
@@ -131,8 +134,6 @@ def run_bench(what: list[str], comm: Any, out: Path | None = None) -> int:
     names = list(SECTIONS[:3]) if "all" in what else what
     bad = [n for n in names if n not in SECTIONS]
     if bad:
-        from scaffoldfem.cli import UsageError
-
         raise UsageError(
             f"unknown bench section(s) {', '.join(bad)}; choose from {', '.join(SECTIONS)}"
         )
@@ -143,7 +144,5 @@ def run_bench(what: list[str], comm: Any, out: Path | None = None) -> int:
         results[name] = r
         _say(comm, json.dumps(r, indent=2, default=float))
     if out is not None and comm.rank == 0:
-        from scaffoldfem.rundir import atomic_write_json
-
         atomic_write_json(out, results)
     return 0

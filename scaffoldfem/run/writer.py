@@ -26,13 +26,13 @@ from dolfinx import fem
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from scaffoldfem import checkpoint as ckpt
-from scaffoldfem import provenance as prov
-from scaffoldfem.compat import integrate
 from scaffoldfem.config.study import Study
-from scaffoldfem.gather import MeshGather, PointSampler
+from scaffoldfem.fem.compat import integrate
+from scaffoldfem.fem.gather import MeshGather, PointSampler
+from scaffoldfem.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from scaffoldfem.regions import CELL_TAGS, cell_tag
-from scaffoldfem.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
+from scaffoldfem.run import checkpoint as ckpt
+from scaffoldfem.run import provenance as prov
 
 #: Regions averaged as "the lesion" (the implant and any gap).
 LESION_REGIONS = ("scaffold", "channel", "cavity")
@@ -536,7 +536,7 @@ class RunWriter:
             )
             if self.study.output.figures:
                 try:
-                    from scaffoldfem.plots import plot_run
+                    from scaffoldfem.viz.plots import plot_run
 
                     plot_run(self.out)
                 except Exception as err:  # a picture must never lose a finished run
@@ -567,7 +567,7 @@ class RunWriter:
             return
         import pyvista as pv
 
-        from scaffoldfem.tracing import STATE_NAMES
+        from scaffoldfem.axons.tracer import STATE_NAMES
 
         offsets = np.asarray(tr["offsets"])
         lines = []

@@ -24,8 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,9 @@ from typing import Any
 import numpy as np
 
 from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.errors import MeshingError
+from scaffoldfem.files import atomic_write_text, atomic_write_with
+from scaffoldfem.mpi import on_rank0
 from scaffoldfem.regions import CELL_TAGS, FACET_TAGS
 
 #: Default cache directory (relative to the working directory).
@@ -43,10 +45,6 @@ CACHE_ENV = "SCAFFOLDFEM_MESH_CACHE"
 #: Element quality measure reported (Gmsh "gamma": inscribed/circumscribed
 #: radius ratio, normalised to 1 for the regular tetrahedron).
 QUALITY = "gamma"
-
-
-class MeshingError(RuntimeError):
-    """Meshing failed (on rank 0); raised on every rank by :func:`ensure_mesh`."""
 
 
 @dataclass
@@ -71,7 +69,7 @@ class MeshStats:
     quality_measure: str = QUALITY
 
     def save(self, path: Path) -> None:
-        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(asdict(self), indent=1)))
+        atomic_write_text(path, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> MeshStats | None:
@@ -95,18 +93,6 @@ def gmsh_session(verbose: bool = False) -> Iterator[None]:
     finally:
         if own:
             gmsh.finalize()
-
-
-def _atomic_write(path: Path, writer: Callable[[Path], Any]) -> None:
-    """Write ``path`` via a unique temporary sibling and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def effective_threads(geom: GeometryConfig) -> int:
@@ -133,12 +119,12 @@ def build_mesh(geom: GeometryConfig, path: Path, *, verbose: bool = False) -> Me
         Counts, quality and timings of the new mesh.
 
     Raises:
-        scaffoldfem.geometry.GeometryBuildError: The CAD model is wrong.
+        scaffoldfem.geometry.occ.GeometryBuildError: The CAD model is wrong.
         MeshingError: Gmsh failed, or a named region or facet group got no elements.
     """
     import gmsh
 
-    from scaffoldfem.geometry import build_model, set_mesh_sizes
+    from scaffoldfem.geometry.occ import build_model, set_mesh_sizes
 
     path = Path(path)
     threads = effective_threads(geom)
@@ -172,7 +158,7 @@ def build_mesh(geom: GeometryConfig, path: Path, *, verbose: bool = False) -> Me
                 gmsh_version=gmsh.__version__)
             # Sidecar first: whoever sees the .msh also finds its stats.
             stats.save(path.with_suffix(".json"))
-            _atomic_write(path, lambda tmp: gmsh.write(str(tmp)))
+            atomic_write_with(path, lambda tmp: gmsh.write(str(tmp)))
         finally:
             gmsh.model.remove()
     return stats
@@ -234,7 +220,7 @@ def builder_fingerprint() -> str:
     import gmsh
 
     import scaffoldfem.config.geometry as cfg
-    import scaffoldfem.geometry as geo
+    import scaffoldfem.geometry.occ as geo
 
     h = hashlib.sha256(gmsh.__version__.encode())
     for mod in (cfg, geo):
@@ -279,40 +265,6 @@ def cached_mesh_path(geom: GeometryConfig, cache: Path | str | None = None,
     return path
 
 
-def _idle_until_rank0_done(comm: Any) -> None:
-    """Non-root ranks wait on a non-blocking barrier with sleeps, so they do
-    not busy-poll a core that Gmsh's threads need (MPICH spins in Bcast)."""
-    req = comm.Ibarrier()
-    if comm.rank == 0:
-        req.Wait()
-        return
-    while not req.Test():
-        time.sleep(0.02)
-
-
-def on_rank0(comm: Any, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on rank 0 only (others sleep), return its result on every rank.
-
-    Raises:
-        MeshingError: On every rank when ``fn`` raised on rank 0 (its message).
-    """
-    result: tuple[str, Any] | None = None
-    if comm is None or comm.rank == 0:
-        try:
-            result = ("ok", fn())
-        except Exception as err:  # re-raised on every rank below
-            if comm is None:
-                raise
-            result = ("error", f"{type(err).__name__}: {err}")
-    if comm is None:
-        return result[1]
-    _idle_until_rank0_done(comm)
-    status, value = comm.bcast(result, root=0)
-    if status != "ok":
-        raise MeshingError(value)
-    return value
-
-
 def ensure_mesh(geom: GeometryConfig, comm: Any, cache: Path | str | None = None,
                 *, verbose: bool = False) -> Path:
     """Mesh on rank 0 if the cache lacks this geometry; return the path on every rank.
@@ -321,7 +273,8 @@ def ensure_mesh(geom: GeometryConfig, comm: Any, cache: Path | str | None = None
         MeshingError: On every rank, when rank 0 failed (message from rank 0).
     """
     return Path(on_rank0(
-        comm, lambda: str(cached_mesh_path(geom, cache, verbose=verbose).resolve())))
+        comm, lambda: str(cached_mesh_path(geom, cache, verbose=verbose).resolve()),
+        wrap=MeshingError))
 
 
 # -- loading -------------------------------------------------------------------------
@@ -544,4 +497,4 @@ def bench_meshing(resolution: str = "fine", geom: GeometryConfig | None = None,
                 "num_threads": s.num_threads, "quality_min": s.quality_min,
                 "quality_mean": s.quality_mean}
 
-    return on_rank0(comm, run)
+    return on_rank0(comm, run, wrap=MeshingError)

@@ -1,47 +1,13 @@
-"""The run directory: creation rules and atomic writes (rank 0 only).
-
-Every table and JSON file goes through a temporary file in the same directory
-and an ``os.replace``, so a killed run never leaves a half-written file.
-"""
+"""The run directory: creation rules (rank 0 only; atomic writes in
+:mod:`scaffoldfem.files`)."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-
-class RunDirError(Exception):
-    """The run directory cannot be used as asked (exists, not a run, ...)."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) atomically."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+from scaffoldfem.errors import RunDirError
 
 
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:

@@ -6,7 +6,7 @@ pieces (axon states and colours, the colour scale of a field, the axons read fro
   dorsal-right quadrant removed, regions in their colours, a growth factor on the
   mid-sagittal face and the axons as tubes coloured by outcome.
 
-The 2D pictures (cross-sections, animation) are in :mod:`scaffoldfem.slices`.
+The 2D pictures (cross-sections, animation) are in :mod:`scaffoldfem.viz.slices`.
 Every function draws off-screen; call them on one rank only.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from scaffoldfem.regions import CELL_TAGS, IMPLANT_REGIONS
-from scaffoldfem.render import REGION_COLOURS
+from scaffoldfem.viz.render import REGION_COLOURS
 
 #: Final states of an axon, by the integer stored in ``axons.vtp`` (the same
-#: tuple as ``scaffoldfem.tracing.STATE_NAMES``; a test keeps them equal, but this
+#: tuple as ``scaffoldfem.axons.tracer.STATE_NAMES``; a test keeps them equal, but this
 #: module must not import the tracer, which needs DOLFINx).
 STATE_NAMES = ("growing", "crossed", "stalled", "exited")
 GROWING, CROSSED = STATE_NAMES.index("growing"), STATE_NAMES.index("crossed")

@@ -25,8 +25,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from scaffoldfem.rundir import atomic_write_text
-from scaffoldfem.sweep import SweepPlan
+from scaffoldfem.files import atomic_write_text
+from scaffoldfem.sweep.plan import SweepPlan
 
 #: Default number of concurrent case groups in one allocation.
 DEFAULT_GROUPS = 8
@@ -141,7 +141,7 @@ else
     --quiet ${{FLAGS[@]+"${{FLAGS[@]}}"}} || status=$?
 fi
 # One writer at a time rebuilds results.csv/.parquet from every case directory.
-flock "$DIR/.results.lock" "${{PY[@]}}" -m scaffoldfem.sweep_run {_q(plan.path)} --out "$DIR" \\
+flock "$DIR/.results.lock" "${{PY[@]}}" -m scaffoldfem.sweep.runner {_q(plan.path)} --out "$DIR" \\
   --collect-only --quiet || true
 exit $status
 """

@@ -31,7 +31,7 @@ import scaffoldfem  # noqa: F401
 import dolfinx
 from dolfinx import fem, la
 from dolfinx import mesh as dmesh
-from scaffoldfem.compat import geometry_dofmap
+from scaffoldfem.fem.compat import geometry_dofmap
 
 #: Walk outcome codes.
 FOUND, EXTERIOR, BLOCKED, LEFT, LOST = 0, 1, 2, 3, 4

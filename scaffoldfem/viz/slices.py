@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaffoldfem.pictures import (
+from scaffoldfem.viz.pictures import (
     STATE_COLOURS,
     STATE_NAMES,
     Axons,

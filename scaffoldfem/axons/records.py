@@ -2,7 +2,7 @@
 
 The cones of a rank are a table: a dict of NumPy arrays with one row per cone
 (:data:`COLUMNS`), packed into float64 rows to travel between ranks.
-:class:`TracerOutputs` is the part of :class:`~scaffoldfem.tracing.Tracer` that
+:class:`TracerOutputs` is the part of :class:`~scaffoldfem.axons.tracer.Tracer` that
 reads this table: per-axon summaries, run metrics, gathered trajectories and
 the checkpoint state.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaffoldfem import axon_model as am
+from scaffoldfem.axons import guidance as am
 
 #: Final states of an axon.
 GROWING, CROSSED, STALLED, EXITED = 0, 1, 2, 3
@@ -66,7 +66,7 @@ def ncols() -> int:
 
 
 class TracerOutputs:
-    """Outputs and checkpointing of a :class:`~scaffoldfem.tracing.Tracer` (mixin)."""
+    """Outputs and checkpointing of a :class:`~scaffoldfem.axons.tracer.Tracer` (mixin)."""
 
     def _rows(self, i: np.ndarray) -> np.ndarray:
         """Trajectory rows of cones ``i``: id, step, t, x, y, z, speed, region, state, c_s..."""

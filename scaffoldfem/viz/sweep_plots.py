@@ -8,7 +8,7 @@ Reads ``DIR/results.csv`` and ``DIR/sweep.json`` and writes into ``DIR/figures/`
 * ``sweep_overview.png`` — all of them side by side;
 * ``sweep_montage.png`` — the PyVista pictures of the best and the worst case (by
   axon crossing fraction) side by side; drawn from the case files with
-  :func:`scaffoldfem.plots.plot_run` when the sweep ran with ``output.figures = false``.
+  :func:`scaffoldfem.viz.plots.plot_run` when the sweep ran with ``output.figures = false``.
 
 Matplotlib only through :class:`matplotlib.figure.Figure` (no pyplot state, no
 display); call on one rank.
@@ -168,7 +168,7 @@ def _draw(ax: Any, fig: Any, df: Any, cols: list[str], col: str, title: str,
                 color="tab:red")
 
 
-#: Case pictures shown in the montage, in this order when present (scaffoldfem.plots).
+#: Case pictures shown in the montage, in this order when present (scaffoldfem.viz.plots).
 _PREFERRED = ["cutaway.png", "cross_sections.png", "timecourses.png"]
 
 
@@ -179,7 +179,7 @@ def _draw_case_figures(case_dir: Path) -> None:
     if not (case_dir / "fields").is_dir():
         return  # nothing to draw from
     try:
-        from scaffoldfem.plots import plot_run
+        from scaffoldfem.viz.plots import plot_run
 
         plot_run(case_dir, scale=0.6)
     except Exception as err:  # a montage is a bonus: never fail the sweep plots for it

@@ -6,9 +6,9 @@ walk each cone from its previous cell to its new position, then evaluate a P1
 concentration, its gradient and a DG0 stiffness there. Many cones (1e5) take
 small random steps (a fraction of a cell), as growth cones do. For reference
 it also times DOLFINx's generic ``compute_colliding_cells`` on the same points,
-and a full :class:`~scaffoldfem.tracing.Tracer` step with every cue switched on.
+and a full :class:`~scaffoldfem.axons.tracer.Tracer` step with every cue switched on.
 
-Run ``python -m scaffoldfem.bench_tracing [--n 58] [--cones 100000] [--steps 20]``
+Run ``python -m scaffoldfem.bench.tracing [--n 58] [--cones 100000] [--steps 20]``
 (also under ``mpiexec``; the rate is reported per core).
 """
 
@@ -26,7 +26,7 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from scaffoldfem.locate import FOUND, LOST, Locator
+from scaffoldfem.fem.locate import FOUND, LOST, Locator
 
 
 def _fields(msh):
@@ -119,9 +119,9 @@ def bench_locate(n: int = 58, cones: int = 100_000, steps: int = 20, seed: int =
 
 def bench_tracer(n: int = 30, cones: int = 2000, days: float = 2.0, comm=MPI.COMM_WORLD) -> dict:
     """Time full tracer steps (all cues on) on a box; returns cone-steps per second."""
+    from scaffoldfem.axons.tracer import GrowthFields, Tracer
     from scaffoldfem.config.axons import AxonsConfig
     from scaffoldfem.regions import cell_tag
-    from scaffoldfem.tracing import GrowthFields, Tracer
 
     msh = dmesh.create_box(comm, [[-1, -1, -2], [1, 1, 2]], [n, n, 2 * n],
                            dmesh.CellType.tetrahedron)

@@ -21,7 +21,7 @@ def mesh_command(study: Study, output: Path | None, comm: Any) -> str:
         The region table (cells and volume per region against the analytic values,
         element quality), for rank 0 to print.
     """
-    from scaffoldfem.mesh import ensure_mesh, load_mesh, mesh_report
+    from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh, mesh_report
 
     path = ensure_mesh(study.geometry, comm)
     if output is not None and comm.rank == 0:

@@ -45,15 +45,14 @@ from pathlib import Path
 from typing import Any
 
 import scaffoldfem
-from scaffoldfem.config.study import StudyError, on_rank0
-from scaffoldfem.rundir import RunDirError, atomic_write_bytes, atomic_write_json, atomic_write_text
-from scaffoldfem.sweep import SweepPlan, load_sweep, parameter_column, parameter_value
+from scaffoldfem.errors import EXIT_BAD_INPUT, EXIT_NUMERICAL, EXIT_OK, RunDirError, StudyError
+from scaffoldfem.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from scaffoldfem.mpi import on_rank0
+from scaffoldfem.sweep.plan import SweepPlan, load_sweep, parameter_column, parameter_value
 
 Runner = Callable[..., int]
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_CASES_FAILED = 3
+EXIT_CASES_FAILED = EXIT_NUMERICAL  # some cases failed (their rows say why)
 
 _TAG_READY = 11  # leader → rank 0: (row of the finished case or None)
 _TAG_TASK = 12  # rank 0 → leader: (case position, resume, overwrite) or None
@@ -434,7 +433,7 @@ def _load_runner(spec: str | None) -> Runner | None:
 def _premesh(plan: SweepPlan, todo: list[Todo], comm: Any) -> None:
     """Mesh every distinct geometry once, on all ranks, before the groups start, so
     that concurrent groups never mesh (and write) the same cached file at once."""
-    from scaffoldfem.mesh import ensure_mesh
+    from scaffoldfem.geometry.meshing import ensure_mesh
 
     seen: set[str] = set()
     for t in todo:
@@ -460,7 +459,7 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
         comm: The world communicator of the sweep (collective call).
         ranks_per_case: K, ranks per case; must divide ``comm.size``.
         runner: ``runner(study, case_dir, group_comm, *, resume, overwrite, quiet) -> int``;
-            None = :func:`scaffoldfem.run.run_study` (and meshes are made up front).
+            None = :func:`scaffoldfem.run.loop.run_study` (and meshes are made up front).
         overwrite: Delete ``out`` first.
         collect_only: Run nothing; only (re)build the results tables from the case
             directories (used after a SLURM job array).
@@ -523,7 +522,7 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
             f"run on {size // ranks_per_case} group(s) of {ranks_per_case} rank(s)")
 
     if todo and runner is None:
-        from scaffoldfem.run import run_study
+        from scaffoldfem.run.loop import run_study
 
         _premesh(plan, todo, comm)
         runner = run_study
@@ -648,7 +647,7 @@ def sweep_command(sweep_path: Path, out: Path | None, comm: Any, ranks_per_case:
         out = Path("runs") / plan.name
     out = Path(out)
     if slurm:
-        from scaffoldfem.slurm import write_slurm_scripts
+        from scaffoldfem.sweep.slurm import write_slurm_scripts
 
         err = None
         if comm.rank == 0:
@@ -672,11 +671,11 @@ def sweep_command(sweep_path: Path, out: Path | None, comm: Any, ranks_per_case:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m scaffoldfem.sweep_run`` (same options as ``scaffoldfem sweep``, plus
+    """``python -m scaffoldfem.sweep.runner`` (same options as ``scaffoldfem sweep``, plus
     ``--runner`` for tests and ``--collect-only`` for SLURM job arrays)."""
     from mpi4py import MPI
 
-    p = argparse.ArgumentParser(prog="python -m scaffoldfem.sweep_run",
+    p = argparse.ArgumentParser(prog="python -m scaffoldfem.sweep.runner",
                                 description="Run a parametric sweep as an MPI batch job.")
     p.add_argument("sweep", type=Path, help="sweep TOML file")
     p.add_argument("--out", type=Path, default=None, help="sweep directory")
@@ -686,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect-only", action="store_true",
                    help="run nothing; rebuild results.csv/.parquet from the case directories")
     p.add_argument("--runner", default=None, metavar="MODULE:FUNC",
-                   help="case runner instead of scaffoldfem.run.run_study (testing)")
+                   help="case runner instead of scaffoldfem.run.loop.run_study (testing)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     comm = MPI.COMM_WORLD

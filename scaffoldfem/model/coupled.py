@@ -32,9 +32,10 @@ from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from scaffoldfem.compat import compile_form, integrate, interpolate_expression
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import SimulationFailed
+from scaffoldfem.fem.compat import compile_form, integrate, interpolate_expression
+from scaffoldfem.fem.solver import LinearSolver, NonlinearSolver
 from scaffoldfem.physics import degradation as deg
 from scaffoldfem.physics import mechanics as mech
 from scaffoldfem.physics.materials import flux_diffusivity, gibson_ashby
@@ -50,7 +51,6 @@ from scaffoldfem.physics.transport import (
     transport_residual,
 )
 from scaffoldfem.regions import CELL_TAGS, cell_tag, facet_tag
-from scaffoldfem.solver import LinearSolver, NonlinearSolver
 
 #: Balance terms reported per species (timeseries.csv columns ``<term>_<name>``).
 BALANCE_TERMS = ("released", "secreted", "dosed", "decayed", "uptake", "efflux")
