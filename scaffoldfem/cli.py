@@ -1,6 +1,13 @@
 """Command line: ``scaffoldfem {check,init,mesh,run,sweep,bench,plot}``.
 
-Exit codes: 0 success, 2 bad input (study file, options), 3 a solve failed.
+A thin layer over :mod:`scaffoldfem.api` (``run``, ``sweep``, ``plot``) and the
+stage commands (``mesh``, ``bench``). Those are imported inside their command
+functions on purpose, so that ``check``, ``init`` and ``--help`` start without
+loading DOLFINx, PETSc or PyVista; everything else is imported here.
+
+Exit codes: 0 success, 2 bad input (study file, options, run directory),
+3 a solve failed or some cases of a sweep did not complete; each is the
+``exit_code`` of the :class:`~scaffoldfem.errors.ScaffoldfemError` raised.
 Bad input never shows a traceback, and each message is printed once (rank 0).
 """
 
@@ -8,26 +15,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
+
+from mpi4py import MPI
 
 import scaffoldfem
 from scaffoldfem.config.study import load_study_mpi
-from scaffoldfem.errors import ScaffoldfemError, StudyError, UsageError
+from scaffoldfem.config.template import template_text
+from scaffoldfem.errors import EXIT_OK, ScaffoldfemError, StudyError, UsageError
+from scaffoldfem.mpi import say
+from scaffoldfem.sweep.args import DESCRIPTION as SWEEP_DESCRIPTION
+from scaffoldfem.sweep.args import add_sweep_arguments, load_runner
 
 
-def _comm():
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
-def _say(*lines: str, err: bool = False) -> None:
-    if _comm().rank == 0:
-        print(*lines, sep="\n", file=sys.stderr if err else sys.stdout, flush=True)
-
-
-def _study_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("study", type=Path, nargs=None if required else "?", help="study TOML file")
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", type=Path, help="study TOML file")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -39,84 +42,84 @@ def _study_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    study = load_study_mpi(_comm(), args.study, args.overrides)
-    _say(
+    study = load_study_mpi(MPI.COMM_WORLD, args.study, args.overrides)
+    say(
+        MPI.COMM_WORLD,
         f"{args.study}: OK — study '{study.name}', {len(study.species)} growth factor(s) "
         f"({', '.join(s.name for s in study.species)}), {study.time.duration:g} days, "
-        f"lesion '{study.geometry.lesion.kind}'"
+        f"lesion '{study.geometry.lesion.kind}'",
     )
-    return 0
+    return EXIT_OK
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from scaffoldfem.config.template import template_text
-
     path: Path = args.path
     if path.exists() and not args.force:
         raise UsageError(f"{path} exists; use --force to replace it")
-    if _comm().rank == 0:
+    if MPI.COMM_WORLD.rank == 0:
         path.write_text(template_text())
-    _say(
+    say(
+        MPI.COMM_WORLD,
         f"wrote {path} (annotated template with the defaults; "
-        f"check it with 'scaffoldfem check {path}')"
+        f"check it with 'scaffoldfem check {path}')",
     )
-    return 0
+    return EXIT_OK
 
 
 def cmd_mesh(args: argparse.Namespace) -> int:
-    from scaffoldfem.geometry.report import mesh_command
+    from scaffoldfem.geometry.report import mesh_command  # lazy: DOLFINx
 
-    study = load_study_mpi(_comm(), args.study, args.overrides)
-    _say(mesh_command(study, args.output, _comm()))
-    return 0
+    comm = MPI.COMM_WORLD
+    study = load_study_mpi(comm, args.study, args.overrides)
+    say(comm, mesh_command(study, args.output, comm))
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scaffoldfem.run.loop import run_study
+    from scaffoldfem import api  # lazy: DOLFINx
 
-    comm = _comm()
+    comm = MPI.COMM_WORLD
     study = load_study_mpi(comm, args.study, args.overrides)
-    return run_study(
-        study, args.out, comm, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
-    )
+    api.run(study, args.out, comm, resume=args.resume, overwrite=args.overwrite,
+            quiet=args.quiet)
+    return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from scaffoldfem.bench.command import run_bench
+    from scaffoldfem.bench.command import run_bench  # lazy: DOLFINx
 
-    return run_bench(args.what, _comm(), out=args.out)
+    return run_bench(args.what, MPI.COMM_WORLD, out=args.out)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir} is not a directory")
-    if _comm().rank == 0:
-        if (args.dir / "results.csv").exists():
-            from scaffoldfem.viz.sweep_plots import plot_sweep
+    from scaffoldfem import api  # lazy: DOLFINx, PyVista
 
-            plot_sweep(args.dir)
-        else:
-            from scaffoldfem.viz.plots import plot_run
-
-            for path in plot_run(args.dir):
-                print(f"wrote {path}")
-    return 0
+    if MPI.COMM_WORLD.rank == 0:
+        for path in api.plot(args.dir):
+            print(f"wrote {path}", flush=True)
+    return EXIT_OK
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from scaffoldfem.sweep.runner import sweep_command
-
     if args.out is None and not args.slurm:
         raise UsageError("--out DIR is required (or --slurm to write a batch script)")
-    return sweep_command(
-        args.sweep,
-        args.out,
-        _comm(),
-        args.ranks_per_case,
-        args.slurm,
-        args.overwrite,
-        collect_only=args.collect_only,
-    )
+    from scaffoldfem import api  # lazy: DOLFINx
+
+    comm = MPI.COMM_WORLD
+    if args.slurm:
+        paths = api.slurm_scripts(args.sweep, args.out, comm,
+                                  ranks_per_case=args.ranks_per_case, overwrite=args.overwrite)
+        say(comm, *(f"wrote {p}" for p in paths),
+            f"submit: sbatch {paths[0]}   (one allocation, MPI sweep)",
+            f"    or: sbatch {paths[1]}   (job array, one case per task)")
+        return EXIT_OK
+    summary = api.sweep(args.sweep, args.out, comm, ranks_per_case=args.ranks_per_case,
+                        overwrite=args.overwrite, collect_only=args.collect_only,
+                        quiet=args.quiet, runner=load_runner(args.runner))
+    say(comm, *summary.lines())
+    return summary.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,17 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("sweep", help="run a parametric sweep as an MPI batch job")
-    p.add_argument("sweep", type=Path, help="sweep TOML file")
-    p.add_argument("--out", type=Path, default=None, help="sweep directory")
-    p.add_argument("--ranks-per-case", type=int, default=1, help="MPI ranks per case (default 1)")
-    p.add_argument("--slurm", action="store_true", help="write a SLURM script instead of running")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing sweep directory")
-    p.add_argument(
-        "--collect-only",
-        action="store_true",
-        help="run nothing; rebuild results.csv/.parquet from the case directories",
+    p = sub.add_parser(
+        "sweep", help="run a parametric sweep as an MPI batch job", description=SWEEP_DESCRIPTION
     )
+    add_sweep_arguments(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="redraw the figures of a run or sweep directory")
@@ -193,16 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ScaffoldfemError as err:  # the same on every rank: printed once
+        comm = MPI.COMM_WORLD
         if isinstance(err, StudyError):
-            _say(*err.lines, err=True)
+            say(comm, *err.lines, err=True)
         else:
-            _say(f"scaffoldfem {args.command}: {err}", err=True)
+            say(comm, f"scaffoldfem {args.command}: {err}", err=True)
         return err.exit_code
     except Exception:
-        comm = _comm()
+        comm = MPI.COMM_WORLD
         if comm.size > 1:  # an unexpected error on one rank must not hang the others
-            import traceback
-
             traceback.print_exc()
             sys.stderr.flush()
             comm.Abort(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,7 +54,5 @@ def on_rank0(
 
 def say(comm: Any, *lines: str, err: bool = False) -> None:
     """Print ``lines`` once (rank 0), to stderr if ``err``."""
-    import sys
-
     if comm is None or comm.rank == 0:
         print(*lines, sep="\n", file=sys.stderr if err else sys.stdout, flush=True)

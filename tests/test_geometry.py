@@ -16,17 +16,12 @@ from conftest import run_cli, serial_only
 from mpi4py import MPI
 from pydantic import ValidationError
 
-from scaffoldfem.config.geometry import GeometryConfig, ellipse_area_beyond
-from scaffoldfem.geometry.meshing import (
-    MeshStats,
-    ensure_mesh,
-    facet_counts,
-    load_mesh,
-    mesh_report,
-    prune_cache,
-    region_cells,
-    region_volumes,
-)
+from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.config.geometry_fit import ellipse_area_beyond
+from scaffoldfem.geometry.build import MeshStats
+from scaffoldfem.geometry.cache import ensure_mesh, prune_cache
+from scaffoldfem.geometry.loading import load_mesh
+from scaffoldfem.geometry.report import facet_counts, mesh_report, region_cells, region_volumes
 from scaffoldfem.regions import CELL_TAGS, FACET_TAGS
 
 # Lesion variants (the default 7 × 450 µm channels fit neither the half-slab nor
@@ -312,3 +307,11 @@ def test_cli_check_reports_channel_overlap(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "geometry.channels: channels 1 and 2 overlap by 0.05 mm" in r.stderr.splitlines()
     assert "Traceback" not in r.stderr
+
+
+def test_meshing_api_in_one_import():
+    """run/, sweep/ and bench/ import the meshing API from geometry.meshing."""
+    import scaffoldfem.geometry.meshing as meshing
+
+    for name in ("ensure_mesh", "load_mesh", "mesh_report", "bench_meshing", *meshing.__all__):
+        assert callable(getattr(meshing, name)), name

@@ -1,4 +1,5 @@
-"""Point location and sampling (scaffoldfem.fem.locate) against brute force."""
+"""Point location and sampling (scaffoldfem.fem.locate, .cells, .cell_fields, .exchange)
+against brute force."""
 
 from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
 
@@ -11,6 +12,7 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from scaffoldfem.fem.exchange import alltoallv_rows
 from scaffoldfem.fem.locate import EXTERIOR, FOUND, LEFT, Locator
 
 
@@ -69,8 +71,6 @@ def test_walk_finds_random_points(comm, ghost):
     if ghost == dmesh.GhostMode.none:
         assert loc.num_cells == loc.num_owned
     # the owned cell across each interprocess facet is found from its global index
-    from scaffoldfem.fem.locate import alltoallv_rows
-
     cc, ff = np.nonzero(loc.remote_facet[: loc.num_owned] >= 0)
     inp = np.asarray(loc.mesh.geometry.input_global_indices)
     face_nodes = np.sort(inp[loc.nodes[cc][np.arange(4) != ff[:, None]].reshape(-1, 3)], axis=1)

@@ -235,7 +235,7 @@ def on_root(comm, fn):
 
 def test_state_names_match_tracer():
     from scaffoldfem.axons.tracer import STATE_NAMES as TRACER_STATES
-    from scaffoldfem.viz.pictures import STATE_NAMES
+    from scaffoldfem.viz.axon_paths import STATE_NAMES
 
     assert tuple(STATE_NAMES) == tuple(TRACER_STATES)
 
@@ -244,7 +244,7 @@ def test_axon_crossings_and_growth(tmp_path, comm):
     """Plane piercings are interpolated exactly; outcome and growth follow the times."""
     import pyvista as pv
 
-    from scaffoldfem.viz.pictures import STATE_NAMES, Axons
+    from scaffoldfem.viz.axon_paths import STATE_NAMES, Axons
 
     pts = np.array([[0.1, 0.2, -2.0], [0.3, 0.2, 0.0], [0.5, 0.2, 2.0],   # crosses z=-1, 1
                     [-0.4, 0.0, -2.0], [-0.4, 0.0, -1.5]])                # never reaches -1
@@ -270,7 +270,7 @@ def test_axon_crossings_and_growth(tmp_path, comm):
 
 
 def test_field_scale_log_window():
-    from scaffoldfem.viz.pictures import DECADES, field_scale
+    from scaffoldfem.viz.style import DECADES, field_scale
 
     sc = field_scale("BDNF", [np.array([0.0, 5.0, 400.0])], window=(1.0, 100.0))
     assert sc.log and sc.vmax == 400.0
@@ -305,8 +305,8 @@ def test_plot_run_pictures(tmp_path, comm):
     """Every picture of a synthetic run is drawn, non-blank, with its expected colours."""
     import imageio.v3 as iio
 
-    from scaffoldfem.viz.pictures import FIELD_CMAP, STATE_COLOURS
     from scaffoldfem.viz.plots import plot_run
+    from scaffoldfem.viz.style import FIELD_CMAP, STATE_COLOURS
     from scaffoldfem.viz.timeplots import SPECIES_COLOURS
 
     def draw():
@@ -359,8 +359,8 @@ def test_plot_run_without_axons(tmp_path, comm):
     """Axons disabled: the pictures are drawn without them, with no crossed-green."""
     import imageio.v3 as iio
 
-    from scaffoldfem.viz.pictures import STATE_COLOURS
     from scaffoldfem.viz.plots import plot_run
+    from scaffoldfem.viz.style import STATE_COLOURS
 
     def draw():
         run = write_run(tmp_path / "run", cord_grid(h=0.25), n_axons=0, times=[0.0, 28.0])

@@ -19,6 +19,10 @@ from conftest import ROOT, clean_env, run_cli, serial_only
 from mpi4py import MPI
 
 from scaffoldfem.config.study import load_study
+from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
+from scaffoldfem.model.coupled import CoupledModel
+from scaffoldfem.model.state import ModelState
+from scaffoldfem.run.checkpoint import StateMap
 
 BASELINE = ROOT / "studies" / "baseline.toml"
 #: A small, quick version of the baseline (same physics, coarse mesh, 3 days).
@@ -34,6 +38,8 @@ TINY = [
     # Refresh α, D (and re-assemble) several times in 3 days, so that bookkeeping
     # across coefficient refreshes is part of every balance check below.
     "time.coefficient_tolerance=0.001",
+    # The cue smoothing length must span 2 cells where regions meet on this mesh.
+    'axons.cue_smoothing="0.2 mm"',
 ]
 
 
@@ -41,15 +47,27 @@ def _sets(overrides: list[str]) -> list[str]:
     return [x for o in overrides for x in ("--set", o)]
 
 
+#: Calls of the in-process run's ``on_done`` hook: (directory, DONE existed, metrics existed).
+ON_DONE: list[tuple[Path, bool, bool]] = []
+
+
+def _failing_figures(path: Path) -> None:
+    """Stand-in for viz.plots.plot_run that records its call, then fails like a
+    headless matplotlib would: the run must finish anyway."""
+    ON_DONE.append((Path(path), (path / "DONE").exists(), (path / "metrics.json").exists()))
+    raise RuntimeError("no display")
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """One in-process run on COMM_WORLD (1 or 2 ranks)."""
+    """One in-process run on COMM_WORLD (1 or 2 ranks), figures on through the hook."""
     from scaffoldfem.run.loop import run_study
 
     comm = MPI.COMM_WORLD
     out = comm.bcast(str(tmp_path_factory.mktemp("run")) if comm.rank == 0 else None, root=0)
-    study = load_study(BASELINE, TINY)
-    assert run_study(study, Path(out) / "r", comm, quiet=True) == 0
+    study = load_study(BASELINE, [*TINY, "output.figures=true"])
+    rc = run_study(study, Path(out) / "r", comm, quiet=True, on_done=_failing_figures)
+    assert rc == 0
     return Path(out) / "r"
 
 
@@ -84,6 +102,57 @@ def test_contract_files_present_and_consistent(run_dir):
     assert metrics["mesh"]["ranks"] == MPI.COMM_WORLD.size
     assert metrics["axons"]["seeded"] == 40
     assert {"max_von_mises_kPa", "max_interface_strain_jump"} <= set(metrics["mechanics"])
+
+
+def test_on_done_hook_runs_on_rank0_before_done(run_dir):
+    expected = [(run_dir, False, True)] if MPI.COMM_WORLD.rank == 0 else []
+    assert expected == ON_DONE
+    assert (run_dir / "DONE").is_file()  # the hook failed: a warning, not a lost run
+
+
+def _assert_states_close(a: ModelState, b: ModelState, rel: float) -> None:
+    assert a.cells.keys() == b.cells.keys() and a.nodes.keys() == b.nodes.keys()
+    for kind in ("cells", "nodes"):
+        for key, x in getattr(a, kind).items():
+            y = getattr(b, kind)[key]
+            scale = max(float(np.abs(x).max(initial=0.0)), 1e-300)
+            assert np.allclose(x, y, rtol=rel, atol=rel * scale), (kind, key)
+    assert a.scalars.keys() == b.scalars.keys()
+    for key in ("t", "nstep", "dt_last", "alpha_history_steps", "mech_solves"):
+        assert a.scalars[key] == b.scalars[key], key
+    for name, tot in a.scalars["totals"].items():
+        for term, v in tot.items():
+            w = b.scalars["totals"][name][term]
+            assert math.isclose(v, w, rel_tol=rel, abs_tol=1e-15), (name, term)
+
+
+def test_model_state_repeats_a_step_and_maps_to_mesh_indices():
+    """ModelState is the whole evolving state: a step taken again after restoring it
+    gives the same state (to solver tolerance); its arrays survive the mesh-index
+    mapping of the checkpoints exactly; ``with`` frees the solvers on an exception."""
+    comm = MPI.COMM_WORLD
+    study = load_study(BASELINE, TINY)
+    mesh, cells, facets = load_mesh(
+        ensure_mesh(study.geometry, comm), comm, ghost_mode="shared_facet"
+    )
+    with pytest.raises(RuntimeError, match="leaving"):
+        with CoupledModel(study, mesh, cells, facets) as model:
+            assert model.ensure_mechanics()
+            model.step(0.5)
+            snap = model.state()
+            model.step(0.5)
+            first = model.state()
+            model.restore(snap)
+            _assert_states_close(model.state(), snap, 0.0)
+            model.step(0.5)
+            _assert_states_close(model.state(), first, 1e-7)
+            d = model.disc
+            smap = StateMap(d.mesh, d.V, d.Q)
+            arrays = comm.bcast(smap.state_to_global(first), root=0)
+            _assert_states_close(smap.state_from_global(arrays, first.scalars), first, 0.0)
+            raise RuntimeError("leaving the model")
+    assert model.enzyme.solver is None and model.mechanics.solver is None
+    assert not any(sp.solvers for sp in model.species.members)
 
 
 def test_tables_have_every_region_and_field(run_dir):

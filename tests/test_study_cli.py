@@ -144,3 +144,17 @@ def test_cli_check_and_init(tmp_path):
     assert tpl.read_text().count("#") > 20  # annotated, not a bare dump
     r = run_cli("init", str(tpl))
     assert r.returncode == 2 and "exists" in r.stderr
+
+
+@serial_only
+def test_cli_usage_errors_exit_2_in_one_line(tmp_path):
+    r = run_cli("sweep", str(ROOT / "studies" / "porosity_modulus.toml"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (
+        "scaffoldfem sweep: --out DIR is required (or --slurm to write a batch script)"
+    )
+    r = run_cli("plot", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and r.stderr.strip().endswith("is not a directory")
+    r = run_cli("run", str(BASELINE), "--out", str(tmp_path / "r"), "--set", "axons.countt=3")
+    assert r.returncode == 2 and r.stderr.strip() == "axons.countt: unknown key (got 3)"
+    assert not (tmp_path / "r").exists()  # bad input: nothing was created

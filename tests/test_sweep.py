@@ -6,7 +6,8 @@ directory, writes ``study.resolved.toml``, ``metrics.json`` and, last, ``DONE``)
 and whose metrics are a quadrature split over the ranks of its communicator, so
 the results check both which case a row belongs to and that the case ran on
 the right sub-communicator. One test runs the real ``run_study`` on the coarse
-mesh. Subprocess tests (``mpiexec -n 2``, SIGKILL) run in the serial pass only.
+mesh. Subprocess tests (``mpiexec -n 2 scaffoldfem sweep``, SIGKILL) run in the
+serial pass only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scaffoldfem.errors import RunDirError, StudyError
 from scaffoldfem.files import atomic_write_json, atomic_write_text
 from scaffoldfem.run.rundir import prepare_run_dir_mpi
 from scaffoldfem.sweep.plan import Sample, load_sweep, parameter_value
-from scaffoldfem.sweep.runner import run_sweep, sweep_command
+from scaffoldfem.sweep.runner import run_sweep
 
 BASELINE = ROOT / "studies" / "baseline.toml"
 N_QUAD = 2000
@@ -43,8 +44,12 @@ def expected_crossing(porosity: float, modulus_kpa: float) -> float:
     return porosity * modulus_kpa * (1.0 - math.exp(-1.0 / modulus_kpa))
 
 
-def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False) -> int:
+def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False,
+                on_done=None) -> int:
     """Collective stand-in for run_study (see the module docstring).
+
+    Like run_study it calls ``on_done(out)`` on rank 0 before DONE when the study asks
+    for figures, after writing ``on_done.txt`` with the callback's name.
 
     Study ``description`` selects a failure: ``"raise"`` raises SimulationFailed,
     ``"exit3"`` returns 3; case ids listed in FAKE_FAIL_IDS raise too. Environment:
@@ -93,6 +98,9 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False)
     }
     if comm.rank == 0:
         atomic_write_json(out / "metrics.json", metrics)
+        if on_done is not None and study.output.figures:
+            atomic_write_text(out / "on_done.txt", f"{on_done.__module__}.{on_done.__name__}\n")
+            on_done(out)
         atomic_write_text(out / "DONE", "ok\n")
     comm.barrier()
     return 0
@@ -406,16 +414,71 @@ def test_collect_only_rebuilds_rows_without_running(comm, shared, monkeypatch):
     check_fake_metrics(df)
 
 
+def test_figures_are_injected_per_case_and_per_sweep(comm, shared):
+    """The sweep draws nothing itself: it hands ``on_case_done`` to each case's runner
+    (called where the case asks for figures) and calls ``on_done`` once, on rank 0,
+    after running; a failing sweep picture is a warning, not a failed sweep."""
+    plan = load_sweep(write(shared / "s.toml", SWEEP_2x2 + """
+[[cases]]
+id = "nofig"
+"output.figures" = false
+""", comm))
+    out = shared / "out"
+    sweep_calls = []
+
+    def draw_case(case_dir):
+        atomic_write_text(Path(case_dir) / "drawn.txt", "yes\n")
+
+    def draw_sweep(sweep_dir):
+        sweep_calls.append((comm.rank, Path(sweep_dir)))
+        raise RuntimeError("no pictures today")
+
+    summary = run_sweep(plan, out, comm, runner=fake_runner, quiet=True,
+                        on_case_done=draw_case, on_done=draw_sweep)
+    assert summary.exit_code == 0
+    drawn = sorted(p.parent.name for p in (out / "cases").glob("*/drawn.txt"))
+    assert drawn == [c.id for c in plan.cases if c.study.output.figures] and len(drawn) == 4
+    assert sweep_calls == ([(0, out.resolve())] if comm.rank == 0 else [])
+    # --collect-only draws no sweep pictures.
+    sweep_calls.clear()
+    run_sweep(plan, out, comm, runner=fake_runner, quiet=True, collect_only=True,
+              on_done=draw_sweep)
+    assert sweep_calls == []
+
+
+def test_one_sweep_parser(capsys):
+    """``scaffoldfem sweep`` is the one sweep command line (the SLURM scripts use it too);
+    its options come from scaffoldfem.sweep.args, with the test hook kept out of --help."""
+    from scaffoldfem.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["sweep", "s.toml", "--out", "o", "--ranks-per-case", "2",
+                              "--collect-only", "--quiet", "--runner", "m:f"])
+    assert (args.sweep, args.out, args.ranks_per_case) == (Path("s.toml"), Path("o"), 2)
+    assert (args.collect_only, args.quiet, args.slurm, args.runner) == (True, True, False, "m:f")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sweep", "--help"])
+    text = capsys.readouterr().out
+    assert all(o in text for o in ("--ranks-per-case K", "--slurm", "--overwrite",
+                                   "--collect-only", "--quiet"))
+    assert "--runner" not in text
+
+
 def test_slurm_scripts(comm, shared):
+    from scaffoldfem.api import slurm_scripts
+
     path = write(shared / "s.toml", SWEEP_2x2, comm)
     out = shared / "out"
-    assert sweep_command(path, out, comm, 2, True, False) == 0
+    paths = slurm_scripts(path, out, comm, ranks_per_case=2)
+    assert [p.name for p in paths] == ["sweep.sbatch", "sweep_array.sbatch"]
     alloc = (out / "slurm" / "sweep.sbatch").read_text()
     array = (out / "slurm" / "sweep_array.sbatch").read_text()
     assert "#SBATCH --ntasks=8" in alloc and "--ranks-per-case 2" in alloc
     assert f"sweep {path.resolve()} --out {out.resolve()}" in alloc
     assert "#SBATCH --array=0-3%4" in array and "#SBATCH --ntasks=2" in array
     assert "--resume" in array and "--collect-only" in array and "apptainer exec" in array
+    # The array tasks rebuild the table through the one sweep command line.
+    assert f'"${{SF[@]}}" sweep {path.resolve()} --out "$DIR"' in array
     assert not (out / "cases").exists()  # nothing was run
     assert (out / "cases.txt").read_text().split() == [c.id for c in load_sweep(path).cases]
     for sid in (out / "cases.txt").read_text().split():  # inputs of `scaffoldfem run`
@@ -527,11 +590,12 @@ base = "{BASELINE}"
 
 
 # ---------------------------------------------------------------------------
-# Subprocesses: the module entry point under mpiexec -n 2 (serial pass only)
+# Subprocesses: ``scaffoldfem sweep`` under mpiexec -n 2 (serial pass only)
 
 
 def sweep_cli(*args: str, nproc: int = 2, env: dict | None = None, timeout: float = 300):
-    cmd = [sys.executable, "-m", "scaffoldfem.sweep.runner", *args,
+    """``scaffoldfem sweep ARGS`` with the fake runner (the hidden ``--runner`` hook)."""
+    cmd = [sys.executable, "-m", "scaffoldfem", "sweep", *args,
            "--runner", f"{Path(__file__).resolve()}:fake_runner"]
     if nproc > 1:
         cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(nproc), *cmd]
@@ -554,6 +618,10 @@ def test_mpi_sweep_two_groups_then_one(tmp_path):
     # Two groups of one rank: world rank 0 coordinates AND computes.
     assert {line.split()[2] for line in log.read_text().splitlines()} == {"world_rank=0",
                                                                           "world_rank=1"}
+    # The command line injects the pictures: plot_run into every case, the sweep's after.
+    for case_dir in (tmp_path / "k1" / "cases").iterdir():
+        assert (case_dir / "on_done.txt").read_text() == "scaffoldfem.viz.plots.plot_run\n"
+    assert (tmp_path / "k1" / "figures" / "sweep_axons_crossing_fraction.png").is_file()
     r = sweep_cli(str(path), "--out", str(tmp_path / "k2"), "--ranks-per-case", "2")
     assert r.returncode == 0, r.stderr
     k2 = results(tmp_path / "k2")

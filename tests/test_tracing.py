@@ -2,7 +2,9 @@
 
 Box [-1,1]^2 x [-2,2] mm, cord axis z. Every test runs serially and under
 ``mpiexec -n 2``; trajectories are compared on all ranks through collective
-outputs, so every rank takes the same decisions.
+outputs, so every rank takes the same decisions. The calibration of the growth-cone
+model itself (persistence, stationary law, integrator order, cues) is in
+``tests/test_growth_cone.py``.
 """
 
 from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
@@ -17,12 +19,16 @@ from mpi4py import MPI
 
 from scaffoldfem.axons import guidance as am
 from scaffoldfem.config.axons import AxonsConfig
+from scaffoldfem.errors import StudyError
 from scaffoldfem.fem.locate import Locator
 from scaffoldfem.regions import cell_tag
 from scaffoldfem.axons.tracer import EXITED, GROWING, STALLED, GrowthFields, Tracer
 
-OFF = dict(persistence=0.0, chemotaxis=0.0, durotaxis=0.0, noise=0.0, scar_repulsion=0.0,
-           guidance={})
+#: Every cue off, no die-back delay, no noise (straight paths): tests switch on what they test.
+OFF = dict(cues={"chemotaxis": "0 1/mm", "guidance": {}, "durotaxis": 0.0,
+                 "scar_repulsion": 0.0},
+           dieback_delay="0 day", seeding_window="0 day", persistence_length="1e18 mm",
+           stiffness_half_speed="0 kPa")
 
 
 def setup(comm, region=lambda m: np.full(len(m), cell_tag("white_matter")), n=(8, 8, 16),
@@ -36,9 +42,11 @@ def setup(comm, region=lambda m: np.full(len(m), cell_tag("white_matter")), n=(8
     return msh, loc, tags
 
 
-def cfg(weights=None, **kw) -> AxonsConfig:
-    """Config with every cue off except those given."""
-    return AxonsConfig(weights={**OFF, **(weights or {})}, **kw)
+def cfg(cues=None, **kw) -> AxonsConfig:
+    """Config with every cue off except those given (``cues`` merged over OFF's)."""
+    base = {**OFF, **kw}
+    base["cues"] = {**OFF["cues"], **(cues or {})}
+    return AxonsConfig(**base)
 
 
 def p1(msh, f):
@@ -77,6 +85,13 @@ def run(tracer, fields, days, t0=0.0, dt=0.5):
     return tracer.final()
 
 
+def headings(tracer):
+    """Current headings of all cones by id (collective)."""
+    c = tracer.c
+    rows = np.vstack(tracer.comm.allgather(np.column_stack([c["id"], c["d"]])))
+    return rows[np.argsort(rows[:, 0]), 1:]
+
+
 def test_rng_counter_based():
     ids = np.arange(1000)
     u = am.uniforms(7, ids, 3, 4)
@@ -87,13 +102,17 @@ def test_rng_counter_based():
     assert abs(g.mean()) < 0.02 and abs(g.std() - 1) < 0.02
 
 
-def test_guidance_sign_follows_heading_or_polarity():
-    a = np.tile([0.0, 0.0, 1.0], (3, 1))
-    d = np.array([[0.1, 0.0, -0.99], [1.0, 0.0, 0.0], [1.0, 0.0, 0.05]])
-    pref = np.tile([0.0, 0.0, 1.0], (3, 1))
-    g = am.aligned_axis(a, d, pref)
-    assert np.array_equal(g[:, 2], [-1.0, 1.0, 1.0])
-    assert np.array_equal(am.aligned_axis(a, d, -pref)[:, 2], [-1.0, -1.0, -1.0])
+def test_nematic_guidance_never_reverses():
+    """κ (a·d) P(d) a turns d to the nearer of ±a: a reversed cone stays reversed."""
+    a = np.tile([0.0, 0.0, 1.0], (4, 1))
+    th = np.deg2rad([20.0, 160.0, 90.0, 0.0])
+    d = np.column_stack([np.sin(th), np.zeros(4), np.cos(th)])
+    b = am.drift(d, np.zeros((4, 3)), np.full(4, 2.0), a)
+    assert b[0, 0] < 0 and b[1, 0] < 0  # both towards the axis line: -x at 20° and 160°
+    dtheta = b[:, 0] * np.cos(th) - b[:, 2] * np.sin(th)  # d(theta)/ds
+    assert dtheta[0] < 0 < dtheta[1]  # 20° -> 0°, 160° -> 180°
+    assert np.allclose(np.abs(dtheta[:2]), 2.0 * np.abs(np.cos(th[:2]) * np.sin(th[:2])))
+    assert np.allclose(b[2:], 0.0)  # perpendicular (unstable) and aligned: no drift
 
 
 def test_occupancy_gradient_law():
@@ -106,65 +125,76 @@ def test_occupancy_gradient_law():
     assert np.allclose(gp[:, 0], fd, rtol=1e-6)
 
 
-def test_chemotaxis_straight_up_gradient(comm):
-    """Chemotaxis only, no noise: every axon goes straight along ∇c from the first step."""
+GRAD = np.array([1.0, -0.5, 2.0]) / np.linalg.norm([1.0, -0.5, 2.0])
+
+
+def test_chemotaxis_aligns_with_gradient(comm):
+    """Chemotaxis only, no noise: a cone heading up the gradient goes straight; cones
+    started in random directions turn up it (a curvature, not a jump)."""
     msh, loc, tags = setup(comm)
-    g = np.array([1.0, -0.5, 2.0]) / np.linalg.norm([1.0, -0.5, 2.0])
-    c = p1(msh, lambda x: 27.0 + 5.0 * (g[0] * x[0] + g[1] * x[1] + g[2] * x[2]))
-    p = cfg({"chemotaxis": 1.0}, detection_threshold=1e-4, step_length="0.02 mm")
+    g = GRAD
+    c = p1(msh, lambda x: 27.0 + 10.0 * (g[0] * x[0] + g[1] * x[1] + g[2] * x[2]))
+    p = cfg({"chemotaxis": "50 1/mm"}, speed="1 mm/day", max_speed="1 mm/day",
+            occupancy_speed_gain=0.0)
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
     rng = np.random.default_rng(1)
-    tr.seed(0.0, seeds(30, rng), directions=rng.normal(size=(30, 3)))
-    f = run(tr, GrowthFields({"BDNF": c}), 1.0)
-    disp = f["x"] - f["x0"]
-    assert np.all(f["length"] > 0.2)
+    n = 30
+    start = seeds(n, rng, lo=(-0.3, -0.3, -1.0), hi=(0.3, 0.3, -0.5))
+    tr.seed(0.0, start[:10], directions=np.tile(g, (10, 1)))
+    tr.seed(0.0, start[10:], directions=rng.normal(size=(n - 10, 3)))
+    f = run(tr, GrowthFields({"BDNF": c}), 1.0, dt=0.25)
+    d = headings(tr)
+    assert np.all(f["length"] > 0.9)
+    disp = f["x"][:10] - f["x0"][:10]
     assert np.allclose(disp / np.linalg.norm(disp, axis=1)[:, None], g, atol=1e-9)
-    assert np.allclose(f["tortuosity"], 1.0, atol=1e-9)
+    assert np.allclose(f["tortuosity"][:10], 1.0, atol=1e-9)
+    assert np.all(d[10:] @ g > 0.9)
     T = tr.trajectories()
     if comm.rank == 0:
+        first = np.r_[True, T["axon_id"][1:] != T["axon_id"][:-1]]
+        on = T["axon_id"] < 10
         rel = T["x"] - np.repeat(f["x0"], np.diff(T["offsets"]), axis=0)
-        assert np.abs(np.cross(rel, g)).max() < 1e-9  # every recorded point on the line
-        assert len(T["axons"]) == 30 and np.all(np.diff(T["t"])[np.diff(T["axon_id"]) == 0] > 0)
+        assert np.abs(np.cross(rel[on], g)).max() < 1e-9  # every recorded point on the line
+        assert len(T["axons"]) == n and np.all(np.diff(T["t"])[~first[1:]] > 0)
 
 
-@pytest.mark.parametrize("threshold", [1e-4, 0.0])
-def test_chemotaxis_vanishes_at_saturation(comm, threshold):
-    """Same gradient: strong turning near K_d, none far above K_d (occupancy saturates)."""
+def test_chemotaxis_weak_far_above_kd_without_threshold(comm):
+    """The same gradient turns cones near K_d, a thousand times less far above K_d
+    (occupancy saturates) but not zero: there is no detection threshold."""
     msh, loc, tags = setup(comm)
     lateral = {}
     for c0 in (27.0, 27.0e3):
         c = p1(msh, lambda x, c0=c0: c0 + 5.0 * x[0])
-        p = cfg({"chemotaxis": 1.0, "persistence": 1.0}, detection_threshold=threshold)
-        tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
+        tr = Tracer(msh, tags, cfg({"chemotaxis": "5 1/mm"}), (-0.3, 0.3), ["BDNF"],
+                    locator=loc)
         tr.seed(0.0, seeds(20, np.random.default_rng(2)))
         f = run(tr, GrowthFields({"BDNF": c}), 1.0)
         lateral[c0] = np.mean((f["x"][:, 0] - f["x0"][:, 0]) / f["length"])
-    assert lateral[27.0] > 0.2
-    if threshold > 0:
-        assert lateral[27.0e3] == 0.0
-    else:
-        assert 0 <= lateral[27.0e3] < 1e-5
+    assert lateral[27.0] > 0.005
+    assert 0 < lateral[27.0e3] < 1e-3 * lateral[27.0]
 
 
-def _lateral_stats(comm, threshold, n=300):
+def test_shallow_gradient_biases_in_proportion(comm):
+    """With noise, a gradient 200x below the half-response level still biases the
+    mean lateral displacement (> 3 SE), and twice the gradient gives twice the bias
+    (linear response; the same noise draws make the comparison tight)."""
     msh, loc, tags = setup(comm)
-    # Δp across 10 µm at c = K_d is 5e-4: half the default threshold (1e-3).
-    c = p1(msh, lambda x: 27.0 + 5.4 * x[0])
-    p = cfg({"chemotaxis": 4.0, "persistence": 1.0, "noise": 1.0},
-            detection_threshold=threshold, seed=5)
-    tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
-    tr.seed(0.0, seeds(n, np.random.default_rng(3), lo=(-0.2, -0.2, -1.5), hi=(0.2, 0.2, -1.0)))
-    f = run(tr, GrowthFields({"BDNF": c}), 2.0)
-    dx = f["x"][:, 0] - f["x0"][:, 0]
-    return dx.mean(), dx.std(ddof=1) / np.sqrt(n)
-
-
-def test_below_detection_threshold_unbiased(comm):
-    """Below threshold the mean lateral drift is zero within 3 SE; above it, it is not."""
-    m0, se0 = _lateral_stats(comm, 1e-3)
-    assert abs(m0) < 3 * se0
-    m1, se1 = _lateral_stats(comm, 1e-4)
-    assert m1 > 3 * se1
+    mean = {}
+    n = 400
+    for slope in (0.0, 0.5, 1.0):
+        c = p1(msh, lambda x, s=slope: 27.0 + s * x[0])
+        p = cfg({"chemotaxis": "100 1/mm"}, persistence_length="1 mm", seed=5,
+                speed="1 mm/day", max_speed="1 mm/day")
+        tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
+        tr.seed(0.0, seeds(n, np.random.default_rng(3), lo=(-0.1, -0.1, -1.5),
+                           hi=(0.1, 0.1, -1.4)))
+        f = run(tr, GrowthFields({"BDNF": c}), 1.0)
+        dx = f["x"][:, 0] - f["x0"][:, 0]
+        mean[slope] = dx.mean()
+        if slope == 0.5:
+            se = dx.std(ddof=1) / np.sqrt(n)
+            assert dx.mean() > 3 * se
+    assert abs((mean[1.0] - mean[0.0]) / (mean[0.5] - mean[0.0]) - 2.0) < 0.1
 
 
 def channel_region(m, r=0.3):
@@ -176,8 +206,8 @@ def channel_region(m, r=0.3):
 def test_channel_contact_guidance(comm, guided):
     """Contact guidance only (with noise): cones stay in the channel and follow its axis."""
     msh, loc, tags = setup(comm, channel_region, n=(16, 16, 16))
-    w = {"persistence": 1.0, "noise": 0.3, "guidance": {"channel": 2.0 if guided else 0.0}}
-    p = cfg(w, step_length="0.02 mm", seed=9)
+    guide = {"channel": "20 1/mm"} if guided else {}
+    p = cfg({"guidance": guide}, persistence_length="1 mm", seed=9, cue_smoothing="0.4 mm")
     tr = Tracer(msh, tags, p, (-1.0, 1.0), [], locator=loc)
     rng = np.random.default_rng(4)
     n = 40
@@ -191,39 +221,50 @@ def test_channel_contact_guidance(comm, guided):
     T = tr.trajectories()
     rmax = comm.bcast(np.hypot(T["x"][:, 0], T["x"][:, 1]).max() if comm.rank == 0 else None)
     if guided:
-        assert rmax < 0.25  # channel radius 0.3 (cells straddle it)
-        assert np.mean(f["alignment"]) > 0.97
-        assert np.all(f["length"] > 1.5)
+        assert rmax < 0.3  # channel radius 0.3
+        assert np.mean(f["alignment"]) > 0.95
+        assert np.all(f["length"] > 1.8)
     else:
         assert rmax > 0.5  # without guidance the 30° headings leave the channel
         assert np.mean(f["alignment"]) < 0.92
 
 
-def scar_region(m):
-    return np.where((m[:, 2] > 0.3) & (m[:, 2] < 0.6), cell_tag("scar"),
-                    cell_tag("white_matter"))
+def scar_region(m, lo=0.2, hi=0.8):
+    return np.where((m[:, 2] > lo) & (m[:, 2] < hi), cell_tag("scar"), cell_tag("white_matter"))
 
 
-def _crossing(comm, speed_factor, repulsion, slope, n=120):
+def _crossing(comm, level, repulsion, slope, n=120):
     msh, loc, tags = setup(comm, scar_region, n=(8, 8, 32))
     c = p1(msh, lambda x: 27.0 * np.exp(slope * x[2]))
-    w = {"persistence": 1.0, "noise": 0.6, "chemotaxis": 1.0, "scar_repulsion": repulsion}
-    p = cfg(w, scar_speed_factor=speed_factor, step_length="0.02 mm", cross_depth="0.3 mm",
-            stall_time="1 day", stall_distance="0.05 mm", seed=2, detection_threshold=1e-4)
+    p = cfg({"chemotaxis": "5 1/mm", "scar_repulsion": repulsion}, scar_cspg=level,
+            persistence_length="1 mm", cue_smoothing="0.45 mm", cross_depth="0.3 mm",
+            stall_time="1 day", stall_distance="0.02 mm", seed=2, speed="0.5 mm/day")
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["NT-3"], locator=loc)
-    tr.seed(0.0, seeds(n, np.random.default_rng(6), lo=(-0.6, -0.6, -0.6), hi=(0.6, 0.6, -0.5)))
+    rng = np.random.default_rng(6)
+    tr.seed(0.0, seeds(n, rng, lo=(-0.6, -0.6, -0.6), hi=(0.6, 0.6, -0.5)),
+            directions=np.column_stack([rng.normal(0, 0.5, (n, 2)), np.ones(n)]))
     run(tr, GrowthFields({"NT-3": c}), 8.0, dt=1.0)
     return tr.metrics()
 
 
 def test_scar_inhibition_and_ntf_gradient_monotone(comm):
-    """Crossing falls as scar inhibition (slowing + repulsion) rises, and rises with a
+    """Crossing falls as the scar inhibits more (CSPG level, repulsion) and rises with a
     steeper caudal NTF gradient (c = K_d exp(s z)); three levels each."""
-    inhib = [_crossing(comm, sf, rep, 0.5)["crossing_fraction"]
-             for sf, rep in ((1.0, 0.0), (0.6, 0.05), (0.4, 0.15))]
-    assert inhib[0] > inhib[1] + 0.15 and inhib[1] > inhib[2] + 0.15, inhib
-    ntf = [_crossing(comm, 0.5, 0.1, s)["crossing_fraction"] for s in (0.0, 0.6, 1.2)]
-    assert ntf[0] + 0.15 < ntf[1] and ntf[1] + 0.15 < ntf[2], ntf
+    inhib = [_crossing(comm, lv, rep, 0.5)["crossing_fraction"]
+             for lv, rep in ((0.0, 0.0), (1.0, 1.0), (3.0, 2.0))]
+    assert inhib[0] > inhib[1] + 0.15 and inhib[1] > inhib[2] + 0.1, inhib
+    ntf = [_crossing(comm, 1.0, 1.0, s)["crossing_fraction"] for s in (0.0, 1.0, 3.0)]
+    assert ntf[0] + 0.1 < ntf[1] and ntf[1] + 0.1 < ntf[2], ntf
+
+
+def test_cue_smoothing_refused_on_a_coarse_mesh(comm):
+    """A smoothing length under two cell sizes where regions meet: one clear line."""
+    msh, loc, tags = setup(comm, scar_region)
+    with pytest.raises(StudyError) as err:
+        Tracer(msh, tags, cfg(cue_smoothing="0.1 mm"), (-0.3, 0.3), [], locator=loc)
+    assert len(err.value.lines) == 1 and err.value.lines[0].startswith("axons.cue_smoothing:")
+    assert "refine the mesh" in err.value.lines[0]
+    Tracer(msh, tags, cfg(cue_smoothing="0.6 mm"), (-0.3, 0.3), [], locator=loc)
 
 
 def cord_region(m):
@@ -239,18 +280,20 @@ def cord_region(m):
 
 
 def _full_run(comm, days=6.0, split=None, restart_comm=None, state=None,
-              ghost=dmesh.GhostMode.shared_facet):
+              ghost=dmesh.GhostMode.shared_facet, smoothed=True):
     """A run with every cue on; optionally checkpointed after ``split`` days and
-    restored (on ``restart_comm``, default the same) for the rest."""
+    restored (on ``restart_comm``, default the same) for the rest. ``smoothed=False``:
+    no cue that goes through the Helmholtz filter (no scar, no stiffness)."""
     msh, loc, tags = setup(comm, cord_region, n=(10, 10, 20), ghost=ghost)
     c1 = p1(msh, lambda x: 27.0 * np.exp(0.8 * x[2]) + 3.0 * x[0])
     c2 = p1(msh, lambda x: 60.0 / (1.0 + x[0] ** 2 + x[1] ** 2 + x[2] ** 2))
     E = dg0(msh, lambda x: np.where(x[0] < 0.0, 1.0, 0.2) + 0.1 * x[2] ** 2)
     p = AxonsConfig(count=60, sensory=True, sensory_count=20, seed=11, seed_offset="0.35 mm",
-                    step_length="0.02 mm", cross_depth="0.4 mm", stall_time="2 day",
-                    scar_speed_factor=0.5, weights={"noise": 0.5, "durotaxis": 0.5,
-                                                    "scar_repulsion": 0.1})
-    fields = GrowthFields({"BDNF": c1, "NT-3": c2}, stiffness=E)
+                    cross_depth="0.4 mm", stall_time="2 day", cue_smoothing="0.5 mm",
+                    dieback_delay="0.5 day", seeding_window="1 day", speed="0.5 mm/day",
+                    scar_cspg=1.0 if smoothed else 0.0, adaptation=True,
+                    adaptation_time="0.5 day")
+    fields = GrowthFields({"BDNF": c1, "NT-3": c2}, stiffness=E if smoothed else None)
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF", "NT-3"], locator=loc)
     if state is not None:  # restart on this communicator from a saved state
         tr.set_state(state[1])
@@ -263,55 +306,75 @@ def _full_run(comm, days=6.0, split=None, restart_comm=None, state=None,
         run(tr, fields, split)
         state = comm.bcast(tr.get_state())  # as if read from a checkpoint file
         if restart_comm is not None:
-            return _full_run(restart_comm, days, state=(split, state))
+            return _full_run(restart_comm, days, state=(split, state), smoothed=smoothed)
         tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF", "NT-3"], locator=loc)
         tr.set_state(state)
         run(tr, fields, days - split, t0=split)
     return tr
 
 
-@pytest.mark.parametrize("ghost", [dmesh.GhostMode.shared_facet, dmesh.GhostMode.none])
-def test_same_seed_same_trajectories_1_and_n_ranks(comm, ghost):
-    """Every recorded point, state and metric bit-identical on COMM_SELF and COMM_WORLD
-    (distributed mesh with and without a ghost layer)."""
-    serial = _full_run(MPI.COMM_SELF)
-    par = _full_run(comm, ghost=ghost)
+def _compare(comm, serial, par, exact):
     Ts, Tp = serial.trajectories(), par.trajectories()
     ms, mp = serial.metrics(), par.metrics()
-    assert ms == mp
-    if comm.size > 1:
-        assert comm.allreduce(par.n_migrated) > 0  # cones did change rank
+    assert ms["seeded"] == mp["seeded"] and ms["crossed"] == mp["crossed"]
+    assert ms["states"] == mp["states"]
+    if exact:
+        assert ms == mp
     if comm.rank == 0:
-        for k in ("axon_id", "step", "t", "x", "speed", "region", "state", "offsets"):
+        for k in ("axon_id", "step", "region", "state", "offsets", "final_state"):
             assert np.array_equal(Ts[k], Tp[k]), k
+        for k in ("t", "x", "speed"):
+            if exact:
+                assert np.array_equal(Ts[k], Tp[k]), k
+            else:  # the Helmholtz filter is solved to rtol 1e-10 on each partition
+                assert np.allclose(Ts[k], Tp[k], rtol=0, atol=1e-7), k
         for s in ("BDNF", "NT-3"):
-            assert np.array_equal(Ts["concentration"][s], Tp["concentration"][s],
-                                  equal_nan=True)
-        assert np.array_equal(Ts["final_state"], Tp["final_state"])
-        assert Tp["crossed"].sum() == mp["crossed"]
-        # the run exercises the model: cones cross, and visit scar and channel
-        assert ms["crossed"] > 0 and ms["seeded"] == 80
-        assert {cell_tag("scar"), cell_tag("channel")} <= set(Tp["region"].tolist())
-        assert cell_tag("cavity") not in set(Tp["region"].tolist())
+            assert np.allclose(Ts["concentration"][s], Tp["concentration"][s], equal_nan=True,
+                               rtol=0 if exact else 1e-7, atol=0)
+    return ms, Tp
+
+
+@pytest.mark.parametrize("ghost", [dmesh.GhostMode.shared_facet, dmesh.GhostMode.none])
+def test_same_seed_same_trajectories_1_and_n_ranks(comm, ghost):
+    """Every recorded point, state and metric the same on COMM_SELF and COMM_WORLD
+    (distributed mesh with and without a ghost layer): bit-identical without the
+    smoothed cues, to the filter's solver tolerance with them."""
+    for smoothed in (False, True):
+        serial = _full_run(MPI.COMM_SELF, smoothed=smoothed)
+        par = _full_run(comm, ghost=ghost, smoothed=smoothed)
+        ms, Tp = _compare(comm, serial, par, exact=not smoothed)
+        if comm.size > 1:
+            assert comm.allreduce(par.n_migrated) > 0  # cones did change rank
+        assert par.graft_metrics() == serial.graft_metrics()
+        if comm.rank == 0:
+            assert Tp["crossed"].sum() == ms["crossed"]
+            # the run exercises the model: cones cross, and visit scar and channel
+            assert ms["crossed"] > 0 and ms["seeded"] == 80
+            assert {cell_tag("scar"), cell_tag("channel")} <= set(Tp["region"].tolist())
+            assert cell_tag("cavity") not in set(Tp["region"].tolist())
 
 
 @pytest.mark.parametrize("where", ["same", "serial"])
 def test_checkpoint_restart_is_exact(comm, where):
-    """get_state/set_state mid-run changes nothing, restored on the same communicator
-    or (N -> 1 ranks) on COMM_SELF."""
-    a = _full_run(comm, days=4.0)
-    b = _full_run(comm, days=4.0, split=2.0,
-                  restart_comm=MPI.COMM_SELF if where == "serial" else None)
-    Ta, Tb = a.trajectories(), b.trajectories()
-    assert a.metrics() == b.metrics()
-    if comm.rank == 0:
-        for k in ("axon_id", "step", "t", "x", "state"):
-            assert np.array_equal(Ta[k], Tb[k]), k
+    """get_state/set_state mid-run changes nothing (adaptation levels and graft flags
+    included), restored on the same communicator or (N -> 1 ranks) on COMM_SELF."""
+    for smoothed in (False, True):
+        a = _full_run(comm, days=4.0, smoothed=smoothed)
+        b = _full_run(comm, days=4.0, split=2.0, smoothed=smoothed,
+                      restart_comm=MPI.COMM_SELF if where == "serial" else None)
+        exact = not smoothed or where == "same" or comm.size == 1
+        _compare(comm, a, b, exact=exact)
+        ga, gb = a.graft_metrics(), b.graft_metrics()
+        assert ga == gb and ga["graft_entered"] > 0
 
 
-def test_default_seeding_regions_and_sensory(comm):
+def test_default_seeding_regions_sensory_and_start_times(comm):
+    """The injury's populations: descending and ascending planes in white matter, start
+    times stratified over [delay, delay + window], the same on any rank count; a cone
+    does not move before its start."""
     msh, loc, tags = setup(comm, cord_region, n=(10, 10, 20))
-    p = AxonsConfig(count=50, sensory=True, seed=4, seed_offset="0.35 mm")
+    p = AxonsConfig(count=50, sensory=True, seed=4, seed_offset="0.35 mm", cue_smoothing="0.5 mm",
+                    dieback_delay="5 day", seeding_window="4 day")
     tr = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
     assert tr.seed(0.0) == 100
     f = tr.final()
@@ -325,26 +388,23 @@ def test_default_seeding_regions_and_sensory(comm):
     tot = np.zeros_like(reg)
     comm.Allreduce(reg, tot)
     assert np.all(tot == cell_tag("white_matter"))
-    # reproducible from the seed
-    tr2 = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
-    tr2.seed(0.0)
-    assert np.array_equal(tr2.final()["x0"], f["x0"])
-
-
-def test_durotaxis_to_softer_side(comm):
-    """Two-stiffness block (1 kPa at x<0, 0.1 kPa at x>0): cones end on the soft side."""
-    msh, loc, tags = setup(comm, n=(16, 8, 16))
-    E = dg0(msh, lambda x: np.where(x[0] < 0.0, 1.0, 0.1))
-    rng = np.random.default_rng(8)
-    soft = {}
-    for w in (0.0, 1.0):
-        p = cfg({"persistence": 1.0, "noise": 0.3, "durotaxis": w}, seed=3)
-        tr = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
-        tr.seed(0.0, seeds(80, rng, lo=(-0.12, -0.5, -1.5), hi=(0.12, 0.5, -1.2)))
-        f = run(tr, GrowthFields({}, stiffness=E), 3.0)
-        soft[w] = np.mean(f["x"][:, 0] > 0.0)
-    assert soft[1.0] > 0.9
-    assert soft[0.0] < 0.75
+    for pop in (desc, ~desc):  # one start per 4/50 day bin
+        ts = np.sort(f["t_seed"][pop])
+        assert np.all((ts >= 5.0) & (ts <= 9.0))
+        assert np.array_equal(np.floor((ts - 5.0) / (4.0 / 50)), np.arange(50))
+    # reproducible from the seed, on any number of ranks
+    msh1, loc1, tags1 = setup(MPI.COMM_SELF, cord_region, n=(10, 10, 20))
+    tr1 = Tracer(msh1, tags1, p, (-0.3, 0.3), [], locator=loc1)
+    tr1.seed(0.0)
+    f1 = tr1.final()
+    assert np.array_equal(f1["x0"], f["x0"]) and np.array_equal(f1["t_seed"], f["t_seed"])
+    run(tr, GrowthFields({}), 5.0, dt=1.0)
+    assert np.all(tr.final()["length"] == 0.0)
+    run(tr, GrowthFields({}), 2.0, t0=5.0, dt=1.0)
+    g = tr.final()
+    started = g["t_seed"] < 7.0
+    assert np.all(g["length"][~started] == 0.0) and np.all(g["length"][started] > 0.0)
+    assert started.sum() == 50  # half of each population by the stratification
 
 
 def test_pia_slide_exit_and_stall(comm):
@@ -352,9 +412,9 @@ def test_pia_slide_exit_and_stall(comm):
     cones in a strongly inhibiting scar stall after stall_time."""
     msh, loc, tags = setup(comm, lambda m: np.where(m[:, 2] > 0.5, cell_tag("scar"),
                                                     cell_tag("white_matter")))
-    p = cfg({"persistence": 1.0}, step_length="0.05 mm", speed="1 mm/day",
-            max_speed="1 mm/day", scar_speed_factor=0.01, stall_time="1 day")
-    tr = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
+    kw = dict(speed="1 mm/day", max_speed="1 mm/day", cue_smoothing="0.6 mm",
+              arc_step="0.05 mm", stall_time="1 day")
+    tr = Tracer(msh, tags, cfg(scar_cspg=0.0, **kw), (-0.3, 0.3), [], locator=loc)
     n = 10
     ys = np.linspace(-0.8, 0.8, n)
     # group A: heading 45° into the x = 1 surface, below the scar (z < 0.5), never reaching it
@@ -367,16 +427,15 @@ def test_pia_slide_exit_and_stall(comm):
     assert np.allclose(f["x"][:, 1], ys)
     # they slid along +z: path ~ all the time at full speed, no loss at the wall
     assert np.all(f["length"] > 1.9) and np.all(f["state"] == GROWING)
-    # group B: descending cones that run into the scar (slowed to 0.01 mm/day) and stall
-    tr2 = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
+    # group B: descending cones that run into the scar (CSPG level 100: slowed ~200x)
+    # and stall
+    tr2 = Tracer(msh, tags, cfg(scar_cspg=100.0, **kw), (-0.3, 0.3), [], locator=loc)
     tr2.seed(0.0, np.column_stack([np.zeros(n), ys, np.full(n, 0.2)]))
     f2 = run(tr2, GrowthFields({}), 3.0)
     assert np.all(f2["state"] == STALLED)
-    assert np.all(f2["x"][:, 2] < 0.6) and np.all(f2["t"] < 2.0)
+    assert np.all(f2["x"][:, 2] < 0.6) and np.all(f2["t"] < 2.5)
     # group C: the caudal end ends cones as "exited" at z_max (not lesion-crossing cones)
-    tr3 = Tracer(msh, tags, cfg({"persistence": 1.0}, step_length="0.05 mm", speed="1 mm/day",
-                                max_speed="1 mm/day", cross_depth="0.2 mm",
-                                scar_speed_factor=1.0),
+    tr3 = Tracer(msh, tags, cfg(cross_depth="0.2 mm", scar_cspg=0.0, **kw),
                  (-0.3, 0.3), [], locator=loc)
     tr3.seed(0.0, np.column_stack([np.zeros(n), ys, np.full(n, 1.0)]))
     f3 = run(tr3, GrowthFields({}), 2.0)
@@ -392,8 +451,7 @@ def test_barrier_region_not_entered(comm):
         return np.where(band, cell_tag("cavity"), cell_tag("white_matter"))
 
     msh, loc, tags = setup(comm, region, n=(8, 8, 16))
-    p = cfg({"persistence": 1.0}, step_length="0.02 mm", speed="0.5 mm/day",
-            max_speed="1 mm/day")
+    p = cfg(speed="0.5 mm/day", max_speed="1 mm/day", cue_smoothing="0.6 mm")
     tr = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
     n = 20
     pts = seeds(n, np.random.default_rng(1), lo=(-0.9, -0.9, -1.0), hi=(0.2, 0.9, -0.6))
@@ -409,15 +467,16 @@ def test_barrier_region_not_entered(comm):
     touched = comm.bcast(touched)
     aimed = f["x0"][:, 0] + (-0.25 - f["x0"][:, 2]) < 0.25  # straight line meets the cavity
     assert np.array_equal(touched, aimed) and aimed.sum() >= 5
-    # those slid along the face (z fixed) round the edge x = 0.25 and went on
+    # those slid along the face (z fixed) round the edge x = 0.25 and went on (or, at the
+    # corner of that face with the pia, stayed there)
     assert np.all(f["x"][aimed, 0] > 0.25) and np.allclose(f["x"][aimed, 2], -0.25)
     assert np.all(f["length"] > 1.4)  # nobody was held up: 3 days at 0.5 mm/day, minus pia
 
 
 def test_metrics_straight_growth_analytic(comm):
-    """No cues but persistence: speed = v0, so crossing time and length are analytic."""
+    """No cue and no noise: speed = v0, so crossing time and length are analytic."""
     msh, loc, tags = setup(comm)
-    p = cfg({"persistence": 1.0}, step_length="0.01 mm", cross_depth="0.5 mm")
+    p = cfg(cross_depth="0.5 mm")
     tr = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
     z0 = np.linspace(-1.2, -0.9, 7)
     tr.seed(0.0, np.column_stack([np.zeros(7), np.linspace(-0.5, 0.5, 7), z0]))
@@ -458,7 +517,7 @@ def _cylinder_meshes(comm):
 def test_curved_pia_slide_on_unghosted_gmsh_mesh(comm):
     """Cones aimed out of a cylinder slide along its (curved, faceted) surface, keep
     their speed, never leave it; identical on 1 and N ranks without a ghost layer."""
-    p = cfg({"persistence": 1.0}, step_length="0.02 mm", speed="1 mm/day", max_speed="1 mm/day")
+    p = cfg(speed="1 mm/day", max_speed="1 mm/day", arc_step="0.02 mm")
     n = 24
     ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
     pts = np.column_stack([0.5 * np.cos(ang), 0.5 * np.sin(ang), np.full(n, -1.5)])

@@ -4,7 +4,9 @@ The cones of a rank are a table: a dict of NumPy arrays with one row per cone
 (:data:`COLUMNS`), packed into float64 rows to travel between ranks.
 :class:`TracerOutputs` is the part of :class:`~scaffoldfem.axons.tracer.Tracer` that
 reads this table: per-axon summaries, run metrics, gathered trajectories and
-the checkpoint state.
+the checkpoint state; :meth:`TracerOutputs.outcomes` hands the gathered
+trajectories to :mod:`scaffoldfem.axons.outcomes` (crossing curves, channel
+occupancy and crossing times with their intervals).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from scaffoldfem.axons import guidance as am
+from scaffoldfem.axons.crossing import wilson_interval
+from scaffoldfem.axons.outcomes import Outcomes
 
 #: Final states of an axon.
 GROWING, CROSSED, STALLED, EXITED = 0, 1, 2, 3
@@ -119,6 +123,7 @@ class TracerOutputs:
     def metrics(self) -> dict:
         """Collective: the ``axons`` metrics, identical on every rank.
 
+        ``crossing_ci95`` is the 95 % Wilson interval of ``crossing_fraction``;
         ``median_time_to_cross_day`` and means over an empty set are None.
         """
         f = self.final()
@@ -134,6 +139,7 @@ class TracerOutputs:
             "seeded": n,
             "crossed": nc,
             "crossing_fraction": nc / n if n else 0.0,
+            "crossing_ci95": list(wilson_interval(nc, n)),
             "mean_length_mm": mean(f["length"]),
             "mean_tortuosity": mean(f["tortuosity"]),
             "mean_alignment_cos": mean(f["alignment"]),
@@ -148,7 +154,10 @@ class TracerOutputs:
         ``axon_id, step, t, x (m, 3), speed, region, state, concentration``
         (dict by species), the polyline ``offsets`` (axon j is points
         ``offsets[j]:offsets[j+1]``), ``axons`` (ids), and per axon ``final_state``
-        (name) and ``crossed`` (bool: an exited axon may have crossed before).
+        (name) and ``crossed`` (bool: an exited axon may have crossed before),
+        ``sense`` (+1 descending, -1 ascending), ``population`` (name),
+        ``t_seed`` and ``t_cross`` (day; NaN if not crossed). The per-axon arrays
+        are what :mod:`scaffoldfem.axons.outcomes` reads.
         """
         f = self.final()
         ncol = 9 + len(self.species)
@@ -163,17 +172,37 @@ class TracerOutputs:
         last = np.r_[(R[1:, 0] != R[:-1, 0]) | (R[1:, 1] != R[:-1, 1]), True]
         R = R[last]
         ids, starts = np.unique(R[:, 0].astype(np.int64), return_index=True)
-        fs = dict(zip(f["id"].tolist(), f["state"].tolist(), strict=True))
-        fc = dict(zip(f["id"].tolist(), f["crossed"].tolist(), strict=True))
+        # final() is sorted by id and holds every axon: index it by position.
+        pos = np.searchsorted(f["id"], ids)
+        if len(ids) and not np.array_equal(f["id"][np.minimum(pos, len(f["id"]) - 1)], ids):
+            raise RuntimeError("trajectory axons and cone table disagree")  # pragma: no cover
+        sense = np.where(f["sense"][pos] < 0, -1.0, 1.0)
         return {
             "axon_id": R[:, 0].astype(np.int64), "step": R[:, 1].astype(np.int64),
             "t": R[:, 2], "x": R[:, 3:6], "speed": R[:, 6], "region": R[:, 7].astype(np.int64),
             "state": R[:, 8].astype(np.int64),
             "concentration": {s: R[:, 9 + j] for j, s in enumerate(self.species)},
             "offsets": np.r_[starts, len(R)].astype(np.int64), "axons": ids,
-            "final_state": np.array([STATE_NAMES[fs[int(a)]] for a in ids]),
-            "crossed": np.array([fc[int(a)] for a in ids], dtype=bool),
+            "final_state": np.array([STATE_NAMES[k] for k in f["state"][pos].tolist()]),
+            "crossed": np.asarray(f["crossed"][pos], dtype=bool),
+            "sense": sense,
+            "population": np.where(sense > 0, "descending", "ascending"),
+            "t_seed": f["t_seed"][pos].astype(np.float64),
+            "t_cross": np.where(f["crossed"][pos], f["t_cross"][pos], np.nan).astype(np.float64),
         }
+
+    def outcomes(self, layout, root: int = 0):
+        """Collective: :class:`~scaffoldfem.axons.outcomes.Outcomes` (crossing curves,
+        channel occupancy, crossing times with their intervals) of the gathered
+        trajectories, on ``root`` (None elsewhere).
+
+        Args:
+            layout: :class:`~scaffoldfem.axons.outcomes.Layout` of the geometry
+                (``Layout.from_study(study)``).
+            root: Rank that gathers.
+        """
+        traj = self.trajectories(root=root)
+        return None if traj is None else Outcomes(traj, layout)
 
     # -- checkpoint --------------------------------------------------------
     def get_state(self, root: int = 0) -> dict | None:

@@ -20,50 +20,43 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scaffoldfem.bench.solver import bench_transport as _bench_transport
+from scaffoldfem.bench.tracing import bench_locate
+from scaffoldfem.config.study import Study
 from scaffoldfem.errors import UsageError
 from scaffoldfem.files import atomic_write_json
+from scaffoldfem.geometry.meshing import bench_meshing as _bench_meshing
+from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
+from scaffoldfem.mpi import say
+from scaffoldfem.run.loop import run_study
 
 SECTIONS = ("meshing", "transport", "tracing", "run", "dt")
 
 
-def _say(comm: Any, text: str) -> None:
-    if comm.rank == 0:
-        print(text, flush=True)
-
-
 def bench_meshing(comm: Any) -> dict[str, Any]:
-    from scaffoldfem.geometry.meshing import bench_meshing as _bench
-
-    r = _bench("fine", comm=comm)
+    r = _bench_meshing("fine", comm=comm)
     r["target_s"] = 30.0
     return r
 
 
 def bench_transport(comm: Any) -> dict[str, Any]:
-    from scaffoldfem.bench.solver import bench_transport as _bench
-    from scaffoldfem.config.study import load_study
-    from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
-
-    study = load_study(None, ["geometry.resolution=fine"])
+    study = Study.default(geometry__resolution="fine")
     mesh, _, _ = load_mesh(ensure_mesh(study.geometry, comm), comm)
-    r = _bench(mesh, steps=10)
+    r = _bench_transport(mesh, steps=10)
     r["target_ratio"] = 1.2
     return r
 
 
 def bench_tracing(comm: Any) -> dict[str, Any]:
-    from scaffoldfem.bench.tracing import bench_locate
-
     r = bench_locate(comm=comm)
     r["target_steps_per_s_per_core"] = 1e6
     return r
 
 
-def _run(overrides: list[str], comm: Any) -> dict[str, Any]:
-    from scaffoldfem.config.study import load_study
-    from scaffoldfem.run.loop import run_study
-
-    study = load_study(None, overrides)
+def _run(overrides: dict[str, Any], comm: Any) -> dict[str, Any]:
+    """Run the default study with ``overrides`` (no figures: timings only) in a temporary
+    directory; its wall time, metrics, memory and phases."""
+    study = Study.default({"output.figures": False, **overrides})
     tmp = comm.bcast(tempfile.mkdtemp(prefix="scaffoldfem-bench-") if comm.rank == 0 else None)
     out = Path(tmp) / "run"
     tic = time.perf_counter()
@@ -82,7 +75,7 @@ def _run(overrides: list[str], comm: Any) -> dict[str, Any]:
 
 
 def bench_run(comm: Any) -> dict[str, Any]:
-    r = _run(["geometry.resolution=fine"], comm)
+    r = _run({"geometry.resolution": "fine"}, comm)
     return {
         "wall_s": r["wall_s"],
         "target_s": 600.0,
@@ -96,18 +89,15 @@ def bench_dt(comm: Any) -> dict[str, Any]:
     """Headline metrics at 2·dt, dt and dt/2 (coarse mesh, default dt): the default
     step is converged when the change from dt to dt/2 is small against the metric;
     the ratio of successive changes gives the observed order (2 for order 1)."""
-    from scaffoldfem.config.study import Study
-
     dt = Study().time.dt
     rows = []
     for k in (0.5, 1, 2):
         r = _run(
-            [
-                "geometry.resolution=coarse",
-                f'time.dt="{dt / k} day"',
-                f'time.dt_min="{min(1e-4, dt / k)} day"',
-                "output.figures=false",
-            ],
+            {
+                "geometry.resolution": "coarse",
+                "time.dt": f"{dt / k} day",
+                "time.dt_min": f"{min(1e-4, dt / k)} day",
+            },
             comm,
         )
         m = r["metrics"]
@@ -139,10 +129,10 @@ def run_bench(what: list[str], comm: Any, out: Path | None = None) -> int:
         )
     results: dict[str, Any] = {"ranks": comm.size}
     for name in names:
-        _say(comm, f"== bench {name} ==")
+        say(comm, f"== bench {name} ==")
         r = globals()[f"bench_{name}"](comm)
         results[name] = r
-        _say(comm, json.dumps(r, indent=2, default=float))
+        say(comm, json.dumps(r, indent=2, default=float))
     if out is not None and comm.rank == 0:
         atomic_write_json(out, results)
     return 0

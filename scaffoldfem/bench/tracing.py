@@ -26,7 +26,10 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from scaffoldfem.axons.tracer import GrowthFields, Tracer
+from scaffoldfem.config.axons import AxonsConfig
 from scaffoldfem.fem.locate import FOUND, LOST, Locator
+from scaffoldfem.regions import cell_tag
 
 
 def _fields(msh):
@@ -119,17 +122,15 @@ def bench_locate(n: int = 58, cones: int = 100_000, steps: int = 20, seed: int =
 
 def bench_tracer(n: int = 30, cones: int = 2000, days: float = 2.0, comm=MPI.COMM_WORLD) -> dict:
     """Time full tracer steps (all cues on) on a box; returns cone-steps per second."""
-    from scaffoldfem.axons.tracer import GrowthFields, Tracer
-    from scaffoldfem.config.axons import AxonsConfig
-    from scaffoldfem.regions import cell_tag
-
     msh = dmesh.create_box(comm, [[-1, -1, -2], [1, 1, 2]], [n, n, 2 * n],
                            dmesh.CellType.tetrahedron)
     loc = Locator(msh)
     mid = loc.midpoints()
     tag = np.where(np.abs(mid[:, 2]) < 0.3, cell_tag("scar"), cell_tag("white_matter"))
     tags = dmesh.meshtags(msh, 3, np.arange(loc.num_cells, dtype=np.int32), tag.astype(np.int32))
-    p = AxonsConfig(count=cones, seed=3, cross_depth="0.2 mm", stall_time="50 day")
+    # Cue smoothing over ~3 box cells (a run refuses one the mesh cannot resolve).
+    p = AxonsConfig(count=cones, seed=3, cross_depth="0.2 mm", stall_time="50 day",
+                    cue_smoothing=f"{6.0 / n:.4g} mm")
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
     tr.seed(0.0)
     c, E = _fields(msh)

@@ -32,6 +32,35 @@ class RegionMechanics(Section):
     poisson: float = Field(ge=0.0, lt=0.5)
 
 
+class LumenConfig(Section):
+    """Host-derived tissue that fills the channel lumens of an implanted scaffold.
+
+    Channels of 7-channel PLGA scaffolds in the transected rat cord hold, at the first
+    (1-month) end point, a fibrous rim of fibroblasts and collagen around a
+    regenerative core with axons and Schwann cells (Krych et al. 2009 Acta Biomater
+    5:2551, 450/660 um channels; the study cited elsewhere as "Olson 2009 Acta
+    Biomater"); host axons and cells grow into the channels of 3D-printed scaffolds
+    (Koffler et al. 2019 Nat Med 25:263). The lumen is modelled as that soft cellular
+    tissue from the start, not as the cavity fluid.
+    """
+
+    # Loose, cell-infiltrated tissue: extracellular space larger than intact CNS
+    # (0.2, Syková & Nicholson 2008 Physiol Rev 88:1277); 0.3 assumed.
+    volume_fraction: float = Field(0.3, gt=0.0, le=1.0)
+    # Less hindered than CNS neuropil (1.6, Syková & Nicholson 2008); 1.5 assumed,
+    # isotropic.
+    tortuosity: float = Field(1.5, ge=1.0)
+    # Soft cellular tissue of the order of CNS tissue at AFM scale (white 70 Pa, grey
+    # 130 Pa, Koser et al. 2015 Biophys J 108:2137; growth cones sense this local
+    # stiffness, Koser 2016 Nat Neurosci 19:1592); 0.1 kPa assumed.
+    modulus: Modulus = "0.1 kPa"
+    # Soft tissue, 0.45-0.49 (background).
+    poisson: float = Field(0.45, ge=0.0, lt=0.5)
+    # Contact guidance of growth cones along the channel axis in the lumen (1/mm);
+    # the axon tracer reads axons.cues.guidance.channel, which has the same default.
+    guidance: Q("1/mm", ge=0) = "20 1/mm"
+
+
 class TissueConfig(Section):
     """Host tissue (white/grey matter, scar, cavity fluid).
 
@@ -55,6 +84,8 @@ class TissueConfig(Section):
     scar: RegionMechanics = RegionMechanics(modulus="0.05 kPa", poisson=0.45)
     # Fluid-filled cavity: nearly incompressible, very soft placeholder solid.
     cavity: RegionMechanics = RegionMechanics(modulus="0.005 kPa", poisson=0.49)
+    # What fills the channel lumens (the `channel` region), not the cavity fluid.
+    lumen: LumenConfig = LumenConfig()
 
 
 class ScaffoldConfig(Section):

@@ -3,13 +3,23 @@
 A study is read on rank 0 and broadcast (see :func:`load_study_mpi`); bad input
 is collected into a :class:`StudyError` whose lines read
 ``geometry.lesion.length: must be > 0 (got -2 mm)``.
+
+Overrides are dotted keys, the same on the command line and in Python: a list
+element is addressed by index or by its ``name`` (``species.BDNF.half_life``).
+``--set KEY=VALUE`` reads VALUE as a TOML literal; :meth:`Study.from_toml` and
+:meth:`Study.default` take Python values, as a mapping
+(``overrides={"species.BDNF.half_life": "2 h"}``) or as keywords with ``__`` for
+each dot (``geometry__resolution="coarse"``). Both go through
+:func:`override_study`.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +124,50 @@ class Study(Section):
             )
         return self
 
+    @classmethod
+    def from_toml(
+        cls, path: str | Path, /, overrides: Mapping[str, Any] | None = None, **keywords: Any
+    ) -> Study:
+        """Read a study file and apply overrides: the Python form of ``--set``.
+
+        Example::
+
+            Study.from_toml("studies/baseline.toml", geometry__resolution="coarse",
+                            overrides={"species.BDNF.half_life": "2 h"})
+
+        Args:
+            path: The TOML study file.
+            overrides: ``{"dotted.key": value}``, keys as for ``--set`` (list elements
+                by index or name). Values are Python values as they would be written
+                in the file (``"2 h"``, ``0.85``, ``True``, lists); a non-empty dict
+                value is merged key by key (``{"scaffold": {"porosity": 0.8}}`` is
+                ``scaffold.porosity``).
+            **keywords: The same with ``__`` for each dot (``scaffold__porosity=0.8``);
+                applied after ``overrides``. Keys that are not identifiers (``NT-3``)
+                go in ``overrides``.
+
+        Returns:
+            The validated study.
+
+        Raises:
+            StudyError: A missing or malformed file, an override that addresses
+                nothing, or an invalid value; one line per problem, key first.
+        """
+        data = read_toml(Path(path), "study")
+        return validate_study(override_study(data, override_pairs(overrides, keywords)))
+
+    @classmethod
+    def default(cls, /, overrides: Mapping[str, Any] | None = None, **keywords: Any) -> Study:
+        """The built-in defaults (``studies/baseline.toml``) with overrides.
+
+        ``Study.default(time__duration="7 day", overrides={"axons.count": 20})``;
+        the arguments are those of :meth:`from_toml`.
+
+        Raises:
+            StudyError: An override that addresses nothing or an invalid value.
+        """
+        return validate_study(override_study({}, override_pairs(overrides, keywords)))
+
     def to_dict(self) -> dict[str, Any]:
         """Study as a TOML-ready dict: every quantity as a string with its internal unit."""
         return _drop_none(self.model_dump(mode="json"))
@@ -200,6 +254,72 @@ def validate_study(data: dict[str, Any]) -> Study:
         raise StudyError(format_errors(err)) from None
 
 
+def override_pairs(
+    overrides: Mapping[str, Any] | None = None, keywords: Mapping[str, Any] | None = None
+) -> list[tuple[str, Any]]:
+    """Overrides given in Python as ``(dotted.key, value)`` pairs.
+
+    Args:
+        overrides: ``{"dotted.key": value}``; a non-empty dict value is flattened
+            into one pair per leaf (merged, not replacing the table).
+        keywords: The same with ``__`` for each dot, applied after ``overrides``.
+
+    Raises:
+        StudyError: A key given twice.
+    """
+    pairs: dict[str, Any] = {}
+    errors: list[str] = []
+
+    def add(key: str, value: Any) -> None:
+        if isinstance(value, Mapping) and value:
+            for k, v in value.items():
+                add(f"{key}.{k}", v)
+        elif key in pairs:
+            errors.append(f"{key}: given twice (overrides and keywords)")
+        else:
+            pairs[key] = copy.deepcopy(value)  # the study data never shares the caller's lists
+
+    for key, value in (overrides or {}).items():
+        add(str(key), value)
+    for key, value in (keywords or {}).items():
+        add(key.replace("__", "."), value)
+    if errors:
+        raise StudyError(errors)
+    return list(pairs.items())
+
+
+def override_study(
+    data: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]
+) -> dict[str, Any]:
+    """Apply overrides to study data, collecting every problem.
+
+    Args:
+        data: The study as read from TOML (changed in place).
+        overrides: ``"dotted.key=value"`` strings (``--set``; the value is a TOML
+            literal) or ``(dotted.key, value)`` pairs (Python values).
+
+    Returns:
+        ``data``, lists materialised (when there are overrides) and overrides applied.
+
+    Raises:
+        StudyError: One line per override that cannot be applied.
+    """
+    overrides = list(overrides)
+    if not overrides:
+        return data
+    data = expand_lists(data)
+    errors = []
+    for item in overrides:
+        try:
+            key, value = parse_override(item) if isinstance(item, str) else item
+            apply_override(data, key, value)
+        except StudyError as err:
+            errors.extend(err.lines)
+    if errors:
+        raise StudyError(errors)
+    return data
+
+
 def load_study(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Study:
     """Read, override and validate a study file (``path=None``: the defaults).
 
@@ -214,17 +334,7 @@ def load_study(path: str | Path | None, overrides: list[str] | tuple[str, ...] =
         StudyError: with every problem found, one line each.
     """
     data: dict[str, Any] = {} if path is None else read_toml(Path(path), "study")
-    if overrides:
-        data = expand_lists(data)
-        errors = []
-        for text in overrides:
-            try:
-                apply_override(data, *parse_override(text))
-            except StudyError as err:
-                errors.extend(err.lines)
-        if errors:
-            raise StudyError(errors)
-    return validate_study(data)
+    return validate_study(override_study(data, overrides))
 
 
 def load_study_mpi(

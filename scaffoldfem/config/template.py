@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import tomli_w
 from pydantic import BaseModel, TypeAdapter
 
+from scaffoldfem.config.study import Study
+
 HEADER = """\
 # scaffoldfem study — the documented default (baseline) study.
 # Rat thoracic spinal cord segment, 2-mm complete transection with a glial scar rim,
@@ -107,8 +109,6 @@ def _emit(
 
 def template_text() -> str:
     """Return the annotated template study holding every default."""
-    from scaffoldfem.config.study import Study
-
     study = Study()
     out: list[str] = [HEADER.rstrip("\n")]
     _emit(study, study.to_dict(), "", out, array=False)

@@ -3,9 +3,10 @@
 Everything here is a thin wrapper over a DOLFINx call whose signature or
 location has changed between releases (``create_vector`` took a form before
 0.10 and takes a space since; ``interpolation_points`` became a property;
-``meshtags`` wants sorted, unique indices; point evaluation needs three calls
-and an MPI gather). Other modules call these wrappers instead of DOLFINx
-directly, so a DOLFINx upgrade is a change to this file only.
+``meshtags`` wants sorted, unique indices; the geometry dofmap became
+``dofmaps(0)``). Other modules call these wrappers instead of DOLFINx directly,
+so a DOLFINx upgrade is a change to this file only. Point evaluation is in
+:mod:`scaffoldfem.fem.sampling`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+# Re-exported for callers written before fem.sampling existed (tests/test_transport_analytic).
+from scaffoldfem.fem.sampling import evaluate_at_points
 from scaffoldfem.regions import facet_tag
 
 __all__ = [
@@ -122,27 +125,6 @@ def facet_dofs(V: fem.FunctionSpace, facet_tags: dmesh.MeshTags,
         [facet_tags.find(facet_tag(n)) for n in names] or [np.empty(0, np.int32)]
     ).astype(np.int32)
     return fem.locate_dofs_topological(V, facet_tags.dim, np.unique(facets))
-
-
-def evaluate_at_points(u: fem.Function, points: np.ndarray) -> np.ndarray:
-    """Evaluate a function at physical points; every rank gets every value.
-
-    A one-off :class:`scaffoldfem.fem.gather.PointSampler` (which locates the points once
-    and can be kept for repeated sampling, as the run writer does).
-
-    Args:
-        u: A Function.
-        points: Array (n, 3) or (n, 2) (z = 0) of the same points on every rank.
-
-    Returns:
-        Array (n, value_size); NaN for points outside the mesh.
-    """
-    from scaffoldfem.fem.gather import PointSampler
-
-    pts = np.ascontiguousarray(np.atleast_2d(points), dtype=np.float64)
-    if pts.shape[1] == 2:
-        pts = np.c_[pts, np.zeros(len(pts))]
-    return PointSampler(u.function_space.mesh, pts)(u)
 
 
 def owned_size(V: fem.FunctionSpace) -> int:

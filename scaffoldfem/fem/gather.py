@@ -14,12 +14,16 @@ import numpy as np
 from dolfinx import fem
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.fem.compat import geometry_dofmap
+
+# PointSampler moved to fem.sampling; re-exported for run/writer.py.
+from scaffoldfem.fem.sampling import PointSampler
+
+__all__ = ["MeshGather", "PointSampler", "node_to_dof_map"]
 
 
 def node_to_dof_map(mesh: Any, V: fem.FunctionSpace) -> np.ndarray:
     """P1 dof of every local geometry node (P1 geometry; same reference order per cell)."""
-    from scaffoldfem.fem.compat import geometry_dofmap
-
     gmap = geometry_dofmap(mesh)
     out = np.empty(len(mesh.geometry.x), dtype=np.int64)
     out[gmap.ravel()] = V.dofmap.list.ravel()
@@ -40,8 +44,6 @@ class MeshGather:
         tdim = mesh.topology.dim
         self.n_owned = mesh.topology.index_map(tdim).size_local
         geo = mesh.geometry
-        from scaffoldfem.fem.compat import geometry_dofmap
-
         gdofs = geometry_dofmap(mesh)[: self.n_owned]
         self.node_to_dof = node_to_dof_map(mesh, V)
         self.qdof = Q.dofmap.list[: self.n_owned, 0]
@@ -83,56 +85,3 @@ class MeshGather:
         for k, v in cell_data.items():
             g.cell_data[k] = v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32)
         return g
-
-
-class PointSampler:
-    """Evaluate functions at fixed points, locating the points once.
-
-    Every rank gets every value (NaN outside the mesh). Containment comes from
-    ``compute_colliding_cells`` (exact distance test, unlike the bounding-box hits);
-    each point is evaluated on one rank only (owned cells) and summed.
-
-    Args:
-        mesh: The mesh.
-        points: Array (n, 3), identical on every rank.
-    """
-
-    def __init__(self, mesh: Any, points: np.ndarray):
-        from dolfinx import geometry
-
-        self.comm = mesh.comm
-        self.points = np.ascontiguousarray(points, dtype=np.float64)
-        tree = geometry.bb_tree(mesh, mesh.topology.dim)
-        cand = geometry.compute_collisions_points(tree, self.points)
-        cells = geometry.compute_colliding_cells(mesh, cand, self.points)
-        n_owned = mesh.topology.index_map(mesh.topology.dim).size_local
-        first = np.full(len(self.points), -1, dtype=np.int32)
-        offs = cells.offsets
-        arr = cells.array
-        for i in range(len(self.points)):  # once per run, a few hundred points
-            links = arr[offs[i] : offs[i + 1]]
-            links = links[links < n_owned]
-            if len(links):
-                first[i] = links[0]
-        # A point on a partition boundary belongs to the lowest rank that has it.
-        from mpi4py import MPI
-
-        have = np.where(first >= 0, self.comm.rank, self.comm.size).astype(np.int64)
-        owner = np.empty_like(have)
-        self.comm.Allreduce(have, owner, op=MPI.MIN)
-        self.mine = np.flatnonzero((owner == self.comm.rank) & (first >= 0))
-        self.cells = first[self.mine]
-        self.found = owner < self.comm.size
-
-    def __call__(self, f: Any) -> np.ndarray:
-        """Values (n, value_size) of ``f`` at the points, on every rank."""
-        from mpi4py import MPI
-
-        vs = int(np.prod(f.ufl_shape)) if f.ufl_shape else 1
-        local = np.zeros((len(self.points), vs))
-        if len(self.mine):
-            local[self.mine] = f.eval(self.points[self.mine], self.cells).reshape(-1, vs)
-        out = np.empty_like(local)
-        self.comm.Allreduce(local, out, op=MPI.SUM)
-        out[~self.found] = np.nan
-        return out

@@ -2,7 +2,8 @@
 
 :func:`build_model` turns a :class:`~scaffoldfem.config.geometry.GeometryConfig`
 into a conforming Gmsh model with physical groups named and numbered exactly as
-in :mod:`scaffoldfem.regions`; :func:`set_mesh_sizes` adds the size fields.
+in :mod:`scaffoldfem.regions`; :func:`scaffoldfem.geometry.sizes.set_mesh_sizes`
+then adds the size fields.
 
 How the model is made robust:
 
@@ -28,7 +29,6 @@ How the model is made robust:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import gmsh
@@ -291,113 +291,3 @@ def _find_facets(geom: GeometryConfig, info: ModelInfo, region_of: dict[int, str
         if not tags:
             raise GeometryBuildError(f"facet group {name} is empty")
     info.facets = facets
-
-
-def _constant(sizes: float, *, surfaces: list[int] = (), volumes: list[int] = ()) -> int:
-    f = gmsh.model.mesh.field
-    tag = f.add("Constant")
-    f.setNumber(tag, "VIn", sizes)
-    f.setNumber(tag, "VOut", 1e22)  # no constraint elsewhere (Min ignores it)
-    f.setNumbers(tag, "SurfacesList" if surfaces else "VolumesList", list(surfaces or volumes))
-    f.setNumber(tag, "IncludeBoundary", 1)
-    return tag
-
-
-def mesh_sizes(geom: GeometryConfig) -> dict[str, float]:
-    """The target element sizes (mm) of each zone, from ``resolution`` and ``mesh``.
-
-    h is the base size of ``geometry.resolution``. Curved borders are capped so
-    the faceting (chord) error of the area they enclose stays near (2π/N)²/6,
-    N = :meth:`GeometryConfig.curvature_points` (0.5 % at N = 36).
-    """
-    m = geom.mesh
-    h = geom.base_size()
-    far = h * m.far_factor
-    n = geom.curvature_points()
-    a, b = geom.cord.semi_axis_x, geom.cord.semi_axis_y
-    rho_cord = min(a, b) ** 2 / max(a, b)  # tightest radius of curvature of the ellipse
-    return {
-        "base": h,
-        "far": far,
-        "interface": h * m.interface_factor,
-        "channel": h * m.channel_factor,
-        "channel_wall": min(h * m.channel_factor, 2 * math.pi * geom.channels.radius / n),
-        "pia": min(far, 2 * math.pi * rho_cord / n),
-        "grey_wall": min(far, h),
-    }
-
-
-def _box(size: float, far: float, lo: tuple[float, float, float], hi: tuple[float, float, float],
-         thickness: float) -> int:
-    f = gmsh.model.mesh.field
-    tag = f.add("Box")
-    for k, v in {"VIn": size, "VOut": far, "XMin": lo[0], "YMin": lo[1], "ZMin": lo[2],
-                 "XMax": hi[0], "YMax": hi[1], "ZMax": hi[2], "Thickness": thickness}.items():
-        f.setNumber(tag, k, v)
-    return tag
-
-
-def _implant_box(geom: GeometryConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Bounding box of the scaffold (the implant) and of its interface with the host."""
-    a, b = geom.cord.semi_axis_x, geom.cord.semi_axis_y
-    les, g = geom.lesion, geom.cavity.gap
-    z0, z1 = geom.lesion_z()
-    if les.kind == "contusion":
-        sa, sb = les.semi_axis_x - g, les.semi_axis_y - g
-        return (-sa, -sb, z0 + g), (sa, sb, z1 - g)
-    if les.kind == "hemisection":
-        x0, x1 = (g, 2 * a) if les.side == "right" else (-2 * a, -g)
-        return (x0, -2 * b, z0 + g), (x1, 2 * b, z1 - g)
-    return (-2 * a, -2 * b, z0 + g), (2 * a, 2 * b, z1 - g)
-
-
-def set_mesh_sizes(geom: GeometryConfig, info: ModelInfo) -> dict[str, float]:
-    """Define the background size field and the meshing options.
-
-    Zones (see :func:`mesh_sizes`): h in the lesion zone (lesion + scar, whole
-    cross-section), grading linearly to h·far_factor over ``mesh.transition``;
-    h·interface_factor in the scaffold's bounding box, grading out over half the
-    transition (this refines the host side of the scaffold interface);
-    h·channel_factor in the channel lumens; caps on the channel walls, the pia
-    and the grey/white border for the faceting error.
-
-    Only cheap fields are used (Box, Constant): a Distance field to the
-    interface made HXT's refinement 5x slower, and Gmsh's curvature sizing asks
-    for ~0.03 mm all along the butterfly column (a million cells for nothing).
-
-    Returns:
-        The sizes used (mm), for the report.
-    """
-    m = geom.mesh
-    sizes = mesh_sizes(geom)
-    a, b = geom.cord.semi_axis_x, geom.cord.semi_axis_y
-    t = geom.scar.thickness
-    z0, z1 = geom.lesion_z()
-    # Lesion + scar (the contusion ellipsoid spans the same z range).
-    fields = [_box(sizes["base"], sizes["far"], (-2 * a, -2 * b, z0 - t), (2 * a, 2 * b, z1 + t),
-                   m.transition)]
-    lo, hi = _implant_box(geom)
-    fields.append(_box(sizes["interface"], sizes["far"], lo, hi, 0.5 * m.transition))
-    if "channel" in info.cells:
-        fields.append(_constant(sizes["channel"], volumes=info.cells["channel"]))
-        fields.append(_constant(sizes["channel_wall"],
-                                surfaces=info.walls.get(("channel", "scaffold"), [])))
-    fields.append(_constant(sizes["pia"], surfaces=info.facets["pia"]))
-    grey = info.walls.get(("grey_matter", "white_matter"), [])
-    if grey:
-        fields.append(_constant(sizes["grey_wall"], surfaces=grey))
-
-    f = gmsh.model.mesh.field
-    fmin = f.add("Min")
-    f.setNumbers(fmin, "FieldsList", fields)
-    f.setAsBackgroundMesh(fmin)
-
-    opt = gmsh.option.setNumber
-    opt("Mesh.MeshSizeFromPoints", 0)
-    opt("Mesh.MeshSizeFromCurvature", 0)
-    opt("Mesh.MeshSizeExtendFromBoundary", 1)
-    opt("Mesh.MeshSizeMax", sizes["far"])
-    opt("Mesh.Algorithm", 6)  # Frontal-Delaunay 2D
-    opt("Mesh.Algorithm3D", 10)  # HXT: parallel Delaunay
-    opt("Mesh.ElementOrder", 1)
-    return sizes

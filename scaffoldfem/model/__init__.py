@@ -1,1 +1,14 @@
-"""scaffoldfem.model."""
+"""scaffoldfem.model: the coupled model as a composition of parts.
+
+Modules:
+    discretisation: mesh, spaces, measures, regions and DG0 / owned-vector helpers.
+    state: ModelState (the one description of the evolving state), the Part protocol.
+    transport: TransportParams (one step's coefficients for solver and balance forms).
+    material: w, φ, α history, D, E, ν.
+    cells: transplanted cell density.
+    enzyme: MMP transport.
+    species: growth-factor transport, reservoirs and sources.
+    balance: the mass-balance ledger.
+    mechanics: elasticity and its derived fields.
+    coupled: CoupledModel, the splitting step over the parts.
+"""

@@ -8,6 +8,7 @@ Modules:
     degradation: exact pointwise updates of polymer fraction, reservoir, cells.
     mechanics: linear elasticity forms and derived quantities.
     materials: diffusivity and stiffness laws, material presets with sources.
+    schedules: time courses of sources (MMP profile, doses).
 """
 
 from scaffoldfem.physics.degradation import (
@@ -28,9 +29,17 @@ from scaffoldfem.physics.materials import (
 from scaffoldfem.physics.mechanics import (
     elasticity_forms,
     epsilon,
+    normal_strain_jump,
     sigma,
+    strain_jump,
     volumetric_strain,
     von_mises,
+)
+from scaffoldfem.physics.schedules import (
+    dose_amount,
+    gamma_profile,
+    table_profile,
+    window_amount,
 )
 from scaffoldfem.physics.transport import (
     MM3_PER_ML,
@@ -58,18 +67,24 @@ __all__ = [
     "cell_survival_step",
     "deformed_porosity",
     "degrade_step",
+    "dose_amount",
     "elasticity_forms",
     "epsilon",
     "flux_diffusivity",
+    "gamma_profile",
     "gibson_ashby",
     "half_life_to_rate",
     "host_diffusivity",
+    "normal_strain_jump",
     "porosity",
     "release_step",
     "sigma",
+    "strain_jump",
+    "table_profile",
     "to_ng",
     "transport_forms",
     "transport_residual",
     "volumetric_strain",
     "von_mises",
+    "window_amount",
 ]

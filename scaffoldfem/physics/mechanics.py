@@ -20,6 +20,7 @@ __all__ = [
     "elasticity_forms",
     "epsilon",
     "lame",
+    "normal_strain_jump",
     "sigma",
     "strain_jump",
     "volumetric_strain",
@@ -58,18 +59,27 @@ def von_mises(s: Any) -> Any:
     return ufl.sqrt(1.5 * ufl.inner(dev, dev))
 
 
+def normal_strain_jump(eps: Any, n: Any) -> Any:
+    """Jump of the normal strain ``n·ε n`` of a strain tensor field across interior
+    facets (use with ``dS``): the stiffness-mismatch measure at the scaffold interface.
+
+    Args:
+        eps: Strain tensor (``epsilon(u)``, or a DG0 tensor Function of it).
+        n: Facet normal (``ufl.FacetNormal``).
+    """
+    np_ = n("+")  # one normal for both sides, so the jump is of the same component
+    return (ufl.dot(ufl.dot(eps("+"), np_), np_) - ufl.dot(ufl.dot(eps("-"), np_), np_))
+
+
 def strain_jump(u: Any, n: Any | None = None) -> Any:
     """Jump of the volumetric strain across interior facets (use with ``dS``).
 
     With ``n`` (e.g. ``ufl.FacetNormal``) the jump of the normal strain
-    ``n·ε n`` is returned instead — the stiffness-mismatch measure at the
-    scaffold interface.
+    ``n·ε n`` is returned instead (:func:`normal_strain_jump` of ``ε(u)``).
     """
     if n is None:
         return ufl.jump(volumetric_strain(u))
-    eps = epsilon(u)
-    np_ = n("+")  # one normal for both sides, so the jump is of the same component
-    return (ufl.dot(ufl.dot(eps("+"), np_), np_) - ufl.dot(ufl.dot(eps("-"), np_), np_))
+    return normal_strain_jump(epsilon(u), n)
 
 
 def elasticity_forms(u: Any, v: Any, E: Any, nu: Any, *, body: Any = None,

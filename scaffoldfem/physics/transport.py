@@ -349,13 +349,16 @@ def balance_forms(c: Any, c_old: Any, alpha: Any, alpha_old: Any, k: Any, dt: An
 
 
 def balance_error(amounts: Mapping[str, float], dirichlet: float = 0.0) -> tuple[float, float]:
-    """Residual of the discrete balance and its size relative to the largest term.
+    """Residual of the discrete balance and its size relative to its largest side.
 
-    ``storage − (Σ sources − decayed − taken_up − sink − Σ efflux − dirichlet)``.
+    ``storage − (gains − losses)`` with gains ``Σ sources`` and losses ``decayed +
+    taken_up + sink + Σ efflux + dirichlet``, relative to ``max(|storage|, |gains|,
+    |losses|)``. Per step (evaluated :func:`balance_forms`) or cumulative (summed
+    amounts of a run) alike.
 
     Args:
-        amounts: Evaluated :func:`balance_forms` (any consistent unit).
-        dirichlet: Efflux through Dirichlet facets over the step.
+        amounts: Amounts keyed like :func:`balance_forms` (any consistent unit).
+        dirichlet: Efflux through Dirichlet facets.
 
     Returns:
         ``(residual, relative)``; relative is 0 when every term is 0.
@@ -364,7 +367,7 @@ def balance_error(amounts: Mapping[str, float], dirichlet: float = 0.0) -> tuple
     loss = sum(amounts.get(key, 0.0) for key in ("decayed", "taken_up", "sink"))
     loss += sum(v for key, v in amounts.items() if key.startswith("efflux:")) + dirichlet
     residual = amounts["storage"] - (gain - loss)
-    scale = max([abs(v) for key, v in amounts.items() if key != "content"] + [abs(dirichlet)])
+    scale = max(abs(amounts["storage"]), abs(gain), abs(loss))
     return residual, (abs(residual) / scale if scale > 0 else 0.0)
 
 

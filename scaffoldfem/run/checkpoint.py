@@ -5,6 +5,11 @@ State is stored by *input* indices (mesh-file node and cell numbers, see
 Files: ``checkpoints/ckpt_<step>.npz`` (written by rank 0 through a temporary file
 and a rename) and ``ckpt_<step>.json`` (its SHA-256 and the scalar state, written
 after the data): a checkpoint without a matching hash is ignored. Two are kept.
+
+The model's part is its :class:`~scaffoldfem.model.state.ModelState` (the same
+object that undoes a failed step): cell arrays as ``cell:<name>``, P1 node arrays
+as ``node:<name>``, scalars under ``meta["model"]``; partition-local arrays are not
+written (the model recomputes them on restore).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from typing import Any
 
 import numpy as np
 from dolfinx import fem
+from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.fem.gather import node_to_dof_map
 from scaffoldfem.files import atomic_write_bytes, atomic_write_text
+from scaffoldfem.model.state import ModelState
 
 KEEP = 2
 
@@ -37,7 +44,7 @@ class StateMap:
         geo = mesh.geometry
         self.node_to_dof = node_to_dof_map(mesh, V)
         self.node_gid = np.asarray(geo.input_global_indices, dtype=np.int64)
-        self.n_nodes = self.comm.allreduce(int(self.node_gid.max(initial=-1)) + 1, op=_max())
+        self.n_nodes = self.comm.allreduce(int(self.node_gid.max(initial=-1)) + 1, op=MPI.MAX)
         ocs = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)
         self.cell_gid_owned = ocs[: self.n_owned]
         self.n_cells_global = imap.size_global
@@ -80,11 +87,27 @@ class StateMap:
         f.x.scatter_forward()  # ghost cells get their owners' values
         return f.x.array[self.qdof].copy()
 
+    # -- a model state ---------------------------------------------------------------
+    def state_to_global(self, state: ModelState) -> dict[str, np.ndarray]:
+        """Arrays of ``state`` by mesh-file index (on rank 0; empty elsewhere)."""
+        out = {f"cell:{k}": self.cells_to_global(v) for k, v in state.cells.items()}
+        out.update({f"node:{k}": self.nodes_to_global(v) for k, v in state.nodes.items()})
+        return {k: v for k, v in out.items() if v is not None}
 
-def _max():
-    from mpi4py import MPI
-
-    return MPI.MAX
+    def state_from_global(
+        self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]
+    ) -> ModelState:
+        """The state of this partition from checkpoint arrays (every rank has them)."""
+        state = ModelState(scalars=dict(scalars))
+        for key, glob in arrays.items():
+            kind, _, name = key.partition(":")
+            if kind == "cell":
+                state.cells[name] = self.cells_from_global(glob)
+            elif kind == "node":
+                vals = np.zeros((len(self.node_to_dof), *glob.shape[1:]))
+                self.nodes_from_global(glob, vals)
+                state.nodes[name] = vals
+        return state
 
 
 def _digest(data: bytes) -> str:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.axons.tracer import GrowthFields, Tracer
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import SimulationFailed, SolverError
 from scaffoldfem.files import atomic_write_text
+from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
+from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.run.rundir import prepare_run_dir_mpi
+from scaffoldfem.run.writer import RunWriter
 
 
 def lesion_z(study: Study) -> tuple[float, float]:
@@ -26,17 +32,26 @@ def run_study(
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
+    on_done: Callable[[Path], None] | None = None,
 ) -> int:
     """Run ``study`` into ``out``; return the process exit code.
+
+    Args:
+        study: The validated study.
+        out: Run directory.
+        comm: Communicator of the run.
+        resume: Continue from the newest valid checkpoint in ``out``.
+        overwrite: Replace an existing ``out``.
+        quiet: No progress line.
+        on_done: Called on rank 0 with ``out`` once the results are written and
+            before DONE, when ``output.figures`` is on (e.g.
+            :func:`scaffoldfem.viz.plots.plot_run`); its failure is a warning.
 
     Raises:
         RunDirError: ``out`` cannot be used as asked.
         SimulationFailed: the run could not continue (exit code 3 in the CLI),
             after the last good state was written.
     """
-    from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
-    from scaffoldfem.run.writer import RunWriter
-
     out = Path(out)
     prepare_run_dir_mpi(out, comm, resume=resume, overwrite=overwrite)
     if comm.rank == 0:
@@ -48,41 +63,49 @@ def run_study(
     timing["mesh"] = time.perf_counter() - t0
     writer = RunWriter(out, study, mesh_path, comm, quiet=quiet)
     try:
-        return _time_loop(study, mesh, cell_tags, facet_tags, writer, timing, resume)
+        tic = time.perf_counter()
+        # The model frees its PETSc objects on every way out: success, a failed
+        # run, SystemExit(143) after a signal.
+        with CoupledModel(study, mesh, cell_tags, facet_tags) as model:
+            tracer = _tracer(study, mesh, cell_tags)
+            timing["setup"] = time.perf_counter() - tic
+            writer.attach(model, tracer, timing)
+            dt = _time_loop(study, model, tracer, writer, timing, resume)
+            writer.finish(dt, on_done)
+        return 0
     finally:
         writer.close()
 
 
+def _tracer(study: Study, mesh: Any, cell_tags: Any) -> Tracer | None:
+    if not (study.axons.enabled and (study.axons.count > 0 or study.axons.sensory)):
+        return None
+    tracer = Tracer(mesh, cell_tags, study.axons, lesion_z(study), [s.name for s in study.species])
+    tracer.seed(0.0)
+    return tracer
+
+
 def _time_loop(
     study: Study,
-    mesh: Any,
-    cell_tags: Any,
-    facet_tags: Any,
-    writer: Any,
+    model: CoupledModel,
+    tracer: Tracer | None,
+    writer: RunWriter,
     timing: dict[str, float],
     resume: bool,
-) -> int:
-    from scaffoldfem.axons.tracer import GrowthFields, Tracer
-    from scaffoldfem.model.coupled import CoupledModel
+) -> float:
+    """Step to ``time.duration``: cut a failed step in half (below ``dt_min`` the run
+    fails), grow it back after three good steps; outputs and checkpoints on time.
 
-    tic = time.perf_counter()
-    model = CoupledModel(study, mesh, cell_tags, facet_tags)
-    tracer = None
-    if study.axons.enabled and (study.axons.count > 0 or study.axons.sensory):
-        tracer = Tracer(
-            mesh, cell_tags, study.axons, lesion_z(study), [s.name for s in study.species]
-        )
-        tracer.seed(0.0)
-    timing["setup"] = time.perf_counter() - tic
-    writer.attach(model, tracer, timing)
+    Returns:
+        The step the run would continue with (stored in the final checkpoint).
+    """
     tm = study.time
     dt_target = tm.dt
     dt = dt_target
     if resume and writer.restore():
         dt = writer.dt
-    if model.mech_solver is not None and model.mech_solves == 0:
-        tic = time.perf_counter()
-        model.solve_mechanics(model.t, force=True)
+    tic = time.perf_counter()
+    if model.ensure_mechanics():
         timing["mechanics"] = timing.get("mechanics", 0.0) + time.perf_counter() - tic
     if model.t == 0.0:
         writer.output()
@@ -90,7 +113,7 @@ def _time_loop(
     ok_steps = 0
     while model.t < tm.duration - eps:
         h = min(dt, tm.duration - model.t, max(writer.next_event(model.t) - model.t, tm.dt_min))
-        snap = model.snapshot()
+        snap = model.state()
         tic = time.perf_counter()
         try:
             iters = model.step(h)
@@ -104,18 +127,16 @@ def _time_loop(
             if dt < tm.dt_min:
                 writer.output()
                 writer.checkpoint(dt)
-                field = getattr(err, "field", "?")
-                reason = getattr(err, "reason", str(err))
-                raise SimulationFailed(
-                    field, model.t + h, f"{reason}; step cut below dt_min = {tm.dt_min:g} day"
-                ) from None
+                reason = f"{err.reason}; step cut below dt_min = {tm.dt_min:g} day"
+                raise SimulationFailed(err.field, model.t + h, reason) from None
             continue
         timing["solve"] = timing.get("solve", 0.0) + time.perf_counter() - tic
         if tracer is not None:
             tic = time.perf_counter()
-            conc = {s.name: s.c for s in model.species}
+            fields = model.fields()
+            conc = {name: fields[name] for name in model.species_names}
             tracer.advance(
-                model.t - h, model.t, GrowthFields(concentrations=conc, stiffness=model.E)
+                model.t - h, model.t, GrowthFields(concentrations=conc, stiffness=fields["modulus"])
             )
             timing["tracing"] = timing.get("tracing", 0.0) + time.perf_counter() - tic
         writer.after_step(h, iters)
@@ -129,6 +150,4 @@ def _time_loop(
             # (the scheduler is ending the job), not record a failure and go on.
             raise SystemExit(143)
         writer.maybe_output_and_checkpoint(dt)
-    writer.finish(dt)
-    model.destroy()
-    return 0
+    return dt

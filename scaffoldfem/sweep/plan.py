@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from scaffoldfem.config.base import Section
@@ -50,118 +48,10 @@ from scaffoldfem.config.study import (
     read_toml,
     validate_study,
 )
+from scaffoldfem.sweep.sampling import NUMBER_UNIT, Range, Sample, flatten_tables
 
 #: Longest case id before it is shortened with a hash (file-system friendly).
 MAX_ID_LENGTH = 80
-_RANGE_KEYS = {"low", "high", "log"}
-_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
-
-
-def _is_range_spec(v: Any) -> bool:
-    return isinstance(v, dict) and {"low", "high"} <= set(v) and set(v) <= _RANGE_KEYS
-
-
-def _flatten(tree: Any, leaf: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten nested TOML tables into dotted keys; ``leaf(v)`` says where to stop."""
-    if not isinstance(tree, dict):
-        return tree  # let pydantic report the type error
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and not leaf(v):
-            out.update(_flatten(v, leaf, key))
-        else:
-            out[key] = v
-    return out
-
-
-class Range(Section):
-    """One sampled dimension: ``low``..``high`` (numbers, or strings with a unit)."""
-
-    low: int | float | str
-    high: int | float | str
-    # Sample uniformly in log(value) (moduli, rates spanning decades).
-    log: bool = False
-
-    def bounds(self) -> tuple[float, float, str]:
-        """(low, high, unit text) with ``high`` converted to the unit of ``low``."""
-        if isinstance(self.low, str) or isinstance(self.high, str):
-            from scaffoldfem.units import registry
-
-            if not (isinstance(self.low, str) and isinstance(self.high, str)):
-                raise ValueError("give both bounds with a unit, or neither")
-            m = _NUMBER_UNIT.match(self.low)
-            if m is None or not m.group(2):
-                raise ValueError(f"cannot read {self.low!r} as '<number> <unit>'")
-            ureg = registry()
-            try:
-                lo_q, hi_q = ureg.Quantity(self.low), ureg.Quantity(self.high)
-                hi = float(hi_q.to(lo_q.units).magnitude)
-            except Exception as err:  # pint raises several unrelated types
-                raise ValueError(f"cannot compare {self.low!r} and {self.high!r} ({err})") from None
-            return float(m.group(1)), hi, m.group(2)
-        return float(self.low), float(self.high), ""
-
-    @model_validator(mode="after")
-    def _check(self) -> Range:
-        lo, hi, _ = self.bounds()
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"needs low < high (got {self.low!r}, {self.high!r})")
-        if self.log and lo <= 0:
-            raise ValueError(f"log range needs low > 0 (got {self.low!r})")
-        return self
-
-    def is_integer(self) -> bool:
-        """Both bounds are plain integers: sample integers (counts)."""
-        return all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high))
-
-    def values(self, u: np.ndarray) -> list[Any]:
-        """Map unit-cube coordinates ``u`` to study values (strings keep the unit)."""
-        lo, hi, unit = self.bounds()
-        if self.log:
-            x = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
-        else:
-            x = lo + u * (hi - lo)
-        if self.is_integer():
-            return [int(v) for v in np.clip(np.floor(x + 0.5), lo, hi)]
-        if unit:
-            return [f"{v:.6g} {unit}" for v in x]
-        return [float(f"{v:.6g}") for v in x]
-
-
-class Sample(Section):
-    """A space-filling sample of ranges (scipy.stats.qmc)."""
-
-    method: Literal["lhs", "sobol"] = "lhs"
-    n: int = Field(gt=0)
-    seed: int = 0
-    ranges: dict[str, Range] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten_ranges(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("ranges"), dict):
-            flat = _flatten(data["ranges"], lambda v: _is_range_spec(v))
-            data = {**data, "ranges": {k: ({"low": v[0], "high": v[1]} if isinstance(v, list)
-                                           and len(v) == 2 else v) for k, v in flat.items()}}
-        return data
-
-    @model_validator(mode="after")
-    def _sobol_power_of_two(self) -> Sample:
-        if self.method == "sobol" and self.n & (self.n - 1):
-            raise ValueError(f"sobol needs n a power of 2 to keep its balance properties "
-                             f"(got {self.n}); use 2^m or method = 'lhs'")
-        return self
-
-    def points(self) -> np.ndarray:
-        """(n, d) points in the unit cube, reproducible from ``seed``."""
-        from scipy.stats import qmc
-
-        d = len(self.ranges)
-        rng = np.random.default_rng(self.seed)
-        if self.method == "lhs":
-            return qmc.LatinHypercube(d=d, rng=rng).random(self.n)
-        return qmc.Sobol(d=d, scramble=True, rng=rng).random_base2(int(math.log2(self.n)))
 
 
 class SweepFile(Section):
@@ -185,11 +75,11 @@ class SweepFile(Section):
             return data
         data = dict(data)
         if "set" in data:
-            data["set"] = _flatten(data["set"], lambda v: False)
+            data["set"] = flatten_tables(data["set"], lambda v: False)
         if "grid" in data:
-            data["grid"] = _flatten(data["grid"], lambda v: False)
+            data["grid"] = flatten_tables(data["grid"], lambda v: False)
         if isinstance(data.get("cases"), list):
-            data["cases"] = [_flatten(c, lambda v: False) for c in data["cases"]]
+            data["cases"] = [flatten_tables(c, lambda v: False) for c in data["cases"]]
         return data
 
     @field_validator("grid")
@@ -260,7 +150,7 @@ def _slug(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     s = str(value)
-    m = _NUMBER_UNIT.match(s)
+    m = NUMBER_UNIT.match(s)
     if m and m.group(2):  # "16.44342 kPa" → "16.44kPa"
         s = f"{float(m.group(1)):.4g}{m.group(2)}"
     s = s.replace("**", "").replace("^", "").replace("/", "per")
@@ -441,7 +331,7 @@ def parameter_value(study: Study, key: str) -> tuple[Any, str]:
     except KeyError:
         return None, ""
     if isinstance(plain, float) and isinstance(shown, str):
-        m = _NUMBER_UNIT.match(shown)
+        m = NUMBER_UNIT.match(shown)
         return plain, (m.group(2) if m else "")
     if isinstance(plain, bool | int | float | str):
         return plain, ""
@@ -456,3 +346,7 @@ def parameter_column(key: str, unit: str) -> str:
 def _is_numeric_param(cases: list[Case], key: str) -> bool:
     vals = [parameter_value(c.study, key)[0] for c in cases]
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
+
+
+__all__ = ["Case", "Range", "Sample", "SweepFile", "SweepPlan", "case_id", "load_sweep",
+           "parameter_column", "parameter_value", "unit_slug"]

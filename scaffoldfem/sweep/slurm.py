@@ -47,7 +47,9 @@ def _environment(venv_bin: Path, image: str | None, workdir: Path) -> str:
     """Shell prelude choosing venv or Apptainer, and the runtime environment."""
     default_image = _q(image) if image else '""'
     scaffoldfem = venv_bin / "scaffoldfem"
-    sf = _q(scaffoldfem) if scaffoldfem.exists() else (shutil.which("scaffoldfem") or "scaffoldfem")
+    # The venv's script, else the one on PATH, else this Python's module entry point.
+    sf = _q(scaffoldfem) if scaffoldfem.exists() else (
+        shutil.which("scaffoldfem") or f"{_q(sys.executable)} -m scaffoldfem")
     return f"""set -euo pipefail
 cd {_q(workdir)}
 
@@ -66,10 +68,8 @@ if [ -n "$SCAFFOLDFEM_SIF" ]; then
   # image's MPICH must be ABI compatible with the host MPI (docs/cluster.md).
   # (Apptainer passes the environment, so the cache settings above hold inside.)
   SF=(apptainer exec --bind "$PWD" "$SCAFFOLDFEM_SIF" scaffoldfem)
-  PY=(apptainer exec --bind "$PWD" "$SCAFFOLDFEM_SIF" python3)
 else
   SF=({sf})
-  PY=({_q(sys.executable)})
 fi
 # Launcher: srun by default; set SCAFFOLDFEM_LAUNCH="mpiexec -n" if your MPI is not
 # built with Slurm's PMI support (mpiexec then takes the task count from Slurm).
@@ -141,7 +141,7 @@ else
     --quiet ${{FLAGS[@]+"${{FLAGS[@]}}"}} || status=$?
 fi
 # One writer at a time rebuilds results.csv/.parquet from every case directory.
-flock "$DIR/.results.lock" "${{PY[@]}}" -m scaffoldfem.sweep.runner {_q(plan.path)} --out "$DIR" \\
+flock "$DIR/.results.lock" "${{SF[@]}}" sweep {_q(plan.path)} --out "$DIR" \\
   --collect-only --quiet || true
 exit $status
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ from typing import Any
 import numpy as np
 
 from scaffoldfem.regions import CELL_TAGS, IMPLANT_REGIONS
+from scaffoldfem.units import parse_quantity
+from scaffoldfem.viz.axon_paths import Axons
+from scaffoldfem.viz.cutaway import render_cutaway
+from scaffoldfem.viz.slices import render_cross_sections, render_growth
+from scaffoldfem.viz.style import field_scale, offscreen_pyvista
+from scaffoldfem.viz.timeplots import plot_timecourses
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +66,6 @@ class RunInfo:
 
 
 def _quantity(value: Any, unit: str) -> float | None:
-    from scaffoldfem.units import parse_quantity
-
     try:
         return float(parse_quantity(value, unit))
     except Exception:
@@ -119,10 +124,6 @@ def _t_day(ds, default: float | None = None) -> float | None:
 
 def _read(path: Path):
     """Read a VTK file; raise ValueError if it holds nothing (PyVista only warns)."""
-    import warnings
-
-    from scaffoldfem.viz.pictures import offscreen_pyvista
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = offscreen_pyvista().read(path)
@@ -172,8 +173,6 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     Returns:
         The files written, in the order of :data:`FIGURES` (MP4 after the GIF).
     """
-    from scaffoldfem.viz import pictures as P
-
     run_dir = Path(run_dir)
     out = run_dir / "figures"
     figs = _Figures(strict)
@@ -193,22 +192,20 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     axons = None
     if axons_path.is_file():
         axons = figs.attempt(f"reading {axons_path}",
-                             lambda: P.Axons.read(axons_path, info.lesion, info.cross_depth))
+                             lambda: Axons.read(axons_path, info.lesion, info.cross_depth))
     else:
         log.info("figures: no axons.vtp (axons disabled?); pictures drawn without axons")
 
     name = species or (info.main_species(list(grid.point_data)) if grid is not None else None)
     if grid is not None and name in grid.point_data and info.lesion is not None:
-        from scaffoldfem.viz import slices as S
-
-        sc = P.field_scale(name, [grid.point_data[name]], info.windows.get(name))
+        sc = field_scale(name, [grid.point_data[name]], info.windows.get(name))
         t_final = _t_day(grid)
-        figs.draw("cutaway.png", lambda: P.render_cutaway(
+        figs.draw("cutaway.png", lambda: render_cutaway(
             grid, axons, sc, out / "cutaway.png", lesion=info.lesion, t_day=t_final,
             size=(int(1600 * scale), int(1000 * scale))))
         lo, hi = info.lesion
         planes = [("rostral face", lo), ("lesion centre", 0.5 * (lo + hi)), ("caudal face", hi)]
-        figs.draw("cross_sections.png", lambda: S.render_cross_sections(
+        figs.draw("cross_sections.png", lambda: render_cross_sections(
             grid, axons, sc, out / "cross_sections.png", planes=planes, t_day=t_final, dpi=dpi))
     elif grid is not None:
         log.warning("figures: no field %r or no lesion extent in %s; 3D pictures skipped",
@@ -217,8 +214,6 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     ts_path = run_dir / "timeseries.csv"
     if ts_path.is_file():
         import pandas as pd
-
-        from scaffoldfem.viz.timeplots import plot_timecourses
 
         figs.draw("timecourses.png", lambda: plot_timecourses(
             pd.read_csv(ts_path), info.species, out / "timecourses.png", windows=info.windows,
@@ -237,17 +232,14 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
 def _animate(frames: list[Path], axons, info: RunInfo, species: str | None, out: Path,
              scale: float) -> list[Path]:
     """The growth animation from the sagittal slices (one colour scale for all frames)."""
-    from scaffoldfem.viz import pictures as P
-    from scaffoldfem.viz import slices as S
-
     slices = [(_t_day(p, float(i)), p) for i, p in enumerate(_read(f) for f in frames)]
     name = species or info.main_species(list(slices[0][1].point_data))
     if name is None or name not in slices[0][1].point_data:
         log.warning("figures: no field %r on the sagittal slices; animation skipped", name)
         return []
-    sc = P.field_scale(name, [p.point_data[name] for _, p in slices], info.windows.get(name))
-    return S.render_growth(slices, axons, sc, out / "growth.gif", lesion=info.lesion,
-                           width_px=max(320, int(1000 * scale)))
+    sc = field_scale(name, [p.point_data[name] for _, p in slices], info.windows.get(name))
+    return render_growth(slices, axons, sc, out / "growth.gif", lesion=info.lesion,
+                         width_px=max(320, int(1000 * scale)))
 
 
 __all__ = ["FIGURES", "RunInfo", "plot_run", "read_run_info"]

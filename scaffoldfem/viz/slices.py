@@ -19,16 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from scaffoldfem.viz.pictures import (
+from scaffoldfem.viz.axon_paths import STATE_NAMES, Axons
+from scaffoldfem.viz.planar import border_edges, planar_triangles
+from scaffoldfem.viz.style import (
     STATE_COLOURS,
-    STATE_NAMES,
-    Axons,
     FieldScale,
     agg_pyplot,
-    border_edges,
     colourbar,
     offscreen_pyvista,
-    planar_triangles,
 )
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,14 @@ display); call on one rank.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from scaffoldfem.viz.plots import plot_run
 
 #: Headline metrics drawn (column prefix → title); species AUCs are added per species.
 HEADLINE_PLOTS: dict[str, str] = {
@@ -174,13 +177,9 @@ _PREFERRED = ["cutaway.png", "cross_sections.png", "timecourses.png"]
 
 def _draw_case_figures(case_dir: Path) -> None:
     """Draw a case's pictures from its files when the sweep ran with figures off."""
-    import logging
-
     if not (case_dir / "fields").is_dir():
         return  # nothing to draw from
     try:
-        from scaffoldfem.viz.plots import plot_run
-
         plot_run(case_dir, scale=0.6)
     except Exception as err:  # a montage is a bonus: never fail the sweep plots for it
         logging.getLogger(__name__).warning("montage: cannot draw %s (%s)", case_dir.name, err)

@@ -1,0 +1,273 @@
+"""The fields a growth cone senses, prepared once per solver step and sampled per cone.
+
+:class:`CueFields` turns what the coupled model hands the tracer
+(:class:`GrowthFields`) into nodal arrays on the :class:`~scaffoldfem.fem.locate.Locator`:
+
+* concentrations ``c_i`` (P1, as given) and their cellwise gradients;
+* the CSPG / scar level ``s`` (``GrowthFields.cspg``, else ``scar_cspg`` in ``scar``
+  cells) and the saturated log-modulus ``q = ln(E/(1 + E/E_sat))`` of
+  ``GrowthFields.stiffness``, both smoothed by the Helmholtz filter of
+  :mod:`scaffoldfem.fem.smoothing` over ``axons.cue_smoothing`` (re-smoothed only
+  when the input changed) with continuous nodal gradients;
+* the contact-guidance curvature per cell (by region) and the guidance axis.
+
+:meth:`CueFields.gather` collects the cones' cell data once per step (one gather of
+all nodal fields stacked side by side) and :meth:`CueFields.sample` evaluates it at
+barycentric coordinates; outside the cell it extrapolates the cell's linear data,
+which is what the corrector stage of the integrator uses.
+"""
+
+from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import scaffoldfem  # noqa: F401
+from dolfinx import fem
+from mpi4py import MPI
+
+from scaffoldfem.axons import guidance as am
+from scaffoldfem.config.axons import AxonsConfig
+from scaffoldfem.fem.smoothing import HelmholtzFilter, NodalGradient, check_resolution
+from scaffoldfem.regions import CELL_TAGS, cell_tag
+
+#: Re-smooth the log-modulus when it moved by more than this anywhere (0.1 % in E).
+Q_TOLERANCE = 1e-3
+#: Re-smooth the CSPG level when it moved by more than this anywhere.
+S_TOLERANCE = 1e-4
+
+
+@dataclass
+class GrowthFields:
+    """Fields the growth cones see during one :meth:`Tracer.advance` call.
+
+    Attributes:
+        concentrations: P1 concentration Function (ng/mL) per growth-factor name.
+        stiffness: Young's modulus (kPa), DG0 or P1; None: no durotaxis and no
+            stiffness factor in the speed.
+        guidance_axis: Optional vector field (DG0 or P1, 3 components) of the
+            local channel / fibre axis; default the cord axis z.
+        cspg: Optional CSPG level (DG0 or P1, 1 = mature scar); default
+            ``axons.scar_cspg`` in ``scar`` cells, 0 elsewhere.
+    """
+
+    concentrations: Mapping[str, fem.Function] = field(default_factory=dict)
+    stiffness: fem.Function | None = None
+    guidance_axis: fem.Function | None = None
+    cspg: fem.Function | None = None
+
+
+def _is_dg0(u: fem.Function) -> bool:
+    return np.asarray(u.function_space.dofmap.list).shape[1] == 1
+
+
+@dataclass
+class Local:
+    """Data of the cones' cells, gathered once per step and used by both stages."""
+
+    aff: np.ndarray  # (n, 12) affine maps
+    v: tuple  # 4 x (n, m): values of the stacked nodal fields at each vertex
+    grad_c: np.ndarray  # (n, s, 3) cellwise concentration gradients
+    kappa_g: np.ndarray  # (n,)
+    axis: np.ndarray | None  # (n, 3) DG0 axis, if given per cell
+
+
+@dataclass
+class Sample:
+    """Fields at the cones (arrays over cones)."""
+
+    conc: np.ndarray  # (n, s)
+    grad_c: np.ndarray  # (n, s, 3), cellwise
+    s: np.ndarray | None  # smoothed CSPG level (n,)
+    grad_s: np.ndarray | None  # (n, 3)
+    e_s: np.ndarray | None  # sensed modulus exp(q~) (n,)
+    grad_q: np.ndarray | None  # (n, 3)
+    kappa_g: np.ndarray  # (n,)
+    axis: np.ndarray  # (n, 3) unit
+
+
+class CueFields:
+    """Nodal cue fields of one tracer (collective set-up and :meth:`prepare`).
+
+    Args:
+        loc: Locator of the mesh.
+        region: Region tag per local cell (owned and ghost).
+        params: The ``[axons]`` section.
+        species: Growth-factor names (order of the concentration columns).
+    """
+
+    def __init__(self, loc, region: np.ndarray, params: AxonsConfig, species: Sequence[str]):
+        self.loc, self.p, self.comm = loc, params, loc.comm
+        self.species = list(species)
+        names = {v: k for k, v in CELL_TAGS.items()}
+        self.kappa_cell = np.zeros(loc.num_cells)
+        for t in np.unique(region):
+            name = names.get(int(t))
+            if name is not None:
+                self.kappa_cell[region == t] = params.guidance_curvature(name)
+        scar = region == cell_tag("scar")
+        self.scar_cells = scar.astype(np.float64) * params.scar_cspg
+        self.has_scar = self.comm.allreduce(int(scar[: loc.num_owned].sum())) > 0
+        #: Median cell size where regions meet (the smoothing length must be >= 2 of them).
+        self.border_h = check_resolution(loc, region, params.cue_smoothing,
+                                         "axons.cue_smoothing", "regions meet")
+        self._filters: dict[str, HelmholtzFilter] = {}
+        self._grad = NodalGradient(loc)
+        self._src: dict[str, np.ndarray] = {}
+        #: Smoothed nodal fields and their nodal gradients: "s", "q" -> (values, gradient).
+        self.smooth: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: The same as P1 Functions (for output).
+        self.functions: dict[str, fem.Function] = {}
+        self.conc: list[np.ndarray] = []
+        self.axis: tuple[str, np.ndarray] | None = None
+
+    # -- preparation (collective) -------------------------------------------
+    def _filter(self, kind: str) -> HelmholtzFilter:
+        if kind not in self._filters:
+            self._filters[kind] = HelmholtzFilter(self.loc.mesh, self.p.cue_smoothing,
+                                                  f"axon_cue_{kind}", source=kind)
+        return self._filters[kind]
+
+    def _update(self, key: str, kind: str, values: np.ndarray, tol: float) -> None:
+        """Smooth ``values`` (per cell for DG0, P1 dof array) into ``self.smooth[key]``
+        unless they moved by at most ``tol`` since the last smoothing (decided together)."""
+        old = self._src.get(key + kind)
+        n = self.loc.num_owned if kind == "DG0" else len(values)
+        moved = (np.inf if old is None or old.shape != values.shape
+                 else float(np.max(np.abs(values[:n] - old[:n]), initial=0.0)))
+        if self.comm.allreduce(moved, op=MPI.MAX) <= tol and key in self.smooth:
+            return
+        self._src[key + kind] = values.copy()
+        out = self._filter(kind).smooth(values)
+        nodal = self.loc.nodal_values(out).copy()
+        self.smooth[key] = (nodal, self._grad(nodal))
+        self.functions[key] = out.copy()
+
+    def _source(self, u: fem.Function, f) -> tuple[str, np.ndarray]:
+        """Input kind and values ``f(u)`` per local cell (DG0) or per dof of the filter's
+        own P1 space (P1)."""
+        u.x.scatter_forward()
+        if _is_dg0(u):
+            return "DG0", f(self.loc.cell_values(u))
+        src = self._filter("P1").src
+        src.interpolate(u)
+        return "P1", f(src.x.array.real.copy())
+
+    def prepare(self, fields: GrowthFields | Mapping) -> None:
+        """Collective: read the fields of this solver step."""
+        if isinstance(fields, Mapping):
+            fields = GrowthFields(**fields)
+        missing = [s for s in self.species if s not in fields.concentrations]
+        if missing:
+            raise KeyError(f"no concentration field for {missing}")
+        self.conc = []
+        for s in self.species:
+            u = fields.concentrations[s]
+            u.x.scatter_forward()
+            self.conc.append(self.loc.nodal_values(u))
+        if fields.cspg is not None:
+            kind, vals = self._source(fields.cspg, lambda a: np.maximum(a, 0.0))
+            self._update("s", kind, vals, S_TOLERANCE)
+        elif self.has_scar:
+            self._update("s", "DG0", self.scar_cells, S_TOLERANCE)
+        else:
+            self.smooth.pop("s", None)
+            self.functions.pop("s", None)
+        p = self.p
+        if fields.stiffness is not None and (p.cues.durotaxis > 0 or p.stiffness_half_speed > 0):
+            kind, vals = self._source(
+                fields.stiffness, lambda a: am.saturated_log_modulus(a, p.durotaxis_saturation))
+            self._update("q", kind, vals, Q_TOLERANCE)
+        else:
+            self.smooth.pop("q", None)
+            self.functions.pop("q", None)
+        ax = fields.guidance_axis
+        if ax is not None:
+            ax.x.scatter_forward()
+            self.axis = (("cell", self.loc.cell_values(ax)) if _is_dg0(ax)
+                         else ("node", self.loc.nodal_values(ax)))
+        else:
+            self.axis = None
+        self._stack()
+
+    # -- sampling ------------------------------------------------------------
+    def _stack(self) -> None:
+        """All nodal fields side by side, so a cone's cell is gathered once per step:
+        concentrations, then s~, ∇s~, q~, ∇q~, then a P1 guidance axis."""
+        cols, at = list(self.conc), {}
+        for key in ("s", "q"):
+            if key in self.smooth:
+                at[key] = len(cols)
+                val, grad = self.smooth[key]
+                cols += [val, grad[:, 0], grad[:, 1], grad[:, 2]]
+        if self.axis is not None and self.axis[0] == "node":
+            at["axis"] = len(cols)
+            cols += [self.axis[1][:, k] for k in range(3)]
+        self._cols = at
+        self._nodal = (np.column_stack(cols) if cols else np.zeros((len(self.loc.x), 0)))
+
+    def gather(self, cells: np.ndarray) -> Local:
+        """The cones' cell data: affine map, vertex values, cellwise ∇c, κ_g, DG0 axis."""
+        loc = self.loc
+        aff = np.take(loc.affine, cells, axis=0)
+        nodes = np.take(loc.nodes, cells, axis=0)
+        v = tuple(np.take(self._nodal, nodes[:, j], axis=0) for j in range(4))  # 4 x (n, m)
+        ns = len(self.species)
+        grad_c = np.empty((len(cells), ns, 3))
+        for s in range(ns):
+            du1, du2, du3 = (v[j][:, s] - v[0][:, s] for j in (1, 2, 3))
+            for k in range(3):
+                grad_c[:, s, k] = du1 * aff[:, 3 + k] + du2 * aff[:, 6 + k] + du3 * aff[:, 9 + k]
+        axis = None
+        if self.axis is not None and self.axis[0] == "cell":
+            axis = self.axis[1][cells]
+        return Local(aff, v, grad_c, self.kappa_cell[cells], axis)
+
+    @staticmethod
+    def barycentric(L: Local, x: np.ndarray) -> np.ndarray:
+        """Barycentric coordinates of ``x`` in the gathered cells (extrapolating outside)."""
+        a = L.aff
+        d0, d1, d2 = x[:, 0] - a[:, 0], x[:, 1] - a[:, 1], x[:, 2] - a[:, 2]
+        lam = np.empty((len(a), 4))
+        lam[:, 1] = a[:, 3] * d0 + a[:, 4] * d1 + a[:, 5] * d2
+        lam[:, 2] = a[:, 6] * d0 + a[:, 7] * d1 + a[:, 8] * d2
+        lam[:, 3] = a[:, 9] * d0 + a[:, 10] * d1 + a[:, 11] * d2
+        lam[:, 0] = 1.0 - lam[:, 1] - lam[:, 2] - lam[:, 3]
+        return lam
+
+    def sample(self, L: Local, lam: np.ndarray) -> Sample:
+        """Fields at the points with barycentrics ``lam`` in the gathered cells."""
+        v = L.v
+        val = (v[0] * lam[:, 0, None] + v[1] * lam[:, 1, None]
+               + v[2] * lam[:, 2, None] + v[3] * lam[:, 3, None])
+        n, ns, at = len(lam), len(self.species), self._cols
+        s_val = s_grad = q_val = q_grad = None
+        if "s" in at:
+            s_val, s_grad = val[:, at["s"]], val[:, at["s"] + 1:at["s"] + 4]
+        if "q" in at:
+            q_val, q_grad = val[:, at["q"]], val[:, at["q"] + 1:at["q"] + 4]
+        axis = np.tile([0.0, 0.0, 1.0], (n, 1))
+        if L.axis is not None:
+            axis = am.unit(L.axis, fallback=axis)
+        elif "axis" in at:
+            axis = am.unit(val[:, at["axis"]:at["axis"] + 3], fallback=axis)
+        return Sample(val[:, :ns], L.grad_c, s_val, s_grad,
+                      None if q_val is None else np.exp(q_val), q_grad, L.kappa_g, axis)
+
+    def at(self, cells: np.ndarray, x: np.ndarray) -> Sample:
+        """Fields at points ``x`` in their local ``cells``."""
+        L = self.gather(cells)
+        return self.sample(L, self.barycentric(L, x))
+
+    def smoothed_functions(self) -> dict[str, fem.Function]:
+        """The smoothed fields in use as P1 Functions (for output), by name
+        ``cspg_smoothed`` (s~) and ``log_modulus_smoothed`` (q~)."""
+        names = {"s": "cspg_smoothed", "q": "log_modulus_smoothed"}
+        out = {}
+        for key, u in self.functions.items():
+            if key in self.smooth:
+                u.name = names[key]
+                out[names[key]] = u
+        return out

@@ -1,0 +1,73 @@
+"""PETSc options of the solver presets, as plain data (no PETSc here).
+
+:mod:`scaffoldfem.fem.solver` puts them into PETSc's options database under each
+solver's own prefix; user options from the study are merged over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["PRESETS", "SNES_DEFAULTS", "merged_options"]
+
+#: Default PETSc options per preset (user options are merged over these).
+PRESETS: dict[str, dict[str, Any]] = {
+    "transport": {
+        "ksp_type": "cg",
+        "pc_type": "gamg",
+        # Mass balance is an identity of the *solved* system: a tight true-residual
+        # tolerance keeps the balance error ~1e-10 (docs/model.md).
+        "ksp_rtol": 1.0e-10,
+        "ksp_atol": 1.0e-30,
+        "ksp_norm_type": "unpreconditioned",
+        "ksp_max_it": 500,
+        # Matrix changes (new Δt, new D from degradation) keep the sparsity:
+        # reuse the aggregation/prolongation, recompute only coarse operators.
+        "pc_gamg_reuse_interpolation": True,
+        "pc_gamg_threshold": 0.02,
+    },
+    "elasticity": {
+        "ksp_type": "cg",
+        "pc_type": "gamg",
+        "pc_gamg_type": "agg",
+        "pc_gamg_threshold": 0.02,
+        "pc_gamg_coarse_eq_limit": 1000,
+        "ksp_rtol": 1.0e-9,
+        "ksp_max_it": 1000,
+        # SPD operator: CG gives the sharper eigenvalue estimate for Chebyshev.
+        "mg_levels_esteig_ksp_type": "cg",
+    },
+    "mumps": {
+        "ksp_type": "preonly",
+        "pc_type": "lu",
+        "pc_factor_mat_solver_type": "mumps",
+    },
+}
+
+#: SNES defaults for the nonlinear (uptake) path; KSP options come from a preset.
+SNES_DEFAULTS: dict[str, Any] = {
+    "snes_type": "newtonls",
+    "snes_linesearch_type": "basic",
+    "snes_rtol": 1.0e-10,
+    "snes_atol": 1.0e-14,
+    "snes_max_it": 30,
+}
+
+
+def merged_options(preset: str, user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Preset defaults with ``user`` merged over them.
+
+    If the user switches to a different ``pc_type``, the preset's GAMG and
+    multigrid-level options are dropped (they would be unused).
+
+    Args:
+        preset: Key of :data:`PRESETS`.
+        user: PETSc options without prefix (``{"ksp_rtol": 1e-8}``).
+    """
+    opts = dict(PRESETS[preset])
+    user = dict(user or {})
+    if "pc_type" in user and user["pc_type"] != opts.get("pc_type"):
+        opts = {k: v for k, v in opts.items() if not k.startswith(("pc_gamg", "mg_"))}
+    opts.update(user)
+    return opts

@@ -1,0 +1,217 @@
+"""Quasi-static elasticity of the segment, re-solved when E changed enough or on schedule.
+
+Rostral end clamped, caudal end displaced axially by ``axial_strain × length``,
+optional pia pressure. Derived per solve: von Mises stress, volumetric strain
+(fed back into degradation) and the largest jump of the normal strain ``n·ε n``
+between the two cells of a ``scaffold_interface`` facet (DG0 strain).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.config.physics import MechanicsConfig
+from scaffoldfem.fem.compat import compile_form, interpolate_expression
+from scaffoldfem.fem.solver import LinearSolver
+from scaffoldfem.model.discretisation import Discretisation
+from scaffoldfem.model.material import Material
+from scaffoldfem.model.state import ModelState
+from scaffoldfem.physics import mechanics as mech
+from scaffoldfem.regions import facet_tag
+
+
+class Mechanics:
+    """Displacement ``u`` and the quantities derived from it.
+
+    Args:
+        cfg: The ``mechanics`` study section.
+        cord_length: ``geometry.cord.length`` (mm): the caudal end moves by
+            ``axial_strain × cord_length``.
+        disc: The shared discretisation.
+        material: Supplies E and ν.
+        solver_options: PETSc options of the elasticity solver.
+    """
+
+    def __init__(
+        self,
+        cfg: MechanicsConfig,
+        cord_length: float,
+        disc: Discretisation,
+        material: Material,
+        *,
+        solver_options: Mapping[str, Any],
+    ):
+        self.cfg, self.disc, self.material = cfg, disc, material
+        self.Vu = fem.functionspace(disc.mesh, ("Lagrange", cfg.degree, (3,)))
+        self.u = fem.Function(self.Vu, name="displacement")
+        self.von_mises = disc.dg0("von_mises")
+        self.eps_vol = disc.dg0("volumetric_strain")
+        self.eps_cells = np.zeros(disc.n_cells)  # ε_vol per cell, fed to degradation
+        self.E_mech = np.full(disc.n_cells, np.nan)  # E of the last solve
+        self.t_mech = -math.inf
+        self.solves = 0
+        self.max_strain_jump = 0.0
+        self.max_von_mises = 0.0
+        self.solver: LinearSolver | None = None
+        if cfg.enabled:
+            self.solver = self._solver(cord_length, solver_options)
+            self._derived_forms()
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.enabled
+
+    def _solver(self, cord_length: float, options: Mapping[str, Any]) -> LinearSolver:
+        d, mc, fdim = self.disc, self.cfg, 2
+        rostral = d.facet_tags.find(facet_tag("rostral_end"))
+        caudal = d.facet_tags.find(facet_tag("caudal_end"))
+        bc0 = fem.dirichletbc(
+            np.zeros(3), fem.locate_dofs_topological(self.Vu, fdim, rostral), self.Vu
+        )
+        Vz = self.Vu.sub(2)
+        self.u_end = fem.Constant(d.mesh, mc.axial_strain * cord_length)
+        bc1 = fem.dirichletbc(self.u_end, fem.locate_dofs_topological(Vz, fdim, caudal), Vz)
+        p = {"pia": fem.Constant(d.mesh, mc.pia_pressure)} if mc.pia_pressure > 0 else None
+        E, nu = self.material.E, self.material.nu
+        a, L = mech.elasticity_forms(
+            ufl.TrialFunction(self.Vu),
+            ufl.TestFunction(self.Vu),
+            E,
+            nu,
+            pressure=p,
+            ds=d.ds,
+            dx=d.dx,
+        )
+        # E changes slowly and smoothly as the scaffold degrades: GAMG keeps its
+        # aggregation/interpolation and only redoes the Galerkin products on re-solves.
+        opts = {"pc_gamg_reuse_interpolation": True, **options}
+        return LinearSolver(
+            a,
+            L,
+            self.u,
+            [bc0, bc1],
+            field="mechanics",
+            preset="elasticity",
+            near_nullspace=True,
+            petsc_options=opts,
+        )
+
+    def _derived_forms(self) -> None:
+        d = self.disc
+        E, nu = self.material.E, self.material.nu
+        self._vm_expr = mech.von_mises(mech.sigma(self.u, E, nu))
+        self._ev_expr = mech.volumetric_strain(self.u)
+        self.eps_t = fem.Function(fem.functionspace(d.mesh, ("DG", 0, (3, 3))))
+        self._eps_expr = mech.epsilon(self.u)
+        # Jump per interface facet: with CR test functions (∫_F φ_j = δ_ij |F|) the
+        # vector ∫ [n·εn]² avg(φ_i) dS over the facets is |F_i| [n·εn]²_i.
+        tdim = d.mesh.topology.dim
+        cr = fem.functionspace(d.mesh, ("CR", 1))
+        facets = d.facet_tags.find(facet_tag("scaffold_interface"))
+        f2c = d.mesh.topology.connectivity(tdim - 1, tdim)
+        interior = np.diff(f2c.offsets)[facets] == 2
+        dofs = fem.locate_dofs_topological(cr, tdim - 1, facets[interior])
+        self._jump_dofs = dofs[dofs < cr.dofmap.index_map.size_local]
+        v, n = ufl.TestFunction(cr), ufl.FacetNormal(d.mesh)
+        dS = d.dS(facet_tag("scaffold_interface"))
+        jump = mech.normal_strain_jump(self.eps_t, n)
+        self._jump_form = compile_form(jump**2 * ufl.avg(v) * dS)
+        area = d.owned_vector(ufl.avg(v) * dS)[self._jump_dofs]
+        self._jump_dofs, self._facet_area = self._jump_dofs[area > 0], area[area > 0]
+
+    # ------------------------------------------------------------------ solving
+    def advance(self, t: float, force: bool = False) -> dict[str, int]:
+        """Re-solve at ``t`` if E changed by more than ``update_tolerance`` since the last
+        solve, ``update_interval`` has passed, or ``force``; iterations (0: not solved)."""
+        if self.solver is None:
+            return {}
+        d, mc = self.disc, self.cfg
+        E = d.cells_of(self.material.E)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.abs(E - self.E_mech) / np.maximum(np.abs(self.E_mech), 1e-300)
+        rel = np.where(np.isnan(rel), np.inf, rel)
+        changed = d.comm.allreduce(float(np.max(rel[: d.n_owned], initial=0.0)), op=MPI.MAX)
+        if not force and changed <= mc.update_tolerance and t - self.t_mech < mc.update_interval:
+            return {"mechanics": 0}
+        self.solver.invalidate()
+        its = self.solver.solve(t)
+        self.E_mech = E.copy()
+        self.t_mech = t
+        self.solves += 1
+        self.derive()
+        return {"mechanics": its}
+
+    def derive(self) -> None:
+        """Derived fields and running maxima from the displacement."""
+        d = self.disc
+        interpolate_expression(self.von_mises, self._vm_expr)
+        interpolate_expression(self.eps_vol, self._ev_expr)
+        self.eps_cells = d.cells_of(self.eps_vol).copy()
+        vm = float(np.max(d.cells_of(self.von_mises)[: d.n_owned], initial=0.0))
+        self.max_von_mises = max(self.max_von_mises, d.comm.allreduce(vm, op=MPI.MAX))
+        self.max_strain_jump = max(self.max_strain_jump, self.interface_strain_jump())
+
+    def interface_strain_jump(self) -> float:
+        """Max over scaffold_interface facets of |n·ε n| jump between the two cells."""
+        interpolate_expression(self.eps_t, self._eps_expr)
+        vec = self.disc.owned_vector(self._jump_form)[self._jump_dofs]
+        local = float(np.max(vec / self._facet_area, initial=0.0))
+        return math.sqrt(max(self.disc.comm.allreduce(local, op=MPI.MAX), 0.0))
+
+    # ------------------------------------------------------------------ part protocol
+    def fields(self) -> dict[str, fem.Function]:
+        if not self.enabled:
+            return {}
+        return {
+            "displacement": self.u,
+            "von_mises": self.von_mises,
+            "volumetric_strain": self.eps_vol,
+        }
+
+    def state(self) -> ModelState:
+        out = ModelState(
+            scalars={
+                "t_mech": self.t_mech if math.isfinite(self.t_mech) else None,
+                "mech_solves": self.solves,
+                "max_strain_jump": self.max_strain_jump,
+                "max_von_mises": self.max_von_mises,
+            },
+            cells={"eps": self.eps_cells.copy(), "E_mech": self.E_mech.copy()},
+        )
+        if self.enabled:
+            u = self.u.x.array.copy()
+            if self.cfg.degree == 1:  # P1 nodes: checkpointed by mesh-file node
+                out.nodes["u"] = u.reshape(-1, 3)
+            else:
+                out.local["u"] = u
+        return out
+
+    def restore(self, state: ModelState) -> None:
+        """Restore; without a displacement (a P2 checkpoint) re-solve at the state's time."""
+        s = state.scalars
+        self.t_mech = -math.inf if s["t_mech"] is None else s["t_mech"]
+        self.solves = s["mech_solves"]
+        self.max_strain_jump, self.max_von_mises = s["max_strain_jump"], s["max_von_mises"]
+        self.eps_cells = state.cells["eps"].copy()
+        self.E_mech = state.cells["E_mech"].copy()
+        if not self.enabled:
+            return
+        u = state.nodes.get("u", state.local.get("u"))
+        if u is None:
+            self.advance(s["t"], force=True)
+            return
+        self.u.x.array[:] = np.asarray(u).ravel()
+        self.derive()
+
+    def destroy(self) -> None:
+        if self.solver is not None:
+            self.solver.destroy()
+            self.solver = None
