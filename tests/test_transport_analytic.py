@@ -22,12 +22,12 @@ from mpi4py import MPI
 import scaffoldfem  # noqa: F401  (conftest imports it first as well)
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import (
-    evaluate_at_points,
     facet_dofs,
     integrate,
     interpolate_expression,
     tag_facets,
 )
+from scaffoldfem.fem.sampling import evaluate_at_points
 from scaffoldfem.fem.solver import LinearSolver, NonlinearSolver
 from scaffoldfem.physics.degradation import (
     cell_survival_step,

@@ -8,6 +8,8 @@ Sections (``scaffoldfem bench SECTION...``):
 * ``tracing`` — growth-cone locate + sample steps per second per core (target >= 1e6).
 * ``run`` — the default study on the fine mesh: wall time, peak memory, split per phase.
 * ``dt`` — time-step convergence of the headline metrics (coarse mesh, dt, dt/2, dt/4).
+* ``axons`` — axon outcomes in frozen fields under mesh refinement (h, h/√2, h/2) and a
+  halved arc-length step, 2000 axons with common random numbers (:mod:`scaffoldfem.bench.axons`).
 
 Timings belong here, never in tests. Results print on rank 0 and go to ``--out``.
 """
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scaffoldfem.bench import axons as bench_axon_convergence
 from scaffoldfem.bench.solver import bench_transport as _bench_transport
 from scaffoldfem.bench.tracing import bench_locate
 from scaffoldfem.config.study import Study
@@ -30,7 +33,7 @@ from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.mpi import say
 from scaffoldfem.run.loop import run_study
 
-SECTIONS = ("meshing", "transport", "tracing", "run", "dt")
+SECTIONS = ("meshing", "transport", "tracing", "run", "dt", "axons")
 
 
 def bench_meshing(comm: Any) -> dict[str, Any]:
@@ -117,6 +120,15 @@ def bench_dt(comm: Any) -> dict[str, Any]:
             "observed_order": (abs(a - b) / abs(b - c)) if abs(b - c) > 0 else None,
         }
     return {"rows": rows, "convergence": rel}
+
+
+def bench_axons(comm: Any) -> dict[str, Any]:
+    """Axon outcomes in frozen fields on meshes h, h/√2, h/2 and with the arc-length
+    step halved (common random numbers): crossing fraction, crossing curve and
+    crossing times with their differences and standard errors."""
+    r = bench_axon_convergence.bench_axons(comm)
+    say(comm, bench_axon_convergence.table(r))
+    return bench_axon_convergence.jsonable(r)
 
 
 def run_bench(what: list[str], comm: Any, out: Path | None = None) -> int:

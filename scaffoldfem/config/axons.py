@@ -55,8 +55,8 @@ class AxonCues(Section):
     # its normal leaves with sin(theta_1) = sin(theta_0) exp(chi_s delta s~), so
     # it is turned back if sin(theta_0) > exp(-chi_s delta s~) (growth cones
     # turn away from CSPG borders, Snow et al. 1990 Exp Neurol 109:111). 1.5
-    # turns back cones arriving more than ~23 degrees off the normal at the
-    # default scar rim (smoothed peak level 0.63; assumed).
+    # turns back cones arriving more than ~30 degrees off the normal at the
+    # default scar rim (smoothed peak level 0.49; assumed).
     scar_repulsion: float = Field(1.5, ge=0)
 
     @field_validator("guidance")
@@ -102,12 +102,14 @@ class AxonsConfig(Section):
     # weak order 1, deterministic order 2): one growth-cone width.
     arc_step: Q("mm", gt=0) = "0.01 mm"
     # Smoothing length l of the cue fields (scar / CSPG level, log-stiffness):
-    # (-l^2 Lap + 1) f~ = f. Tissue borders are graded over a few cells
+    # (-l^2 Lap + 1) f~ = f. Tissue borders are graded over ~0.1 mm
     # (astrocytic scar borders are a few cells thick, Wanner et al. 2013 J
-    # Neurosci 33:12870) and a growth cone samples ~10-50 um with its filopodia;
-    # 0.1 mm is an assumption of that order. The mesh must resolve it: a run
-    # refuses l < 2 cell sizes where regions meet.
-    cue_smoothing: Q("mm", gt=0) = "0.1 mm"
+    # Neurosci 33:12870) and a growth cone samples ~10-50 um with its
+    # filopodia: an assumption of that order, 0.15 mm being the smallest the
+    # named `coarse` mesh resolves, so coarse, medium and fine meshes see the
+    # same cue fields. The mesh must resolve it: a run refuses l < 2 cell
+    # sizes where regions meet.
+    cue_smoothing: Q("mm", gt=0) = "0.15 mm"
     cues: AxonCues = Field(default_factory=AxonCues)
     # Baseline CNS regeneration speed in engineered tissue
     # (Laranjeira et al. 2022 J R Soc Interface), on a substrate much stiffer

@@ -19,14 +19,11 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-# Re-exported for callers written before fem.sampling existed (tests/test_transport_analytic).
-from scaffoldfem.fem.sampling import evaluate_at_points
 from scaffoldfem.regions import facet_tag
 
 __all__ = [
     "compile_form",
     "create_petsc_vector",
-    "evaluate_at_points",
     "facet_dofs",
     "geometry_dofmap",
     "global_size",

@@ -16,10 +16,7 @@ from dolfinx import fem
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.fem.compat import geometry_dofmap
 
-# PointSampler moved to fem.sampling; re-exported for run/writer.py.
-from scaffoldfem.fem.sampling import PointSampler
-
-__all__ = ["MeshGather", "PointSampler", "node_to_dof_map"]
+__all__ = ["MeshGather", "node_to_dof_map"]
 
 
 def node_to_dof_map(mesh: Any, V: fem.FunctionSpace) -> np.ndarray:

@@ -352,3 +352,14 @@ class NonlinearSolver:
                               reason)
         _check_finite(self.u, self.field, time)
         return self.newton_iterations
+
+    def destroy(self) -> None:
+        """Free the PETSc objects now (collective) rather than at garbage collection:
+        the problem's ``__del__`` frees the SNES, matrices and vectors."""
+        self._opts.clear()
+        problem, self.problem = self.problem, None
+        if problem is not None:
+            problem.__del__()
+            for name in ("_snes", "_A", "_b", "_x", "_P_mat"):
+                if hasattr(problem, name):
+                    setattr(problem, name, None)

@@ -291,6 +291,5 @@ class SpeciesTransport:
     def destroy(self) -> None:
         for sp in self.members:
             for solver in sp.solvers.values():
-                if isinstance(solver, LinearSolver):
-                    solver.destroy()
+                solver.destroy()
             sp.solvers.clear()

@@ -113,10 +113,15 @@ class FieldOutput:
             _save(grid, self.dir / "final.vtu")
 
 
-def write_axons(path: Path, tracer: Any, comm: Any) -> None:
-    """``axons.vtp``: one polyline per axon with its point and cell data (collective)."""
-    tr = tracer.trajectories(root=0)
-    if comm.rank != 0 or tr is None:
+def write_axons(path: Path, tr: dict | None) -> None:
+    """``axons.vtp``: one polyline per axon with its point and cell data.
+
+    Args:
+        path: Output file.
+        tr: Trajectories gathered by ``Tracer.trajectories`` (None: nothing to
+            write, e.g. on ranks other than the gathering one).
+    """
+    if tr is None:
         return
     import pyvista as pv  # heavy; rank 0 only
 

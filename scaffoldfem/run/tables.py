@@ -17,7 +17,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from scaffoldfem.fem.gather import PointSampler
+from scaffoldfem.fem.sampling import PointSampler
 from scaffoldfem.files import atomic_write_bytes
 from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.regions import CELL_TAGS
@@ -28,7 +28,8 @@ CENTERLINE_POINTS = 201
 TABLES = ("timeseries", "regions", "centerline")
 
 
-def _csv(df: pd.DataFrame) -> bytes:
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """CSV bytes of ``df`` (10 significant digits, no index)."""
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.10g")
     return buf.getvalue().encode()
@@ -131,9 +132,9 @@ class Tables:
         """Write the three tables (rank 0; no communication)."""
         if self.comm.rank != 0:
             return
-        atomic_write_bytes(self.out / "timeseries.csv", _csv(pd.DataFrame(self.rows)))
-        atomic_write_bytes(self.out / "regions.csv", _csv(pd.DataFrame(self.region_rows)))
-        atomic_write_bytes(self.out / "centerline.csv", _csv(pd.concat(self.center_rows)))
+        atomic_write_bytes(self.out / "timeseries.csv", csv_bytes(pd.DataFrame(self.rows)))
+        atomic_write_bytes(self.out / "regions.csv", csv_bytes(pd.DataFrame(self.region_rows)))
+        atomic_write_bytes(self.out / "centerline.csv", csv_bytes(pd.concat(self.center_rows)))
 
     def reload(self, t: float) -> None:
         """Rows written before a checkpoint at ``t`` (rows after it are dropped)."""
@@ -143,7 +144,7 @@ class Tables:
             loaded = {}
             for name in TABLES:
                 p = self.out / f"{name}.csv"
-                df = pd.read_csv(p) if p.exists() else pd.DataFrame({"t_day": []})
+                df = pd.readcsv_bytes(p) if p.exists() else pd.DataFrame({"t_day": []})
                 loaded[name] = df[df["t_day"] <= t + eps]
         loaded = self.comm.bcast(loaded, root=0)
         self.rows = loaded["timeseries"].to_dict("records")

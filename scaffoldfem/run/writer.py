@@ -24,15 +24,16 @@ from typing import Any
 import numpy as np
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.axons.outcomes import Layout, Outcomes
 from scaffoldfem.config.study import Study
-from scaffoldfem.files import atomic_write_json, atomic_write_text
+from scaffoldfem.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.run import checkpoint as ckpt
 from scaffoldfem.run import provenance as prov
 from scaffoldfem.run.fieldio import FieldOutput, write_axons
 from scaffoldfem.run.metrics import Exposure, balance_warnings, run_metrics
 from scaffoldfem.run.progress import Progress
-from scaffoldfem.run.tables import Tables
+from scaffoldfem.run.tables import Tables, csv_bytes
 
 
 class RunWriter:
@@ -197,9 +198,11 @@ class RunWriter:
         self.output()
         self.checkpoint(dt)
         self.fields.final()
-        if self.tracer is not None:
-            write_axons(self.out / "axons.vtp", self.tracer, self.comm)
+        traj = self.tracer.trajectories(root=0) if self.tracer is not None else None
+        write_axons(self.out / "axons.vtp", traj)
         metrics = self.metrics()
+        if traj is not None:
+            self._axon_outcomes(traj, metrics)
         for line in balance_warnings(metrics):
             self.log(line)
         self.timing["output"] = self.timing.get("output", 0.0) + time.perf_counter() - tic
@@ -236,6 +239,20 @@ class RunWriter:
         self._progress(force=True)
         self.progress.end()
         self.comm.barrier()
+
+    def _axon_outcomes(self, traj: dict, metrics: dict[str, Any]) -> None:
+        """Rank 0: crossing curves, intervals and channel occupancy from the gathered
+        trajectories into metrics.json, timeseries.csv and axons_crossing.csv."""
+        oc = Outcomes(traj, Layout.from_study(self.study))
+        times = [row["t_day"] for row in self.tables.rows]
+        metrics["axons"].update(oc.metrics())
+        extra = oc.timeseries(times).drop(columns="t_day").to_dict("records")
+        for row, more in zip(self.tables.rows, extra, strict=True):
+            row.update(more)
+        self.tables.write()
+        atomic_write_bytes(self.out / "axons_crossing.csv", csv_bytes(oc.crossing_table(times)))
+        for line in oc.warnings():
+            self.log(line)
 
     def close(self) -> None:
         """Close field writers (collective)."""

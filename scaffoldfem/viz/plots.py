@@ -20,6 +20,7 @@ import numpy as np
 from scaffoldfem.regions import CELL_TAGS, IMPLANT_REGIONS
 from scaffoldfem.units import parse_quantity
 from scaffoldfem.viz.axon_paths import Axons
+from scaffoldfem.viz.crossing import plot_crossing
 from scaffoldfem.viz.cutaway import render_cutaway
 from scaffoldfem.viz.slices import render_cross_sections, render_growth
 from scaffoldfem.viz.style import field_scale, offscreen_pyvista
@@ -28,7 +29,8 @@ from scaffoldfem.viz.timeplots import plot_timecourses
 log = logging.getLogger(__name__)
 
 #: Files written into ``DIR/figures``.
-FIGURES = ("cutaway.png", "cross_sections.png", "timecourses.png", "growth.gif")
+FIGURES = ("cutaway.png", "cross_sections.png", "timecourses.png", "axons_crossing.png",
+           "growth.gif")
 
 
 @dataclass
@@ -220,6 +222,13 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
             seeded=info.seeded, dpi=dpi))
     else:
         log.warning("figures: no timeseries.csv; time plots skipped")
+
+    cross_path = run_dir / "axons_crossing.csv"
+    if cross_path.is_file():
+        figs.draw("axons_crossing.png", lambda: plot_crossing(
+            cross_path, out / "axons_crossing.png", cross_depth=info.cross_depth, dpi=dpi))
+    else:
+        log.info("figures: no axons_crossing.csv; crossing curves skipped")
 
     frames = sorted((run_dir / "fields" / "sagittal").glob("t_*.vtp"))
     if frames:
