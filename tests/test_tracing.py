@@ -233,7 +233,7 @@ def scar_region(m, lo=0.2, hi=0.8):
     return np.where((m[:, 2] > lo) & (m[:, 2] < hi), cell_tag("scar"), cell_tag("white_matter"))
 
 
-def _crossing(comm, level, repulsion, slope, n=120):
+def _crossing(comm, level, repulsion, slope, n=100):
     msh, loc, tags = setup(comm, scar_region, n=(8, 8, 32))
     c = p1(msh, lambda x: 27.0 * np.exp(slope * x[2]))
     p = cfg({"chemotaxis": "5 1/mm", "scar_repulsion": repulsion}, scar_cspg=level,
@@ -243,7 +243,7 @@ def _crossing(comm, level, repulsion, slope, n=120):
     rng = np.random.default_rng(6)
     tr.seed(0.0, seeds(n, rng, lo=(-0.6, -0.6, -0.6), hi=(0.6, 0.6, -0.5)),
             directions=np.column_stack([rng.normal(0, 0.5, (n, 2)), np.ones(n)]))
-    run(tr, GrowthFields({"NT-3": c}), 8.0, dt=1.0)
+    run(tr, GrowthFields({"NT-3": c}), 5.0, dt=1.0)
     return tr.metrics()
 
 

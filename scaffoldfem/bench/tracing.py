@@ -129,8 +129,10 @@ def bench_tracer(n: int = 30, cones: int = 2000, days: float = 2.0, comm=MPI.COM
     tag = np.where(np.abs(mid[:, 2]) < 0.3, cell_tag("scar"), cell_tag("white_matter"))
     tags = dmesh.meshtags(msh, 3, np.arange(loc.num_cells, dtype=np.int32), tag.astype(np.int32))
     # Cue smoothing over ~3 box cells (a run refuses one the mesh cannot resolve).
+    # Growth from t = 0 (no die-back delay), so every cone moves in the timed window.
     p = AxonsConfig(count=cones, seed=3, cross_depth="0.2 mm", stall_time="50 day",
-                    cue_smoothing=f"{6.0 / n:.4g} mm")
+                    cue_smoothing=f"{6.0 / n:.4g} mm", dieback_delay="0 day",
+                    seeding_window="0 day")
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF"], locator=loc)
     tr.seed(0.0)
     c, E = _fields(msh)

@@ -56,9 +56,8 @@ class LumenConfig(Section):
     modulus: Modulus = "0.1 kPa"
     # Soft tissue, 0.45-0.49 (background).
     poisson: float = Field(0.45, ge=0.0, lt=0.5)
-    # Contact guidance of growth cones along the channel axis in the lumen (1/mm);
-    # the axon tracer reads axons.cues.guidance.channel, which has the same default.
-    guidance: Q("1/mm", ge=0) = "20 1/mm"
+    # (Contact guidance of growth cones in the lumen is an axon parameter:
+    # axons.cues.guidance.channel.)
 
 
 class TissueConfig(Section):

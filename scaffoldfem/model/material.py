@@ -2,10 +2,11 @@
 
 Regions of the coefficients (docs/model.md §10): α is the host ECS fraction in
 white/grey matter and scar, the current porosity φ = 1 − (1 − φ0) w in the
-scaffold, 1 in channel lumens and the cavity. D/D_free is the host ``α/λ²``
-(axial and transverse λ), the scaffold's diffusivity law f(φ), 1 in lumens and
-cavity. E is per host region, Gibson–Ashby in the scaffold, the cavity's
-placeholder modulus in lumens and cavity.
+scaffold, the lumen tissue's ECS fraction in channel lumens (``tissue.lumen``: the
+host-derived tissue that fills them), 1 in the cavity. D/D_free is ``α/λ²`` in host
+(axial and transverse λ) and lumen tissue, the scaffold's diffusivity law f(φ), 1 in
+the cavity. E is per host region and lumen tissue, Gibson–Ashby in the scaffold, the
+cavity's placeholder modulus in the cavity.
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ class Material:
         self.wf = disc.dg0("polymer_fraction")
         self.phi_used = np.full(disc.n_cells, np.nan)
         self.history_steps = 0
+        self.lumen = disc.region == cell_tag("channel")  # filled by host-derived tissue
         nu = np.full(disc.n_cells, scaffold.poisson)
         for name, region in self._host_regions(with_cavity=True).items():
             nu[disc.region == cell_tag(name)] = region.poisson
-        # Channel lumens are fluid-filled like the cavity.
-        nu[disc.region == cell_tag("channel")] = tissue.cavity.poisson
+        nu[self.lumen] = tissue.lumen.poisson
         disc.set_cells(self.nu, nu)
         self.apply(self.porosity_cells())
         self.alpha_prev.x.array[:] = self.alpha.x.array
@@ -81,9 +82,11 @@ class Material:
 
     # ------------------------------------------------------------------ laws per cell
     def porosity_cells(self) -> np.ndarray:
-        """Current porosity per cell (1 in lumens/cavity, α in host: its ECS fraction)."""
+        """Current porosity per cell (host and lumen tissue: their ECS fraction; 1 in
+        the cavity)."""
         d = self.disc
         phi = np.where(d.host, self.tissue.volume_fraction, 1.0)
+        phi[self.lumen] = self.tissue.lumen.volume_fraction
         phi[d.scaffold] = deg.porosity(self.w[d.scaffold], self.cfg.porosity)
         return phi
 
@@ -93,6 +96,7 @@ class Material:
         E = np.full(d.n_cells, t.cavity.modulus)
         for name, region in self._host_regions().items():
             E[d.region == cell_tag(name)] = region.modulus
+        E[self.lumen] = t.lumen.modulus
         E[d.scaffold] = gibson_ashby(s.solid_modulus, phi[d.scaffold], s.modulus_exponent)
         # A fully degraded matrix is fluid: never softer than the cavity placeholder.
         return np.maximum(E, t.cavity.modulus)
@@ -105,6 +109,8 @@ class Material:
         dt_ = np.ones(d.n_cells)
         da[d.host] = host_diffusivity(1.0, t.volume_fraction, t.tortuosity_axial)
         dt_[d.host] = host_diffusivity(1.0, t.volume_fraction, t.tortuosity_transverse)
+        lu = t.lumen
+        da[self.lumen] = dt_[self.lumen] = host_diffusivity(1.0, lu.volume_fraction, lu.tortuosity)
         f = flux_diffusivity(1.0, phi[d.scaffold], s.diffusivity_law, s.archie_exponent)
         da[d.scaffold] = f
         dt_[d.scaffold] = f

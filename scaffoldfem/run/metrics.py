@@ -77,7 +77,7 @@ def run_metrics(
     out["mesh"]["ranks"] = ranks
     out["time"] = {"duration_day": model.t, "steps": steps}
     if tracer is not None:
-        out["axons"] = tracer.metrics()
+        out["axons"] = {**tracer.metrics(), **tracer.graft_metrics()}
     return out
 
 
