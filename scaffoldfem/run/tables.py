@@ -20,6 +20,7 @@ import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.fem.sampling import PointSampler
 from scaffoldfem.files import atomic_write_bytes
 from scaffoldfem.model.coupled import CoupledModel
+from scaffoldfem.mpi import on_rank0
 from scaffoldfem.regions import CELL_TAGS
 
 #: Points along the cord axis in centerline.csv.
@@ -139,14 +140,17 @@ class Tables:
     def reload(self, t: float) -> None:
         """Rows written before a checkpoint at ``t`` (rows after it are dropped)."""
         eps = 1e-9 * max(1.0, t)
-        loaded = None
-        if self.comm.rank == 0:
+
+        def read() -> dict[str, pd.DataFrame]:
             loaded = {}
             for name in TABLES:
                 p = self.out / f"{name}.csv"
-                df = pd.readcsv_bytes(p) if p.exists() else pd.DataFrame({"t_day": []})
+                df = pd.read_csv(p) if p.exists() else pd.DataFrame({"t_day": []})
                 loaded[name] = df[df["t_day"] <= t + eps]
-        loaded = self.comm.bcast(loaded, root=0)
+            return loaded
+
+        # on_rank0: an error reading the tables reaches every rank (none waits forever).
+        loaded = on_rank0(self.comm, read)
         self.rows = loaded["timeseries"].to_dict("records")
         self.region_rows = loaded["regions"].to_dict("records")
         self.center_rows = [loaded["centerline"]]
