@@ -40,6 +40,10 @@ TINY = [
     "time.coefficient_tolerance=0.001",
     # The cue smoothing length must span 2 cells where regions meet on this mesh.
     'axons.cue_smoothing="0.2 mm"',
+    # Growth from day 0 (the default die-back delay is 7 days), so the cones move
+    # in these 3 days and the rank-agreement and resume checks cover them.
+    'axons.dieback_delay="0 day"',
+    'axons.seeding_window="1 day"',
 ]
 
 
