@@ -30,6 +30,7 @@ from mpi4py import MPI
 
 from scaffoldfem.axons import guidance as am
 from scaffoldfem.config.axons import AxonsConfig
+from scaffoldfem.fem.cells import barycentric_affine
 from scaffoldfem.fem.smoothing import HelmholtzFilter, NodalGradient, check_resolution
 from scaffoldfem.regions import CELL_TAGS, cell_tag
 
@@ -228,14 +229,7 @@ class CueFields:
     @staticmethod
     def barycentric(L: Local, x: np.ndarray) -> np.ndarray:
         """Barycentric coordinates of ``x`` in the gathered cells (extrapolating outside)."""
-        a = L.aff
-        d0, d1, d2 = x[:, 0] - a[:, 0], x[:, 1] - a[:, 1], x[:, 2] - a[:, 2]
-        lam = np.empty((len(a), 4))
-        lam[:, 1] = a[:, 3] * d0 + a[:, 4] * d1 + a[:, 5] * d2
-        lam[:, 2] = a[:, 6] * d0 + a[:, 7] * d1 + a[:, 8] * d2
-        lam[:, 3] = a[:, 9] * d0 + a[:, 10] * d1 + a[:, 11] * d2
-        lam[:, 0] = 1.0 - lam[:, 1] - lam[:, 2] - lam[:, 3]
-        return lam
+        return barycentric_affine(L.aff, x)
 
     def sample(self, L: Local, lam: np.ndarray) -> Sample:
         """Fields at the points with barycentrics ``lam`` in the gathered cells."""

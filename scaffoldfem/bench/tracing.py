@@ -139,8 +139,10 @@ def bench_tracer(n: int = 30, cones: int = 2000, days: float = 2.0, comm=MPI.COM
     t = time.perf_counter()
     tr.advance(0.0, days, GrowthFields({"BDNF": c}, stiffness=E))
     el = time.perf_counter() - t
-    total_steps = cones * tr.step
-    return {"cones": cones, "growth_steps": tr.step, "wall_s": el,
+    # Arc steps actually taken: each cone's own step counter (``tr.step`` counts
+    # advance() calls, not growth steps).
+    total_steps = comm.allreduce(int(tr.c["k"].sum()), op=MPI.SUM)
+    return {"cones": cones, "cone_steps": total_steps, "wall_s": el,
             "cone_steps_per_s": total_steps / el / comm.size}
 
 
