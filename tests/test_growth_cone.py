@@ -10,7 +10,8 @@ cones on all ranks: every rank takes the same decisions).
 * stationary heading law under a uniform alignment drift χ P(d) e_z: von
   Mises–Fisher, ⟨cos θ⟩ = coth κ − 1/κ, κ = χ/D_θ;
 * integrator order as the arc step halves (deterministic: 2);
-* durotaxis towards the soft side of a two-stiffness block (Koser 2016);
+* durotaxis towards the soft side of a two-stiffness block, and straighter paths
+  on the stiffer of two uniform substrates (Koser 2016);
 * gradient response peaking at c = K_d for a fixed fractional gradient
   (Mortimer 2009);
 * the turn across a smooth scar border: the exact law
@@ -43,6 +44,7 @@ from scaffoldfem.regions import cell_tag
 QUIET = dict(cues={"chemotaxis": "0 1/mm", "guidance": {}, "durotaxis": 0.0,
                    "scar_repulsion": 0.0},
              dieback_delay="0 day", seeding_window="0 day", stiffness_half_speed="0 kPa",
+             stiffness_half_persistence="0 kPa",
              speed="1 mm/day", max_speed="1 mm/day", occupancy_speed_gain=0.0,
              stall_time="1000 day")
 
@@ -123,6 +125,29 @@ def test_persistence_length_and_wlc_independent_of_speed(comm):
     lp = -s / math.log(cos.mean())
     se_lp = s * se_c / (cos.mean() * math.log(cos.mean()) ** 2)
     assert abs(lp - 1.0) < 2 * se_lp
+
+
+def test_straighter_on_stiffer_substrate(comm):
+    """Uniform 0.1 kPa and 1 kPa substrates (Koser 2016's gels), rotational noise only:
+    the measured persistence length on each is ℓ_p E_s/(E_s + E_half) within 2 SE
+    (E_s the sensed, saturated modulus), so paths are straighter on the stiffer one."""
+    msh, loc, tags = box(comm, (-3, -3, -3), (3, 3, 3), (6, 6, 6))
+    n, s, e_half = 3000, 1.0, 0.03
+    lps = {}
+    for E in (0.1, 1.0):
+        p = config(persistence_length="1 mm", stiffness_half_persistence=f"{e_half} kPa",
+                   seed=11)
+        tr = Tracer(msh, tags, p, (-0.3, 0.3), [], locator=loc)
+        tr.seed(0.0, np.tile([0.0, 0.0, -1.5], (n, 1)))
+        tr.advance(0.0, s / p.speed, GrowthFields({}, stiffness=nodal(
+            msh, lambda x, E=E: np.full(x.shape[1], E), kind="DG")))
+        cos = gather(tr, "d")[:, 2]
+        m, se = cos.mean(), cos.std(ddof=1) / math.sqrt(n)
+        e_s = math.exp(am.saturated_log_modulus(np.array([E]), p.durotaxis_saturation)[0])
+        want = p.persistence_length * e_s / (e_s + e_half)
+        assert abs(m - math.exp(-s / want)) < 2 * se, (E, m, math.exp(-s / want), se)
+        lps[E] = -s / math.log(m)
+    assert lps[1.0] > lps[0.1] + 0.1, lps
 
 
 # -- stationary law ---------------------------------------------------------------------

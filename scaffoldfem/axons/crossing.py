@@ -166,7 +166,8 @@ class Paths:
 
     Per point: ``x`` (m, 3), ``t`` (m,), ``region`` (m,), ``axon`` (m,) the axon
     index 0..n-1. Per axon: ``ids``, ``offsets`` (n + 1), ``sense``, ``t_seed``,
-    ``crossed``, ``t_cross`` (NaN if not crossed).
+    ``crossed``, ``t_cross`` (NaN if not crossed), ``final_state`` (name:
+    growing / crossed / stalled / exited; empty if not recorded).
     """
 
     x: np.ndarray
@@ -178,6 +179,7 @@ class Paths:
     t_seed: np.ndarray
     crossed: np.ndarray
     t_cross: np.ndarray
+    final_state: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
     axon: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -215,6 +217,8 @@ class Paths:
             t_cross = np.where(np.isfinite(reach), reach, np.nan)
         t_cross[~crossed] = np.nan
         p.crossed, p.t_cross = crossed, t_cross
+        if "final_state" in traj:
+            p.final_state = np.asarray(traj["final_state"]).astype(str)
         return p
 
     def first_reach(self, depths: Sequence[float], layout: Layout) -> np.ndarray:

@@ -177,7 +177,8 @@ class CueFields:
             self.smooth.pop("s", None)
             self.functions.pop("s", None)
         p = self.p
-        if fields.stiffness is not None and (p.cues.durotaxis > 0 or p.stiffness_half_speed > 0):
+        if fields.stiffness is not None and (p.cues.durotaxis > 0 or p.stiffness_half_speed > 0
+                                             or p.stiffness_half_persistence > 0):
             kind, vals = self._source(
                 fields.stiffness, lambda a: am.saturated_log_modulus(a, p.durotaxis_saturation))
             self._update("q", kind, vals, Q_TOLERANCE)

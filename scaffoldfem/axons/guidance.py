@@ -177,6 +177,16 @@ def drift(d: np.ndarray, G: np.ndarray, kappa_g: np.ndarray, axis: np.ndarray) -
     return perp(d, G + s[:, None] * axis)
 
 
+def rotational_diffusion(lp: float, e_s: np.ndarray | None, e_half: float
+                         ) -> np.ndarray | float:
+    """``D_θ = 1/(2 ℓ_p(E))`` with ``ℓ_p(E) = ℓ_p E/(E + E_half)``: paths are straighter
+    on stiffer substrates (Koser et al. 2016), ``ℓ_p`` on stiff ones; ``e_s`` None or
+    ``e_half`` 0: the constant ``1/(2 ℓ_p)``."""
+    if e_s is None or e_half <= 0:
+        return 0.5 / lp
+    return 0.5 / lp * (1.0 + e_half / np.maximum(e_s, 1e-300))
+
+
 def speed(v0: float, v_max: float, gain: float, p_bound: np.ndarray, e_s: np.ndarray | None,
           e_half: float, cspg: np.ndarray | None, s_half: float) -> np.ndarray:
     """Speed law ``v = min(v_max, v0 (1 + gain P) · E/(E + E_half) · s_h/(s_h + s))``.

@@ -33,8 +33,9 @@ cross-section, from the study.
   Wilson interval, the crossing curve at the final time, the median time to
   cross with its order-statistic 95 % interval and IQR, axons per channel at
   the lesion mid-plane, channel / matrix / outside fractions, in-channel
-  alignment and tortuosity, and one-line warnings when an interval is wider
-  than ±5 points;
+  alignment and tortuosity, how the axons ended (:meth:`Outcomes.fates`: the
+  fraction turned back to the segment end they grew from, with its interval),
+  and one-line warnings when an interval is wider than ±5 points;
 * :meth:`Outcomes.timeseries` — columns ``crossing_fraction_<pop>``,
   ``crossing_lo_<pop>``, ``crossing_hi_<pop>`` per output time (``t_day``) for
   ``timeseries.csv``;
@@ -241,6 +242,29 @@ class Outcomes:
         out["tortuosity"] = float(run_len[ok].sum() / chord[ok].sum()) if ok.any() else None
         return out
 
+    def fates(self, pop: str) -> dict[str, Any] | None:
+        """How the axons of ``pop`` ended: counts by final state, exits split by end
+        (``exited_near_end``: at the end of the segment they grew from, i.e. turned
+        back; ``exited_far_end``: beyond the lesion), and the turned-back fraction
+        with its Wilson interval. None when the final states were not recorded."""
+        P = self.paths
+        if len(P.final_state) != P.n:
+            return None
+        m = self._mask(pop)
+        n = int(m.sum())
+        last = P.x[P.offsets[1:] - 1, 2] if P.n else np.zeros(0)
+        near = P.sense * (last - self.layout.z_mid) < 0
+        fs = P.final_state
+        out: dict[str, Any] = {s: int(np.sum(m & (fs == s)))
+                               for s in ("growing", "crossed", "stalled")}
+        ex = m & (fs == "exited")
+        out["exited_near_end"] = int(np.sum(ex & near))
+        out["exited_far_end"] = int(np.sum(ex & ~near))
+        k = out["exited_near_end"]
+        out["turned_back_fraction"] = k / n if n else 0.0
+        out["turned_back_ci95"] = list(wilson_interval(k, n))
+        return out
+
     def population(self, pop: str, t: float | None = None) -> dict[str, Any]:
         """Every summary of ``pop`` (JSON-ready), the crossing curve at ``t``
         (default the final time)."""
@@ -259,6 +283,7 @@ class Outcomes:
                                "hi": [json_float(v) for v in cv["hi"]]},
             "mid_scaffold": self.mid_scaffold(pop),
             "in_channels": self.in_channels(pop),
+            "fates": self.fates(pop),
         }
 
     def warnings(self) -> list[str]:

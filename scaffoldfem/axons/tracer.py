@@ -149,6 +149,12 @@ class Tracer(Motion, Seeding, TracerOutputs):
         return am.speed(p.speed, p.max_speed, p.occupancy_speed_gain, pb, S.e_s,
                         p.stiffness_half_speed, S.s, p.cspg_half_inhibition)
 
+    def _rot_diffusion(self, S: Sample) -> np.ndarray | float:
+        """``D_θ = 1/(2 ℓ_p(E))`` (1/mm) per cone at the start of its step."""
+        p = self.p
+        return am.rotational_diffusion(p.persistence_length, S.e_s,
+                                       p.stiffness_half_persistence)
+
     def _heading(self, i: np.ndarray, t1: float) -> np.ndarray:
         """One arc step of cones ``i``: new heading and target; returns those to move."""
         p, c = self.p, self.c
@@ -179,7 +185,7 @@ class Tracer(Motion, Seeding, TracerOutputs):
         k_eff = self._k_eff(i, n)
         b1 = am.drift(d, self._cue(S1, k_eff), S1.kappa_g, S1.axis)
         xi = am.normals(p.seed, c["id"][i], c["k"][i], 3, am.STREAM_NOISE)
-        eta = np.sqrt(2.0 * p.rotational_diffusion * ds)[:, None] * am.perp(d, xi)
+        eta = np.sqrt(2.0 * self._rot_diffusion(S1) * ds)[:, None] * am.perp(d, xi)
         d1 = am.rotate(d, ds[:, None] * b1 + eta)
         x1 = x + ds[:, None] * d
         S2 = F.sample(L, F.barycentric(L, x1))

@@ -125,6 +125,12 @@ class AxonsConfig(Section):
     # straighter on substrates stiffer than ~0.1 kPa (Koser et al. 2016);
     # the saturating form is assumed. 0 kPa switches the factor off.
     stiffness_half_speed: Q("kPa", ge=0) = "0.1 kPa"
+    # ... and straighter: the persistence length on a substrate of sensed
+    # modulus E is l_p E/(E + E_half) (persistence_length on stiff ones; the
+    # form and the value are assumed, the direction is Koser et al. 2016).
+    # 0.03 kPa: l_p 0.7 mm on white matter (70 Pa), 0.77 mm in channel lumens
+    # (0.1 kPa), 0.97 mm at 1 kPa. 0 kPa switches the dependence off.
+    stiffness_half_persistence: Q("kPa", ge=0) = "0.03 kPa"
     # Durotaxis senses q = ln(E / (1 + E/E_sat)): ln E on soft tissue, capped
     # at ln E_sat on stiffer substrates (a growth cone cannot probe a polymer
     # wall 1e5 times stiffer than the cord; the cap is assumed at 1 kPa, the
