@@ -5,10 +5,12 @@ stage commands (``mesh``, ``bench``). Those are imported inside their command
 functions on purpose, so that ``check``, ``init`` and ``--help`` start without
 loading DOLFINx, PETSc or PyVista; everything else is imported here.
 
-Exit codes: 0 success, 2 bad input (study file, options, run directory),
-3 a solve failed or some cases of a sweep did not complete; each is the
-``exit_code`` of the :class:`~scaffoldfem.errors.ScaffoldfemError` raised.
-Bad input never shows a traceback, and each message is printed once (rank 0).
+Exit codes: 0 success; 2 bad input or environment (study file, options, run
+directory, a path that cannot be written), 3 a solve failed (the last good state
+is written) or some cases of a sweep did not complete, 143 interrupted; each is
+the ``exit_code`` of the :class:`~scaffoldfem.errors.ScaffoldfemError` raised, or
+of a file-system error / interruption caught in :func:`main`. Bad input never
+shows a traceback, and each message is printed once (rank 0). Exit 1 is a bug.
 """
 
 from __future__ import annotations
@@ -23,10 +25,24 @@ from mpi4py import MPI
 import scaffoldfem
 from scaffoldfem.config.study import load_study_mpi
 from scaffoldfem.config.template import template_text
-from scaffoldfem.errors import EXIT_OK, ScaffoldfemError, StudyError, UsageError
-from scaffoldfem.mpi import say
+from scaffoldfem.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    RunDirError,
+    ScaffoldfemError,
+    StudyError,
+    UsageError,
+    os_error_line,
+)
+from scaffoldfem.files import atomic_write_text
+from scaffoldfem.mpi import on_rank0, say
+from scaffoldfem.run.rundir import check_creatable, inspect_run_dir_mpi
 from scaffoldfem.sweep.args import DESCRIPTION as SWEEP_DESCRIPTION
 from scaffoldfem.sweep.args import add_sweep_arguments, load_runner
+
+#: A directory ``plot`` can draw: a run (its resolved study) or a sweep (its manifest).
+PLOTTABLE = ("study.resolved.toml", "sweep.json", "results.csv")
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
@@ -52,12 +68,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_template(path: Path, force: bool) -> None:
+    """Rank 0 of ``init``: refuse a directory, a missing folder or an existing file."""
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give a file name, e.g. {path / 'study.toml'}")
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; use --force to replace it")
+    if not path.absolute().parent.is_dir():
+        raise UsageError(f"{path}: folder {path.parent} does not exist")
+    try:
+        atomic_write_text(path, template_text())
+    except OSError as err:
+        raise UsageError(f"cannot write {os_error_line(err, path)}") from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     path: Path = args.path
-    if path.exists() and not args.force:
-        raise UsageError(f"{path} exists; use --force to replace it")
-    if MPI.COMM_WORLD.rank == 0:
-        path.write_text(template_text())
+    on_rank0(MPI.COMM_WORLD, lambda: _write_template(path, args.force), wrap=UsageError)
     say(
         MPI.COMM_WORLD,
         f"wrote {path} (annotated template with the defaults; "
@@ -71,15 +98,40 @@ def cmd_mesh(args: argparse.Namespace) -> int:
 
     comm = MPI.COMM_WORLD
     study = load_study_mpi(comm, args.study, args.overrides)
+    if args.output is not None:
+        on_rank0(comm, lambda: _check_mesh_output(args.output), wrap=UsageError)
     say(comm, mesh_command(study, args.output, comm))
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from scaffoldfem import api  # lazy: DOLFINx
+def _check_mesh_output(path: Path) -> None:
+    """``mesh -o``: replace only a mesh scaffoldfem wrote; the folder must be writable."""
+    from scaffoldfem.geometry.loading import is_scaffoldfem_mesh  # lazy: gmsh
 
+    if path.is_dir():
+        raise UsageError(f"-o {path} is a directory; give a file name, e.g. {path / 'mesh.msh'}")
+    if path.exists() and not is_scaffoldfem_mesh(path):
+        raise UsageError(f"-o {path} exists and is not a mesh scaffoldfem wrote; it is not "
+                         "replaced: remove it yourself or choose another file")
+    if not path.exists():
+        try:
+            check_creatable(path, "the mesh file")
+        except RunDirError as err:
+            raise UsageError(str(err)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     comm = MPI.COMM_WORLD
     study = load_study_mpi(comm, args.study, args.overrides)
+    # The run directory is checked before DOLFINx loads: a refusal (or a finished
+    # run) answers in a second; run_study checks again and acts.
+    state = inspect_run_dir_mpi(args.out, comm, resume=args.resume, overwrite=args.overwrite,
+                                study=study)
+    if state.done:
+        say(comm, *state.notes)
+        return EXIT_OK
+    from scaffoldfem import api  # lazy: DOLFINx
+
     api.run(study, args.out, comm, resume=args.resume, overwrite=args.overwrite,
             quiet=args.quiet)
     return EXIT_OK
@@ -94,6 +146,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir} is not a directory")
+    if not any((args.dir / name).is_file() for name in PLOTTABLE):
+        raise UsageError(f"{args.dir} is not a run or sweep directory (no "
+                         f"{' or '.join(PLOTTABLE)}); nothing to plot")
     from scaffoldfem import api  # lazy: DOLFINx, PyVista
 
     if MPI.COMM_WORLD.rank == 0:
@@ -149,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help="also write the mesh here (default: the cache under meshes/cache)",
+        help="also write the mesh here (default: the cache under meshes/cache); an "
+        "existing file is replaced only if it is a mesh scaffoldfem wrote",
     )
     p.set_defaults(func=cmd_mesh)
 
@@ -157,9 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(p)
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument(
-        "--resume", action="store_true", help="continue from the newest valid checkpoint"
+        "--resume", action="store_true",
+        help="continue from the newest valid checkpoint (the same study and mesh only)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory (only one scaffoldfem made)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_run)
 
@@ -182,8 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _local_failure(command: str, line: str, code: int) -> int:
+    """An error raised on this rank only (a file system full, a write refused, ^C):
+    one line, then the exit code. Under MPI the other ranks may be waiting in a
+    collective for this one, so the job is aborted with that code."""
+    comm = MPI.COMM_WORLD
+    if code != EXIT_INTERRUPTED or comm.rank == 0:  # ^C reaches every rank: say it once
+        print(f"scaffoldfem {command}: {line}", file=sys.stderr, flush=True)
+    if comm.size > 1:
+        comm.Abort(code)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``scaffoldfem`` command."""
+    """Entry point of the ``scaffoldfem`` command.
+
+    Exit codes: 0 done; 2 bad input or environment (one line naming the key or the
+    path); 3 a numerical failure (the last good state is written); 143 interrupted;
+    1 only for a bug (with its traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -195,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say(comm, f"scaffoldfem {args.command}: {err}", err=True)
         return err.exit_code
+    except OSError as err:  # the environment, not a bug: disk full, permissions, ...
+        return _local_failure(args.command, os_error_line(err), EXIT_BAD_INPUT)
+    except MemoryError:
+        return _local_failure(args.command, "out of memory (try a coarser "
+                              "geometry.resolution or more ranks)", EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        return _local_failure(args.command, "interrupted", EXIT_INTERRUPTED)
     except Exception:
         comm = MPI.COMM_WORLD
         if comm.size > 1:  # an unexpected error on one rank must not hang the others

@@ -3,8 +3,9 @@
 Every error a user can cause is a :class:`ScaffoldfemError` carrying its data and
 the exit code the command line returns for it: 2 bad input or environment
 (study, options, run directory, meshing), 3 a numerical failure after the last
-good state was written. The CLI maps ``err.exit_code`` directly; nothing else
-decides exit codes. No DOLFINx imports here.
+good state was written. The CLI maps ``err.exit_code`` directly; besides it only
+:func:`scaffoldfem.cli.main` decides exit codes (a file-system error or ^C raised
+outside this family: 2 and 143). No DOLFINx imports here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_NUMERICAL = 3
 EXIT_INTERRUPTED = 143
+
+
+def os_error_line(err: OSError, path: Any = None) -> str:
+    """One line for a file-system error: the file it concerns and why
+    (``/proc/x: No such file or directory``), never a traceback."""
+    where = err.filename if err.filename is not None else path
+    why = err.strerror or str(err) or type(err).__name__
+    return f"{where}: {why}" if where is not None else why
 
 
 def _rebuild(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> ScaffoldfemError:
@@ -61,6 +70,10 @@ class UsageError(ScaffoldfemError):
 
 class RunDirError(ScaffoldfemError):
     """The run directory cannot be used as asked (exists, not a run, ...)."""
+
+
+class FileSystemError(ScaffoldfemError):
+    """A file or directory cannot be read or written (exit 2: the environment)."""
 
 
 class GeometryBuildError(ScaffoldfemError):

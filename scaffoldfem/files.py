@@ -11,6 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scaffoldfem.errors import os_error_line
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_write_with",
+           "os_error_line"]
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -18,11 +23,27 @@ def _umask() -> int:
     return mask
 
 
+def _named(err: OSError, path: Path) -> OSError:
+    """``err`` naming ``path`` instead of the temporary file nobody asked for."""
+    return type(err)(err.errno, err.strerror, str(path)) if err.errno else err
+
+
+def _mkstemp(path: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+    except OSError as err:
+        raise _named(err, path) from None
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename."""
+    """Write ``data`` to ``path`` via a temporary file and a rename.
+
+    Raises:
+        OSError: Naming ``path`` (not the temporary file) when it cannot be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _mkstemp(path, f".{path.name}.", ".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -49,8 +70,7 @@ def atomic_write_with(path: Path | str, writer: Callable[[Path], Any]) -> None:
     """Atomic write for writers that need a file name (e.g. ``gmsh.write``): ``writer``
     writes a unique temporary sibling (same suffix), which is then renamed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    fd, tmp = _mkstemp(path, f".{path.stem}.", path.suffix)
     os.close(fd)
     try:
         writer(Path(tmp))

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from scaffoldfem.errors import InternalError, ScaffoldfemError
+from scaffoldfem.errors import FileSystemError, InternalError, ScaffoldfemError, os_error_line
 
 
 def _idle_until_rank0_done(comm: Any) -> None:
@@ -27,8 +27,10 @@ def on_rank0(
     """Run ``fn`` on rank 0 only and return its (picklable) result on every rank.
 
     A :class:`~scaffoldfem.errors.ScaffoldfemError` raised on rank 0 is raised on
-    every rank unchanged; any other exception becomes ``wrap`` with its message,
-    so no rank hangs waiting for a rank that failed.
+    every rank unchanged, an ``OSError`` becomes a
+    :class:`~scaffoldfem.errors.FileSystemError` (exit 2) naming the path, any
+    other exception becomes ``wrap`` with its message, so no rank hangs waiting
+    for a rank that failed.
 
     Args:
         comm: Communicator, or None to call ``fn`` directly.
@@ -43,6 +45,8 @@ def on_rank0(
             result = ("ok", fn())
         except ScaffoldfemError as err:
             result = ("error", err)
+        except OSError as err:  # the environment, not a bug: exit 2 naming the path
+            result = ("error", FileSystemError(os_error_line(err)))
         except Exception as err:  # re-raised on every rank below
             result = ("error", wrap(f"{type(err).__name__}: {err}"))
     _idle_until_rank0_done(comm)

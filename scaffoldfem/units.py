@@ -4,6 +4,13 @@ Internal units are **mm, day, ng/mL, kPa** (and cells for cell counts). A value
 is converted once, at validation, to a plain float in the internal unit of its
 dimension; the resolved study writes it back as ``"<value> <internal unit>"``.
 
+A value is exactly ``<number> <unit>``: one plain number (``2``, ``0.5``,
+``12.6e-7``) followed by a unit expression (names joined by ``*``, ``/`` or a
+space, with small integer or decimal exponents, e.g. ``cm^2/s``, ``1/day``,
+``ng/(mL*day)``). Anything else, arithmetic included (``"9**9**9 mm"``,
+``"2 mm + 3 mm"``), is refused before pint sees it: pint evaluates expressions,
+and an exponent tower never finishes.
+
 Use :func:`Q` to declare a field::
 
     length: Q("mm", gt=0) = "2 mm"
@@ -12,6 +19,7 @@ Use :func:`Q` to declare a field::
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 from typing import Annotated, Any
 
@@ -38,6 +46,19 @@ INTERNAL_UNITS = {
     "velocity": "mm/day",
 }
 
+#: Longest quantity string accepted (the longest sensible one is ~25 characters).
+MAX_QUANTITY_LENGTH = 64
+
+#: ``<number> <rest>``: a plain decimal number (no arithmetic), then the unit text.
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?)(?=[^\d.]|$)"
+                     r"\s*(.*?)\s*$", re.DOTALL)
+#: Tokens of a unit expression; anything not matched is refused.
+_TOKEN = re.compile(r"\s*(?:(?P<name>[^\W\d_][^\W\d]*|%)|(?P<pow>\*\*|\^)\s*"
+                    r"(?P<exp>[-+]?\d{1,2}(?:\.\d{1,3})?)|(?P<op>[*/·])|(?P<one>1\s*/)"
+                    r"|(?P<open>\()|(?P<close>\)))")
+_MAX_DEPTH = 3
+_EXAMPLE = "'<number> <unit>' such as '2 mm' or '12.6e-7 cm^2/s'"
+
 
 @cache
 def registry() -> pint.UnitRegistry:
@@ -51,6 +72,80 @@ def registry() -> pint.UnitRegistry:
 
 def _describe_dim(ureg: pint.UnitRegistry, unit: str) -> str:
     return str(ureg.Quantity(1, unit).dimensionality)
+
+
+def _unit_text_ok(text: str) -> bool:
+    """Is ``text`` a plain unit expression (see the module docstring)?
+
+    Operands (names, ``(...)``) alternate with operators (``*``, ``/``, or a
+    space); ``1/`` may open a denominator; an exponent may follow an operand
+    once, so there are no towers, and parentheses nest at most three deep.
+    """
+    pos, depth = 0, 0
+    want_operand, can_raise = True, False
+    while text[pos:].strip():
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            return False
+        pos = m.end()
+        kind = "pow" if m.lastgroup == "exp" else m.lastgroup
+        if kind == "name":  # two names in a row are a product ("ng mL^-1")
+            want_operand, can_raise = False, True
+        elif kind in ("one", "open"):
+            if not want_operand:
+                return False
+            depth += kind == "open"
+            if depth > _MAX_DEPTH:
+                return False
+            want_operand, can_raise = True, False
+        elif kind == "pow":
+            if not can_raise:
+                return False
+            can_raise = False
+        elif kind == "op":
+            if want_operand:
+                return False
+            want_operand, can_raise = True, False
+        else:  # close
+            if want_operand or depth == 0:
+                return False
+            depth -= 1
+            can_raise = True
+    return depth == 0 and not want_operand
+
+
+def read_quantity(text: str) -> pint.Quantity:
+    """Read ``"<number> <unit>"`` into a pint quantity, refusing anything else.
+
+    Args:
+        text: The study string, e.g. ``"12.6e-7 cm^2/s"``.
+
+    Returns:
+        The quantity (the unit may be dimensionless only if it was written, e.g. ``%``).
+
+    Raises:
+        ValueError: A string that is not one number followed by a unit expression
+            (arithmetic, a bare unit, a bare number, an unknown unit); the
+            message says what was expected.
+    """
+    if len(text) > MAX_QUANTITY_LENGTH:
+        raise ValueError(f"longer than {MAX_QUANTITY_LENGTH} characters; expected {_EXAMPLE}")
+    m = _NUMBER.match(text)
+    if m is None:
+        raise ValueError(f"needs a number first: expected {_EXAMPLE}")
+    number, unit = m.group(1), m.group(2)
+    if not unit:
+        raise ValueError(f"needs a unit: expected {_EXAMPLE}")
+    if not _unit_text_ok(unit):
+        raise ValueError(f"{unit!r} is not a plain unit (no arithmetic, one exponent per "
+                         f"unit); expected {_EXAMPLE}")
+    ureg = registry()
+    try:
+        units = ureg.parse_units(unit)
+    except Exception as err:  # pint raises several unrelated exception types
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"unknown unit {unit!r} ({first})") from None
+    return ureg.Quantity(float(number), units)
 
 
 def parse_quantity(value: Any, unit: str) -> float:
@@ -95,35 +190,33 @@ def _parse_quantity(value: Any, unit: str) -> float:
         )
     if not isinstance(value, str):
         raise PydanticCustomError(
-            "quantity_type", "expected a string with a unit, got {got!r}", {"got": value}
+            "quantity_type", "expected a string with a unit (got {got})", {"got": repr(value)}
         )
     try:
-        q = ureg.Quantity(value.strip())
-    except Exception as err:  # pint raises several unrelated exception types
+        q = read_quantity(value)
+    except ValueError as err:
         raise PydanticCustomError(
-            "quantity_parse",
-            "cannot read {got!r} as a quantity ({err})",
-            {"got": value, "err": str(err).splitlines()[0]},
+            "quantity_parse", "cannot read {got} as a quantity: {err}",
+            {"got": repr(value), "err": str(err)},
         ) from None
-    if not isinstance(q, pint.Quantity) or (q.dimensionless and want != "dimensionless"):
+    if q.dimensionless and want != "dimensionless":
         raise PydanticCustomError(
             "quantity_no_unit",
-            "needs a unit: expected a quantity of dimension {dim}, got {got!r}",
-            {"dim": want, "got": value},
+            "needs a unit: expected a quantity of dimension {dim} (got {got})",
+            {"dim": want, "got": repr(value)},
         )
     try:
         mag = float(q.to(unit).magnitude)
     except pint.DimensionalityError:
         raise PydanticCustomError(
             "quantity_dimension",
-            "wrong dimension: expected {dim}, got {got!r} which is {have}",
-            {"dim": want, "got": value, "have": str(q.dimensionality)},
+            "wrong dimension: expected {dim}, got {got} which is {have}",
+            {"dim": want, "got": repr(value), "have": str(q.dimensionality)},
         ) from None
     if not math.isfinite(mag):
-        raise PydanticCustomError("quantity_finite", "must be finite (got {got!r})", {"got": value})
+        raise PydanticCustomError("quantity_finite", "must be finite (got {got})",
+                                  {"got": repr(value)})
     return mag
-
-
 def format_quantity(value: float, unit: str) -> str:
     """Format an internal value back to a study string, e.g. ``"2.0 mm"``."""
     return f"{value!r} {unit.replace('**', '^')}"

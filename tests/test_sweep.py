@@ -89,7 +89,8 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False,
     crossing = comm.allreduce(float(np.sum(phi * np.exp(-t / modulus))) / N_QUAD)
     metrics = {
         "axons": {"crossing_fraction": crossing, "crossed": round(100 * crossing)},
-        "species": {s.name: {"lesion_auc_ng_day_per_mL": s.release.loading * phi / 1e3}
+        "species": {s.name: {"lesion_auc_ng_day_per_mL":
+                             sum(c.loading for c in s.carriers) * phi / 1e3}
                     for s in study.species},
         "mechanics": {"max_interface_strain_jump": 1.0 / (modulus * (1 - phi) ** 2)},
         "scaffold": {"mass_remaining_fraction": math.exp(-study.scaffold.hydrolysis_rate
@@ -175,7 +176,7 @@ base = "{BASELINE}"
 [grid.species.BDNF]
 half_life = ["2 h", "8 h"]
 [[cases]]
-id = "stiff gel"
+id = "stiff_gel"
 scaffold = {{ solid_modulus = "2 MPa", porosity = 0.6 }}
 [[cases]]
 "geometry.channels.count" = 1

@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
-from pydantic import ValidationInfo, field_validator, model_validator
+import numpy as np
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.base import Section
@@ -50,6 +52,7 @@ from scaffoldfem.config.geometry_fit import (
     lesion_problems,
     raise_problems,
 )
+from scaffoldfem.config.geometry_mesh import BYTES_PER_CELL, estimate_cells, mesh_sizes
 from scaffoldfem.config.geometry_sections import (
     CavityConfig,
     ChannelsConfig,
@@ -59,12 +62,12 @@ from scaffoldfem.config.geometry_sections import (
     MeshConfig,
     ScarConfig,
 )
-from scaffoldfem.config.geometry_volumes import analytic_volumes
+from scaffoldfem.config.geometry_volumes import analytic_volumes, present_regions
 from scaffoldfem.units import parse_quantity
 
-__all__ = ["BUILDER_VERSION", "RESOLUTIONS", "CavityConfig", "ChannelsConfig", "CordConfig",
-           "GeometryConfig", "GreyMatterConfig", "LesionConfig", "MeshConfig", "ScaffoldSection",
-           "ScarConfig"]
+__all__ = ["BUILDER_VERSION", "DEFAULT_MAX_CELLS", "RESOLUTIONS", "CavityConfig",
+           "ChannelsConfig", "CordConfig", "GeometryConfig", "GreyMatterConfig", "LesionConfig",
+           "MeshConfig", "ScaffoldSection", "ScarConfig"]
 
 #: Bump when the Gmsh builder changes in a way that changes meshes: it salts
 #: :meth:`GeometryConfig.geometry_hash`, so stale cached meshes are not reused.
@@ -79,6 +82,10 @@ RESOLUTIONS: dict[str, tuple[float, int]] = {
     "fine": (0.075, 44),
 }
 
+#: Largest mesh accepted unless ``geometry.max_cells`` says otherwise: ~4x "fine"
+#: (1.2M cells), ~15 GB for a run at :data:`BYTES_PER_CELL`.
+DEFAULT_MAX_CELLS = 5_000_000
+
 
 class GeometryConfig(Section):
     """Cord segment, lesion and implant, and how finely to mesh them.
@@ -87,7 +94,9 @@ class GeometryConfig(Section):
     longer than the segment, channels that overlap each other or the scaffold
     border or leave walls thinner than ``channels.min_wall``) are refused at
     validation with the amount, e.g. ``geometry.channels: channels 2 and 3
-    overlap by 0.05 mm``.
+    overlap by 0.05 mm``. A resolution whose mesh would exceed ``max_cells``
+    (estimated from the sizes, before any meshing) is refused under
+    ``geometry.resolution`` with the estimate.
     """
 
     cord: CordConfig = CordConfig()
@@ -96,9 +105,13 @@ class GeometryConfig(Section):
     scar: ScarConfig = ScarConfig()
     cavity: CavityConfig = CavityConfig()
     channels: ChannelsConfig = ChannelsConfig()
+    mesh: MeshConfig = MeshConfig()
+    # Largest mesh (cells) a study may ask for; the estimate from the geometry and
+    # the resolution is checked against it before meshing. Raise it deliberately
+    # for a big machine (a run needs ~3 kB per cell).
+    max_cells: int = Field(DEFAULT_MAX_CELLS, ge=1)
     # "coarse" | "medium" | "fine" (~200k P1 vertices) | a base size, e.g. "0.08 mm".
     resolution: str = "medium"
-    mesh: MeshConfig = MeshConfig()
 
     # -- validation ---------------------------------------------------------
     # Field validators see the fields declared before them (info.data), so each
@@ -106,19 +119,29 @@ class GeometryConfig(Section):
 
     @field_validator("resolution")
     @classmethod
-    def _check_resolution(cls, v: str) -> str:
-        if v.strip() in RESOLUTIONS:
-            return v.strip()
-        try:
-            size = parse_quantity(v, "mm")
-        except PydanticCustomError:
-            raise PydanticCustomError(
-                "geometry_resolution",
-                "expected one of {names} or a mesh size such as '0.08 mm' (got {got!r})",
-                {"names": ", ".join(RESOLUTIONS), "got": v}) from None
-        if size <= 0:
-            raise PydanticCustomError("geometry_resolution", "mesh size must be > 0 (got {got})",
-                                      {"got": v})
+    def _check_resolution(cls, v: str, info: ValidationInfo) -> str:
+        v = v.strip()
+        if v in RESOLUTIONS:
+            h, n = RESOLUTIONS[v]
+        else:
+            try:
+                h = parse_quantity(v, "mm")
+            except PydanticCustomError:
+                raise PydanticCustomError(
+                    "geometry_resolution",
+                    "expected one of {names} or a mesh size such as '0.08 mm' (got {got})",
+                    {"names": ", ".join(RESOLUTIONS), "got": repr(v)}) from None
+            if h <= 0:
+                raise PydanticCustomError("geometry_resolution",
+                                          "mesh size must be > 0 (got {got})", {"got": v})
+            n = _curvature_points_for(h)
+        d = info.data
+        if all(k in d for k in ("cord", "grey_matter", "lesion", "scar", "cavity", "channels",
+                                "mesh", "max_cells")):
+            cells = _estimate(d, h, n)
+            if not cells <= d["max_cells"]:
+                raise PydanticCustomError("geometry_size", "{msg}", {"msg": _too_big(
+                    v, cells, d["max_cells"])})
         return v
 
     @field_validator("grey_matter")
@@ -191,8 +214,19 @@ class GeometryConfig(Section):
             return self.mesh.curvature_points
         if self.resolution in RESOLUTIONS:
             return RESOLUTIONS[self.resolution][1]
-        h_medium, n_medium = RESOLUTIONS["medium"]
-        return int(min(max(round(n_medium * h_medium / self.base_size()), 16), 96))
+        return _curvature_points_for(self.base_size())
+
+    def mesh_sizes(self) -> dict[str, float]:
+        """Target element size (mm) of each zone (:func:`~.geometry_mesh.mesh_sizes`)."""
+        return mesh_sizes(self.base_size(), self.curvature_points(), self.mesh, self.cord,
+                          self.channels.radius)
+
+    def estimate_cells(self) -> float:
+        """Expected cell count of the mesh, from the sizes alone (no meshing; within
+        7 % on the meshes it was fitted to, see :mod:`~.geometry_mesh`)."""
+        return estimate_cells(self.cord, self.grey_matter, self.lesion, self.scar.thickness,
+                              self.cavity.gap, self.channel_centres(), self.channels.radius,
+                              self.mesh_sizes(), self.mesh.transition)
 
     def lesion_z(self) -> tuple[float, float]:
         """(z0, z1) of the lesion."""
@@ -208,17 +242,20 @@ class GeometryConfig(Section):
         return channel_layout(self.scaffold_section(), self.channels)[0]
 
     def regions(self) -> list[str]:
-        """Cell regions present in this geometry (names from scaffoldfem.regions)."""
-        return [k for k in self.analytic_volumes() if k != "cord"]
+        """Cell regions present in this geometry (names from scaffoldfem.regions), decided
+        from the configuration alone: no meshing, no volume quadrature."""
+        return present_regions(self.grey_matter.enabled, self.scar.thickness,
+                               self.channels.count, self.cavity.gap)
 
     def geometry_hash(self) -> str:
         """Hex digest of the resolved geometry (everything that changes the mesh).
 
-        ``mesh.num_threads`` is left out: it changes the speed, not the mesh's
-        meaning. :data:`BUILDER_VERSION` is mixed in.
+        ``mesh.num_threads`` and ``max_cells`` are left out: they change the speed or
+        what is allowed, not the mesh. :data:`BUILDER_VERSION` is mixed in.
         """
         data = self.model_dump(mode="json")
         data["mesh"].pop("num_threads", None)
+        data.pop("max_cells", None)
         data["builder_version"] = BUILDER_VERSION
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -233,3 +270,53 @@ class GeometryConfig(Section):
         """
         return analytic_volumes(self.cord, self.grey_matter, self.lesion, self.scar.thickness,
                                 self.cavity.gap, self.channel_centres(), self.channels.radius)
+
+
+def _curvature_points_for(h: float) -> int:
+    """Elements per turn for an explicit base size h: medium's 32 scaled by 0.12 mm / h,
+    within [16, 96]."""
+    h_medium, n_medium = RESOLUTIONS["medium"]
+    return int(min(max(round(n_medium * h_medium / h), 16), 96))
+
+
+_ESTIMATES: dict[str, float] = {}
+
+
+def _estimate(d: dict, h: float, n: int) -> float:
+    """Estimated cells from validated sections ``d`` (the field validator's view).
+
+    Remembered per geometry: a sweep validates thousands of cases that mostly
+    share one or a few geometries, and an estimate takes ~30 ms.
+    """
+    parts = ("cord", "grey_matter", "lesion", "scar", "cavity", "channels", "mesh")
+    key = json.dumps([h, n, *(d[k].model_dump(mode="json") for k in parts)], sort_keys=True)
+    if key not in _ESTIMATES:
+        if len(_ESTIMATES) > 1024:
+            _ESTIMATES.clear()
+        _ESTIMATES[key] = _estimate_uncached(d, h, n)
+    return _ESTIMATES[key]
+
+
+def _estimate_uncached(d: dict, h: float, n: int) -> float:
+    mesh: MeshConfig = d["mesh"]
+    channels: ChannelsConfig = d["channels"]
+    n = mesh.curvature_points if mesh.curvature_points is not None else n
+    section = ScaffoldSection.of(d["cord"], d["lesion"], d["cavity"].gap)
+    centres = channel_layout(section, channels)[0]
+    sizes = mesh_sizes(h, n, mesh, d["cord"], channels.radius)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return estimate_cells(d["cord"], d["grey_matter"], d["lesion"], d["scar"].thickness,
+                              d["cavity"].gap, centres, channels.radius, sizes, mesh.transition)
+
+
+def _too_big(resolution: str, cells: float, limit: int) -> str:
+    def num(x: float, unit: str) -> str:
+        if not math.isfinite(x):
+            return f"more than 1e300 {unit}"
+        return f"about {x:,.0f} {unit}" if x < 1e9 else f"about {x:.1e} {unit}"
+
+    return (f"at resolution {resolution!r} this geometry would mesh into "
+            f"{num(cells, 'cells')} (estimated before meshing; a run needs "
+            f"{num(cells * BYTES_PER_CELL / 1e9, 'GB')} at ~{BYTES_PER_CELL / 1000:.0f} kB "
+            f"per cell), over geometry.max_cells = {limit:,}: choose a coarser resolution "
+            "(or fewer mesh.curvature_points), or raise geometry.max_cells deliberately")

@@ -184,26 +184,36 @@ def channel_layout(sec: ScaffoldSection, ch: ChannelsConfig
     return centres, problems + _fit_problems(sec, ch, centres)
 
 
+#: Problems listed one by one before the rest is counted ("... and 40 more").
+_MAX_LISTED = 5
+
+
 def _fit_problems(sec: ScaffoldSection, ch: ChannelsConfig,
                   centres: list[tuple[float, float]]) -> list[str]:
+    """Overlaps and thin walls, between channels and to the border (vectorised: all
+    pairs at once, which for the at most MAX_CHANNELS channels is 125k distances)."""
     out = []
     r, w = ch.radius, ch.min_wall
     c = np.asarray(centres, dtype=float).reshape(-1, 2)
-    for i in range(len(c)):
-        for j in range(i + 1, len(c)):
-            wall = float(np.hypot(*(c[i] - c[j]))) - 2 * r
-            if wall < 0:
-                out.append(f"channels {i + 1} and {j + 1} overlap by {_mm(-wall)}")
-            elif wall < w:
-                out.append(f"wall between channels {i + 1} and {j + 1} is {_mm(wall)}, "
-                           f"{_mm(w - wall)} thinner than min_wall {_mm(w)}")
-    for i, d in enumerate(sec.signed_distance(c)):
+    i, j = np.triu_indices(len(c), k=1)
+    walls = np.hypot(*(c[i] - c[j]).T) - 2 * r
+    for k in np.flatnonzero(walls < w):
+        wall = float(walls[k])
+        a, b = int(i[k]) + 1, int(j[k]) + 1
+        if wall < 0:
+            out.append(f"channels {a} and {b} overlap by {_mm(-wall)}")
+        else:
+            out.append(f"wall between channels {a} and {b} is {_mm(wall)}, "
+                       f"{_mm(w - wall)} thinner than min_wall {_mm(w)}")
+    for k, d in enumerate(sec.signed_distance(c) if len(c) else []):
         wall = float(d) - r
         if wall < 0:
-            out.append(f"channel {i + 1} crosses the scaffold border by {_mm(-wall)}")
+            out.append(f"channel {k + 1} crosses the scaffold border by {_mm(-wall)}")
         elif wall < w:
-            out.append(f"wall between channel {i + 1} and the scaffold border is {_mm(wall)}, "
+            out.append(f"wall between channel {k + 1} and the scaffold border is {_mm(wall)}, "
                        f"{_mm(w - wall)} thinner than min_wall {_mm(w)}")
+    if len(out) > _MAX_LISTED:
+        out = [*out[:_MAX_LISTED], f"and {len(out) - _MAX_LISTED} more such problem(s)"]
     return out
 
 

@@ -15,12 +15,17 @@ from pydantic import Field
 from scaffoldfem.config.base import Section
 from scaffoldfem.units import Q
 
-__all__ = ["CavityConfig", "ChannelsConfig", "CordConfig", "GreyMatterConfig", "Length",
-           "LesionConfig", "MeshConfig", "NonNegLength", "PosLength", "ScarConfig"]
+__all__ = ["MAX_CHANNELS", "CavityConfig", "ChannelsConfig", "CordConfig", "GreyMatterConfig",
+           "Length", "LesionConfig", "MeshConfig", "NonNegLength", "PosLength", "ScarConfig"]
 
 Length = Q("mm")
 PosLength = Q("mm", gt=0)
 NonNegLength = Q("mm", ge=0)
+
+#: Most channels a scaffold may have: the largest printed multichannel scaffolds
+#: have tens to a few hundred lumens, and every channel wall is meshed finely
+#: (~10k cells per 450 um channel at "coarse").
+MAX_CHANNELS = 500
 
 
 class CordConfig(Section):
@@ -118,7 +123,7 @@ class ChannelsConfig(Section):
 
     # Multichannel PLGA scaffolds with 7 channels of 450 µm (Olson 2009, Acta
     # Biomater; background.md); 3D-printed alternatives use 200 µm (Koffler 2019).
-    count: int = Field(7, ge=0)
+    count: int = Field(7, ge=0, le=MAX_CHANNELS)
     diameter: PosLength = "450 um"
     layout: Literal["hexagonal", "rings", "explicit"] = "hexagonal"
     # Centre-to-centre pitch (hexagonal grid / ring step): 0.7 mm leaves 250 µm
@@ -126,7 +131,7 @@ class ChannelsConfig(Section):
     spacing: PosLength = "0.7 mm"
     # layout = "explicit": one [x, y] pair of lengths per channel, e.g.
     # centres = [["0 mm", "0 mm"], ["0.7 mm", "0 mm"]].
-    centres: list[tuple[Length, Length]] | None = None
+    centres: list[tuple[Length, Length]] | None = Field(None, max_length=MAX_CHANNELS)
     # Thinnest wall accepted between channels or to the scaffold border: a
     # printability/handling limit (assumption), not a literature value.
     min_wall: NonNegLength = "0.1 mm"

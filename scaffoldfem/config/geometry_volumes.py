@@ -15,7 +15,7 @@ import numpy as np
 from scaffoldfem.config.geometry_fit import ellipse_area_beyond
 from scaffoldfem.config.geometry_sections import CordConfig, GreyMatterConfig, LesionConfig
 
-__all__ = ["analytic_volumes"]
+__all__ = ["analytic_volumes", "present_regions"]
 
 # Angular quadrature points for areas of intersected star-shaped regions; the
 # error (< 1e-8 relative) is far below anything a mesh resolves.
@@ -68,6 +68,15 @@ def _channel_volume_in_ellipsoid(cx: float, cy: float, r: float, a: float, b: fl
     return float(np.sum(h * R * wr[:, None]) * (2 * np.pi / len(th)))
 
 
+def present_regions(grey: bool, t: float, n_channels: int, g: float) -> list[str]:
+    """Cell regions a geometry has, from its configuration (the rule of
+    :func:`analytic_volumes`): grey matter if enabled, scar if ``t`` > 0, channels if
+    there are any, cavity if the gap ``g`` > 0; white matter and scaffold always."""
+    present = {"white_matter": True, "grey_matter": grey, "scar": t > 0, "scaffold": True,
+               "channel": n_channels > 0, "cavity": g > 0}
+    return [k for k, v in present.items() if v]
+
+
 def analytic_volumes(cord: CordConfig, grey: GreyMatterConfig, les: LesionConfig, t: float,
                      g: float, centres: list[tuple[float, float]], r: float) -> dict[str, float]:
     """Exact volume (mm³) of the cord (key ``"cord"``) and of every region present.
@@ -106,6 +115,5 @@ def analytic_volumes(cord: CordConfig, grey: GreyMatterConfig, les: LesionConfig
         "channel": channel,
         "cavity": lesion - implant,
     }
-    present = {"grey_matter": grey.enabled, "scar": t > 0, "channel": bool(centres),
-               "cavity": g > 0}
-    return {k: v for k, v in vols.items() if present.get(k, True)}
+    present = ["cord", *present_regions(grey.enabled, t, len(centres), g)]
+    return {k: v for k, v in vols.items() if k in present}

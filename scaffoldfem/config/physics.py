@@ -1,5 +1,7 @@
-"""Study sections for the coupled physics: tissue, scaffold, species, enzyme, cells,
-mechanics and time stepping. Internal units: mm, day, ng/mL, kPa.
+"""Study sections for the coupled physics: tissue, scaffold, species (with their
+carriers), cells, mechanics and time stepping (the enzymes and the injury timeline:
+:mod:`scaffoldfem.config.inflammation`; carriers: :mod:`scaffoldfem.config.carriers`).
+Internal units: mm, day, ng/mL, kPa.
 
 Every default names its source in a comment; where the literature gives only a
 range, the value is a documented starting point meant to be swept.
@@ -7,13 +9,14 @@ range, the value is a documented starting point meant to be swept.
 
 from __future__ import annotations
 
-from itertools import pairwise
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.base import Section
+from scaffoldfem.config.carriers import Carrier
+from scaffoldfem.config.inflammation import species_tortuosity
 from scaffoldfem.config.presets import POLYMERS
 from scaffoldfem.units import Q
 
@@ -176,21 +179,6 @@ class Dose(Section):
         return self
 
 
-class Release(Section):
-    """Release from the scaffold-bound reservoir b (ng per mL of scaffold):
-    r = (k0 + k_mmp m/(K_m+m)) b + ρ_rel (matrix mass-loss rate) b / w."""
-
-    loading: Conc = "0 ng/mL"
-    # Passive first-order release: alginate/PLGA carriers release over 2-4 weeks
-    # (background) → k0 ≈ 0.05-0.1 /day.
-    first_order_rate: Rate = "0.05 1/day"
-    # MMP-triggered "on demand" release (MMP-responsive gelatin hydrogels).
-    mmp_rate: Rate = "0.3 1/day"
-    mmp_half_saturation: Q("ng/mL", gt=0) = "20 ng/mL"
-    # Degradation-coupled release: fraction of the reservoir freed per unit of matrix lost.
-    degradation_coupling: float = Field(1.0, ge=0.0)
-
-
 class Uptake(Section):
     """Saturable receptor uptake in host tissue V_max c / (K_d + c)."""
 
@@ -209,7 +197,14 @@ class Species(Section):
     diffusivity_free: Diffusivity = "12.6e-7 cm^2/s"
     # Tissue half-lives of NTFs are uncertain (minutes to hours, background): sweep it.
     half_life: Time = "4 h"
-    release: Release = Release()
+    # Tortuosity of this molecule in host tissue and channel lumens (D = D_free/λ²
+    # scaled from the tissue's small-molecule λ): neurotrophins (BDNF, NT-3, NT-4,
+    # GDNF by size) 2.14, the NGF value in tissue (Stroh et al. 2003 Biophys J 85:581);
+    # other names: the tissue's own (tissue.tortuosity_*, small molecules).
+    tortuosity: float | None = Field(None, ge=1.0)
+    # Carriers the factor is loaded in (each its own law and loading; presets with the
+    # published curve each reproduces: config/carriers.py). None: nothing loaded.
+    carriers: list[Carrier] = []
     uptake: Uptake = Uptake()
     # Secretion by transplanted cells; MSCs secrete BDNF/GDNF at ~0.1-1 ng per 10^6
     # cells per day (order of magnitude, to be swept).
@@ -231,12 +226,19 @@ class Species(Section):
             )
         return self
 
+    def tissue_tortuosity(self) -> float | None:
+        """``tortuosity``, else the default by name (None: the tissue's own)."""
+        if self.tortuosity is not None:
+            return self.tortuosity
+        return species_tortuosity(self.name, default=None)
+
 
 def default_species() -> list[Species]:
-    """BDNF loaded in the scaffold, NT-3 infused from day 14 (stage-specific delivery),
-    GDNF secreted by the transplanted cells."""
+    """BDNF loaded in PLGA microspheres in the scaffold, NT-3 infused from day 14
+    (stage-specific delivery), GDNF secreted by the transplanted cells."""
     return [
-        Species(name="BDNF", release=Release(loading="2e4 ng/mL")),
+        Species(name="BDNF", carriers=[Carrier(preset="plga_microspheres",
+                                               loading="2e4 ng/mL")]),
         Species(
             name="NT3",
             doses=[
@@ -251,43 +253,6 @@ def default_species() -> list[Species]:
         ),
         Species(name="GDNF", secretion="5e-7 ng/cell/day"),
     ]
-
-
-class EnzymeSource(Section):
-    """Time course of MMP production: gamma-shaped peak or a (day, rate) table."""
-
-    profile: Literal["gamma", "table"] = "gamma"
-    # MMP-9 peaks ~day 3-7 after SCI (Noble et al. 2002 J Neurosci 22:7526).
-    peak_day: Time = "5 day"
-    shape: float = Field(3.0, gt=1.0)
-    amplitude: Q("ng/mL/day", ge=0) = "50 ng/mL/day"
-    table: list[tuple[float, float]] = []
-    regions: list[Literal["scar", "scaffold_interface"]] = ["scar", "scaffold_interface"]
-    # The interface source acts in a band of this half-width on both sides of
-    # scaffold_interface (a volume source, so its total does not depend on the mesh).
-    interface_band: Q("mm", gt=0) = "0.1 mm"
-
-    @model_validator(mode="after")
-    def _table(self) -> Self:
-        if self.profile == "table":
-            days = [d for d, _ in self.table]
-            if len(days) < 2 or any(b <= a for a, b in pairwise(days)):
-                raise PydanticCustomError(
-                    "table",
-                    "needs at least two (day, rate in ng/mL/day) rows with increasing days",
-                    {},
-                )
-        return self
-
-
-class EnzymeConfig(Section):
-    """MMP (gelatinase) that drives enzymatic degradation and on-demand release."""
-
-    enabled: bool = True
-    # MMP-9 (92 kDa): Stokes-Einstein scaling of NGF's free value by (27/92)^(1/3).
-    diffusivity_free: Diffusivity = "8.4e-7 cm^2/s"
-    half_life: Time = "1 day"
-    source: EnzymeSource = EnzymeSource()
 
 
 class CellsConfig(Section):

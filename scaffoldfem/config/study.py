@@ -24,15 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.axons import AxonsConfig
-from scaffoldfem.config.base import Section
+from scaffoldfem.config.base import Section, format_errors
 from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.config.inflammation import (
+    EnzymeEntry,
+    InflammationConfig,
+    ROSConfig,
+    default_enzymes,
+    enzyme_problems,
+)
 from scaffoldfem.config.physics import (
     CellsConfig,
-    EnzymeConfig,
     MechanicsConfig,
     ScaffoldConfig,
     Species,
@@ -40,47 +46,18 @@ from scaffoldfem.config.physics import (
     TissueConfig,
     default_species,
 )
+from scaffoldfem.config.study_checks import (
+    axon_problems,
+    carrier_problems,
+    naming_problems,
+    region_problems,
+    solver_value_problems,
+)
 from scaffoldfem.errors import StudyError
 from scaffoldfem.mpi import on_rank0
 from scaffoldfem.units import Q
 
 Q_day_pos = Q("day", gt=0)
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def format_errors(err: ValidationError, prefix: str = "") -> list[str]:
-    """Turn a pydantic ValidationError into one line per problem, key first."""
-    lines = []
-    for e in err.errors(include_url=False):
-        # Model validators of a section add no location of their own; drop the
-        # synthetic tags pydantic adds for function validators.
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = _loc(loc) or "(study)"
-        if prefix:
-            key = f"{prefix}.{key}" if key != "(study)" else prefix
-        kind = e["type"]
-        msg = e["msg"].removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            msg = f"unknown key (got {e['input']!r})"
-        elif kind == "missing":
-            msg = "missing required value"
-        elif kind.startswith(
-            ("quantity", "dose", "window", "table", "dt_", "geometry", "channel", "cross_section")
-        ):
-            pass  # our own messages already read well
-        elif "input" in e and not isinstance(e["input"], dict | list):
-            msg = f"{msg[0].lower()}{msg[1:]} (got {e['input']!r})"
-        lines.append(f"{key}: {msg}")
-    return lines
 
 
 class OutputConfig(Section):
@@ -103,7 +80,16 @@ class Study(Section):
     tissue: TissueConfig = TissueConfig()
     scaffold: ScaffoldConfig = ScaffoldConfig()
     species: list[Species] = Field(default_factory=default_species, min_length=1)
-    enzyme: EnzymeConfig = EnzymeConfig()
+    # The injury's timeline: neutrophils, macrophages and reactive astrocytes, which
+    # drive the enzymes (and reactive oxygen species).
+    inflammation: InflammationConfig = InflammationConfig()
+    # Matrix metalloproteinases, one transport field each (MMP-9 early, neutrophil-
+    # linked; MMP-2 later, astrocyte-linked); an empty list: none.
+    enzymes: list[EnzymeEntry] = Field(default_factory=default_enzymes)
+    # Reactive oxygen species (H2O2): parameters of the timeline's ROS production;
+    # the ROS transport field is not in the solver yet (carriers that need ROS are
+    # refused).
+    ros: ROSConfig = ROSConfig()
     cells: CellsConfig = CellsConfig()
     mechanics: MechanicsConfig = MechanicsConfig()
     time: TimeConfig = TimeConfig()
@@ -113,15 +99,31 @@ class Study(Section):
     # e.g. [solver.transport] ksp_rtol = 1e-10.
     solver: dict[str, dict[str, str | int | float | bool]] = {}
 
+    @field_validator("solver", mode="before")
+    @classmethod
+    def _finite_options(cls, v: Any) -> Any:
+        # Before the type check: an infinite option would otherwise fail all four
+        # members of the value union, four lines for one mistake.
+        _raise_lines(solver_value_problems(v))
+        return v
+
     @model_validator(mode="after")
-    def _cross_checks(self) -> Study:
+    def _cross_checks(self, info: ValidationInfo) -> Study:
+        # Rules across sections (scaffoldfem.config.study_checks), all reported at once.
+        machine = (info.context or {}).get("machine_checks", True)
+        lines = []
         if self.axons.enabled and self.axons.seed_offset <= self.geometry.scar.thickness:
-            raise PydanticCustomError(
-                "cross_section",
-                "axons.seed_offset ({a} mm) must exceed geometry.scar.thickness "
-                "({b} mm): growth cones start in host tissue outside the scar rim",
-                {"a": self.axons.seed_offset, "b": self.geometry.scar.thickness},
-            )
+            lines.append(f"axons.seed_offset: must exceed geometry.scar.thickness "
+                         f"({self.geometry.scar.thickness:g} mm) so that growth cones start in "
+                         f"host tissue outside the scar rim (got {self.axons.seed_offset:g} mm)")
+        lines += region_problems(self.geometry, self.species, self.cells, self.enzymes,
+                                 self.inflammation, self.axons)
+        lines += enzyme_problems(self.enzymes)
+        lines += carrier_problems(self.species, self.enzymes)
+        lines += naming_problems(self.species, self.axons, self.solver)
+        lines += axon_problems(self.axons, len(self.species), self.time,
+                               self.geometry.cord.length, machine_memory=machine)
+        _raise_lines(lines)
         return self
 
     @classmethod
@@ -182,6 +184,14 @@ class Study(Section):
         return hashlib.sha256(blob).hexdigest()
 
 
+def _raise_lines(lines: list[str]) -> None:
+    """Raise ``key: message`` lines as one validation error that
+    :func:`format_errors` unpacks into those lines again."""
+    if lines:
+        raise PydanticCustomError("cross_field", "{msg}", {"msg": "; ".join(lines),
+                                                             "lines": lines})
+
+
 def _drop_none(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _drop_none(v) for k, v in obj.items() if v is not None}
@@ -240,16 +250,23 @@ def _list_index(node: list[Any], part: str, key: str) -> int:
 
 
 def expand_lists(data: dict[str, Any]) -> dict[str, Any]:
-    """Materialise default lists (species) so that overrides can address them."""
+    """Materialise default lists (species, enzymes) so that overrides can address them."""
     if "species" not in data:
         data["species"] = [s.model_dump(mode="json") for s in default_species()]
+    if "enzymes" not in data:
+        data["enzymes"] = [e.model_dump(mode="json") for e in default_enzymes()]
     return data
 
 
-def validate_study(data: dict[str, Any]) -> Study:
-    """Validate a study dict; raise StudyError listing every problem."""
+def validate_study(data: dict[str, Any], *, machine_checks: bool = True) -> Study:
+    """Validate a study dict; raise StudyError listing every problem.
+
+    ``machine_checks=False`` skips the bounds that depend on this machine (the
+    memory the growth cones may take): ranks re-validating the study rank 0 has
+    accepted must not disagree with it on a node with less memory.
+    """
     try:
-        return Study.model_validate(data)
+        return Study.model_validate(data, context={"machine_checks": machine_checks})
     except ValidationError as err:
         raise StudyError(format_errors(err)) from None
 
@@ -342,7 +359,8 @@ def load_study_mpi(
 ) -> Study:
     """:func:`load_study` on rank 0, result (or the error lines) broadcast to all ranks,
     so every rank raises the same StudyError and nothing is printed per rank."""
-    return validate_study(on_rank0(comm, lambda: load_study(path, overrides).to_dict()))
+    return validate_study(on_rank0(comm, lambda: load_study(path, overrides).to_dict()),
+                          machine_checks=False)
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

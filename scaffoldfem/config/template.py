@@ -59,7 +59,8 @@ def _value(model: BaseModel, name: str, dumped: Any) -> Any:
     info = type(model).model_fields[name]
     raw = info.default
     if isinstance(raw, str) and isinstance(dumped, str) and raw != dumped:
-        adapter = TypeAdapter(Annotated[info.annotation, *info.metadata])
+        adapter = TypeAdapter(Annotated[info.annotation, *info.metadata] if info.metadata
+                              else info.annotation)
         if adapter.dump_python(adapter.validate_python(raw), mode="json") == dumped:
             return raw
     return dumped

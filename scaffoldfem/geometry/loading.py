@@ -11,7 +11,10 @@ import numpy as np
 from scaffoldfem.geometry.build import gmsh_session
 from scaffoldfem.regions import CELL_TAGS, FACET_TAGS
 
-__all__ = ["load_mesh"]
+__all__ = ["is_scaffoldfem_mesh", "load_mesh"]
+
+#: Bytes read to find a mesh's physical names (they follow the 3-line format header).
+_HEAD_BYTES = 1 << 16
 
 
 def load_mesh(path: Path | str, comm: Any, *, ghost_mode: str = "none"):
@@ -99,3 +102,29 @@ def _check_groups(groups: dict[str, Any], path: Path) -> None:
         if table.get(name) != group.tag:
             raise ValueError(f"{path}: physical group {name!r} (dim {group.dim}, tag {group.tag}) "
                              "is not in scaffoldfem.regions; was it written by scaffoldfem?")
+
+
+def is_scaffoldfem_mesh(path: Path | str) -> bool:
+    """True if ``path`` is a Gmsh file whose physical groups are exactly names and
+    tags of :mod:`scaffoldfem.regions` (what scaffoldfem writes), read from its head
+    only (ASCII in binary files too), so ``mesh -o`` can tell its own output from an
+    unrelated file it must not replace."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    if not head.startswith(b"$MeshFormat"):
+        return False
+    start, end = head.find(b"$PhysicalNames"), head.find(b"$EndPhysicalNames")
+    if start < 0 or end < start:
+        return False
+    lines = head[start:end].decode("ascii", "replace").splitlines()[2:]
+    groups = []
+    for line in lines:
+        parts = line.split(maxsplit=2)
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            return False
+        groups.append((int(parts[0]), int(parts[1]), parts[2].strip().strip('"')))
+    return bool(groups) and all(
+        (CELL_TAGS if dim == 3 else FACET_TAGS).get(name) == tag for dim, tag, name in groups)

@@ -7,11 +7,10 @@ and ``geometry.mesh``); :func:`set_mesh_sizes` puts those sizes on the model tha
 
 from __future__ import annotations
 
-import math
-
 import gmsh
 
 from scaffoldfem.config.geometry import GeometryConfig
+from scaffoldfem.config.geometry_mesh import implant_box
 from scaffoldfem.geometry.occ import ModelInfo
 
 __all__ = ["mesh_sizes", "set_mesh_sizes"]
@@ -28,27 +27,10 @@ def _constant(sizes: float, *, surfaces: list[int] = (), volumes: list[int] = ()
 
 
 def mesh_sizes(geom: GeometryConfig) -> dict[str, float]:
-    """The target element sizes (mm) of each zone, from ``resolution`` and ``mesh``.
-
-    h is the base size of ``geometry.resolution``. Curved borders are capped so
-    the faceting (chord) error of the area they enclose stays near (2π/N)²/6,
-    N = :meth:`GeometryConfig.curvature_points` (0.5 % at N = 36).
-    """
-    m = geom.mesh
-    h = geom.base_size()
-    far = h * m.far_factor
-    n = geom.curvature_points()
-    a, b = geom.cord.semi_axis_x, geom.cord.semi_axis_y
-    rho_cord = min(a, b) ** 2 / max(a, b)  # tightest radius of curvature of the ellipse
-    return {
-        "base": h,
-        "far": far,
-        "interface": h * m.interface_factor,
-        "channel": h * m.channel_factor,
-        "channel_wall": min(h * m.channel_factor, 2 * math.pi * geom.channels.radius / n),
-        "pia": min(far, 2 * math.pi * rho_cord / n),
-        "grey_wall": min(far, h),
-    }
+    """The target element sizes (mm) of each zone, from ``resolution`` and ``mesh``
+    (defined in :func:`scaffoldfem.config.geometry_mesh.mesh_sizes`, which the
+    cell-count estimate of ``scaffoldfem check`` uses too)."""
+    return geom.mesh_sizes()
 
 
 def _box(size: float, far: float, lo: tuple[float, float, float], hi: tuple[float, float, float],
@@ -59,20 +41,6 @@ def _box(size: float, far: float, lo: tuple[float, float, float], hi: tuple[floa
                  "XMax": hi[0], "YMax": hi[1], "ZMax": hi[2], "Thickness": thickness}.items():
         f.setNumber(tag, k, v)
     return tag
-
-
-def _implant_box(geom: GeometryConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Bounding box of the scaffold (the implant) and of its interface with the host."""
-    a, b = geom.cord.semi_axis_x, geom.cord.semi_axis_y
-    les, g = geom.lesion, geom.cavity.gap
-    z0, z1 = geom.lesion_z()
-    if les.kind == "contusion":
-        sa, sb = les.semi_axis_x - g, les.semi_axis_y - g
-        return (-sa, -sb, z0 + g), (sa, sb, z1 - g)
-    if les.kind == "hemisection":
-        x0, x1 = (g, 2 * a) if les.side == "right" else (-2 * a, -g)
-        return (x0, -2 * b, z0 + g), (x1, 2 * b, z1 - g)
-    return (-2 * a, -2 * b, z0 + g), (2 * a, 2 * b, z1 - g)
 
 
 def set_mesh_sizes(geom: GeometryConfig, info: ModelInfo) -> dict[str, float]:
@@ -100,7 +68,7 @@ def set_mesh_sizes(geom: GeometryConfig, info: ModelInfo) -> dict[str, float]:
     # Lesion + scar (the contusion ellipsoid spans the same z range).
     fields = [_box(sizes["base"], sizes["far"], (-2 * a, -2 * b, z0 - t), (2 * a, 2 * b, z1 + t),
                    m.transition)]
-    lo, hi = _implant_box(geom)
+    lo, hi = implant_box(geom.cord, geom.lesion, geom.cavity.gap)
     fields.append(_box(sizes["interface"], sizes["far"], lo, hi, 0.5 * m.transition))
     if "channel" in info.cells:
         fields.append(_constant(sizes["channel"], volumes=info.cells["channel"]))

@@ -1,8 +1,9 @@
 """The mass-balance ledger: every balance term of every species, per step and cumulative.
 
 Each term is accumulated from the same :class:`~scaffoldfem.model.transport.TransportParams`
-the solver's forms are built from, so ``Δcontent = released + secreted + dosed −
-decayed − uptake − efflux`` holds to solver tolerance
+the solver's forms are built from, so ``Δcontent = released + secreted + dosed +
+unbound − decayed − uptake − bound − efflux`` holds to solver tolerance (``bound``
+and ``unbound``: the exchange with affinity carriers)
 (:func:`scaffoldfem.physics.transport.balance_error`).
 """
 
@@ -26,7 +27,8 @@ from scaffoldfem.regions import facet_tag
 
 #: Balance terms reported per species (timeseries.csv columns ``<term>_<name>_ng``);
 #: ``storage`` (the scheme's Δ∫αc) follows them once a step has been taken.
-BALANCE_TERMS = ("released", "secreted", "dosed", "decayed", "uptake", "efflux")
+BALANCE_TERMS = ("released", "secreted", "dosed", "unbound", "decayed", "uptake", "bound",
+                 "efflux")
 
 
 @dataclass
@@ -59,7 +61,7 @@ class BalanceLedger:
                 terms = p.balance(sp.c)
                 del terms["content"]  # reported from the weights vector
                 if scheme == "be":  # everything but uptake by dot products (_fast)
-                    terms = {k: f for k, f in terms.items() if k == "taken_up"}
+                    terms = {k: f for k, f in terms.items() if k in ("taken_up", "sink")}
                 forms[scheme] = {k: compile_form(f) for k, f in terms.items()}
                 if sp.dirichlet_dofs is not None:
                     residuals[scheme] = compile_form(p.residual(sp.c))
@@ -102,6 +104,8 @@ class BalanceLedger:
             add["released"] += amounts.get("source:released", 0.0)
             add["secreted"] += amounts.get("source:secreted", 0.0)
             add["dosed"] += amounts.get("source:dosed", 0.0)
+            add["unbound"] += amounts.get("source:unbound", 0.0)
+            add["bound"] += amounts.get("sink", 0.0)
             add["decayed"] += amounts.get("decayed", 0.0)
             add["uptake"] += amounts.get("taken_up", 0.0)
             efflux = sum(v for k, v in amounts.items() if k.startswith("efflux:"))
@@ -153,6 +157,8 @@ class BalanceLedger:
             "source:released": tot["released"],
             "source:secreted": tot["secreted"],
             "source:dosed": tot["dosed"],
+            "source:unbound": tot.get("unbound", 0.0),
+            "sink": tot.get("bound", 0.0),
             "decayed": tot["decayed"],
             "taken_up": tot["uptake"],
             "efflux:all": tot["efflux"],  # Robin and Dirichlet, all facets

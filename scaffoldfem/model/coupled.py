@@ -1,4 +1,4 @@
-"""The coupled model: growth factors, MMP, degradation, release, cells and mechanics.
+"""The coupled model: growth factors, enzymes, degradation, carriers, cells and mechanics.
 
 A composition of parts on one :class:`~scaffoldfem.model.discretisation.Discretisation`
 (docs/architecture: "The model"). One :meth:`CoupledModel.step` advances every
@@ -6,14 +6,18 @@ field over ``[t, t + Δt]`` by operator splitting, in this order (docs/model.md,
 "Coupling and time stepping"):
 
 1. cells: exact survival, time-averaged density for secretion;
-2. MMP ``m``: implicit transport with its time-dependent source;
-3. degradation ``w``: exact update with ``m^{n+1}`` and ``ε_vol^n`` frozen;
-4. reservoirs ``b_i``: exact release with the same frozen ``m``, ``w``; the amount
-   released becomes the source ``R_i`` of step 6 (mass exact); secretion, doses;
+2. enzymes ``m_j`` (MMP-9, MMP-2, ...): implicit transport with sources driven by
+   the prescribed injury timeline (``[inflammation]``);
+3. degradation ``w``: exact update with ``Σ_j m_j^{n+1}`` and ``ε_vol^n`` frozen
+   (first order in the enzymes);
+4. carriers of each factor: exact release with the same frozen ``m_j``, ``w``; the
+   amount released becomes the source ``R_i`` of step 6 (mass exact); affinity
+   carriers set their binding sink and unbinding source; secretion, doses;
 5. porosity → α, D, E (transport matrices refreshed only when φ moved by more than
    ``time.coefficient_tolerance``);
 6. each growth factor ``c_i``: implicit transport (BE or BDF2) with R, S, doses,
-   and its balance terms booked from the same forms;
+   and its balance terms booked from the same forms; affinity carriers then take
+   their exchange with the new ``c_i``;
 7. mechanics, when E changed by more than ``mechanics.update_tolerance`` or on its
    schedule; ε_vol feeds back into step 3 of the next step.
 """
@@ -34,7 +38,7 @@ from scaffoldfem.config.study import Study
 from scaffoldfem.model.balance import BalanceLedger
 from scaffoldfem.model.cells import Cells
 from scaffoldfem.model.discretisation import LESION_REGIONS, Discretisation
-from scaffoldfem.model.enzyme import Enzyme
+from scaffoldfem.model.enzyme import Enzymes
 from scaffoldfem.model.material import Change, Material
 from scaffoldfem.model.mechanics import Mechanics
 from scaffoldfem.model.species import SpeciesTransport
@@ -70,9 +74,10 @@ class CoupledModel:
         try:  # a failed set-up frees what it had built
             self.material = self._add(Material(study.scaffold, study.tissue, d))
             self.cells = self._add(Cells(study.cells, d))
-            self.enzyme = self._add(
-                Enzyme(
-                    study.enzyme,
+            self.enzymes = self._add(
+                Enzymes(
+                    study.enzymes,
+                    study.inflammation,
                     d,
                     self.material,
                     self.dt,
@@ -87,6 +92,7 @@ class CoupledModel:
                     d,
                     self.material,
                     self.dt,
+                    enzyme_masses={e.name: e.molar_mass for e in study.enzymes},
                     solver_options=transport,
                     negative_tolerance=neg,
                 )
@@ -144,13 +150,15 @@ class CoupledModel:
         t0, t1 = self.t, self.t + dt
         self._set_dt(dt)
         rho_mean = self.cells.advance(dt)  # 1
-        iters = self.enzyme.advance(t1)  # 2
-        w_old = self.material.degrade(dt, self.enzyme.m_cells, self.mechanics.eps_cells)  # 3
-        self.species.set_sources(t0, t1, dt, w_old, self.enzyme.m_cells, rho_mean)  # 4
+        iters = self.enzymes.advance(t0, t1)  # 2
+        m_total = self.enzymes.weighted(dict.fromkeys(self.enzymes.names, 1.0))
+        w_old = self.material.degrade(dt, m_total, self.mechanics.eps_cells)  # 3
+        self.species.set_sources(t0, t1, dt, w_old, self.enzymes.cells(), rho_mean)  # 4
         self._update_coefficients()  # 5
         scheme = self._scheme()  # 6
         omega = dt / self.dt_last if scheme == "bdf2" else 1.0
         iters |= self.species.solve(t1, scheme, omega)
+        self.species.bind(dt)
         self.ledger.account(scheme, dt)
         iters |= self.mechanics.advance(t1)  # 7
         self.t, self.dt_last = t1, dt
@@ -176,7 +184,7 @@ class CoupledModel:
             self.species.reassemble_old_levels()
 
     def _invalidate_transport(self) -> None:
-        self.enzyme.invalidate()
+        self.enzymes.invalidate()
         self.species.invalidate()
 
     def ensure_mechanics(self) -> bool:
@@ -208,7 +216,7 @@ class CoupledModel:
     def fields(self) -> dict[str, fem.Function]:
         """Output fields by name (P1 concentrations, DG0 material, P1/P2 displacement)."""
         out = self.species.fields()
-        for part in (self.enzyme, self.material, self.cells, self.mechanics):
+        for part in (self.enzymes, self.material, self.cells, self.mechanics):
             out.update(part.fields())
         return out
 

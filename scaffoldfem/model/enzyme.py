@@ -1,14 +1,23 @@
-"""MMP (gelatinase) transport with its time-dependent source.
+"""Matrix metalloproteinases: one transport field per ``[[enzymes]]`` entry.
 
-Source rate ``A·g(t)`` (ng/mL/day), g the gamma-shaped profile or a table
-(:mod:`scaffoldfem.physics.schedules`), in ``scar`` cells and in the band of
-cells whose centre lies within ``interface_band`` of ``scaffold_interface``.
-α is lagged over the MMP step (the same α at both storage levels).
+Each enzyme ``m_j`` obeys ``∂(α m_j)/∂t = ∇·(D_j ∇m_j) − α k_j m_j + A_j p̄_j χ_j`` with
+``k_j = ln 2/t½ + k_TIMP``, ``D_j`` the flux-basis diffusivity of its free
+diffusivity and its own tissue tortuosity, ``p̄_j`` the presence of its driving
+cell population (``[inflammation]``, :mod:`scaffoldfem.physics.inflammation`)
+averaged over the step by Simpson's rule (so a one-day peak is not sampled at a
+step end only), and ``χ_j`` the indicator of its source regions (``lesion`` =
+scaffold ∪ channel ∪ cavity, ``scar``, a band of cells around
+``scaffold_interface``). α is lagged over the enzyme step.
+
+Per-cell values ``m_j`` (DG0 interpolant, clipped at 0) feed degradation and
+release, where cleavage is first order in each enzyme (Lutolf et al. 2003 PNAS
+100:5413): :meth:`Enzymes.weighted` gives ``Σ_j s_j m_j``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,24 +25,76 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from scaffoldfem.config.physics import EnzymeConfig
+from scaffoldfem.config.inflammation import EnzymeEntry, InflammationConfig
 from scaffoldfem.fem.solver import LinearSolver
-from scaffoldfem.model.discretisation import Discretisation
+from scaffoldfem.model.discretisation import LESION_REGIONS, Discretisation
 from scaffoldfem.model.material import Material
 from scaffoldfem.model.state import ModelState
 from scaffoldfem.model.transport import TransportParams
-from scaffoldfem.physics.materials import half_life_to_rate
-from scaffoldfem.physics.schedules import gamma_profile, table_profile
+from scaffoldfem.physics.inflammation import enzyme_decay_rate, enzyme_source_rate
 from scaffoldfem.regions import cell_tag, facet_tag
 
 
-class Enzyme:
-    """The MMP field ``m`` (P1) and its per-cell values for degradation and release.
+def step_mean(rate, t0: float, t1: float) -> float:
+    """Simpson mean of ``rate(t)`` over ``[t0, t1]``."""
+    tm = 0.5 * (t0 + t1)
+    return float((rate(t0) + 4.0 * rate(tm) + rate(t1)) / 6.0)
+
+
+def interface_band(disc: Discretisation, halfwidth: float) -> np.ndarray:
+    """Cells whose midpoint lies within ``halfwidth`` of a ``scaffold_interface`` facet."""
+    from scipy.spatial import cKDTree  # heavy, needed once per set-up
+
+    tdim = disc.mesh.topology.dim
+    facets = disc.facet_tags.find(facet_tag("scaffold_interface"))
+    mids = dmesh.compute_midpoints(disc.mesh, tdim - 1, facets.astype(np.int32))
+    allmids = np.vstack([m for m in disc.comm.allgather(mids) if len(m)] or [np.zeros((0, 3))])
+    band = np.zeros(disc.n_cells, dtype=bool)
+    if len(allmids):
+        cm = dmesh.compute_midpoints(disc.mesh, tdim, np.arange(disc.n_cells, dtype=np.int32))
+        dist, _ = cKDTree(allmids).query(cm)
+        band = dist <= halfwidth
+    return band
+
+
+def region_indicator(disc: Discretisation, regions: Sequence[str], band: float) -> np.ndarray:
+    """1 in the cells of ``regions`` (``lesion``, ``scar``, ``scaffold_interface``), else 0."""
+    out = np.zeros(disc.n_cells)
+    for r in regions:
+        if r == "lesion":
+            out[np.isin(disc.region, [cell_tag(x) for x in LESION_REGIONS])] = 1.0
+        elif r == "scaffold_interface":
+            out[interface_band(disc, band)] = 1.0
+        else:
+            out[disc.region == cell_tag(r)] = 1.0
+    return out
+
+
+@dataclass
+class EnzymeField:
+    """One enzyme: its P1 field, per-cell values, source amplitude and solver."""
+
+    entry: EnzymeEntry
+    m: fem.Function
+    m_old: fem.Function
+    m_dg: fem.Function
+    cells: np.ndarray
+    amplitude: fem.Constant
+    solver: LinearSolver
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+class Enzymes:
+    """The enzymes of a study (a part of the coupled model).
 
     Args:
-        cfg: The ``enzyme`` study section.
+        entries: The ``enzymes`` study list (may be empty).
+        timeline: The ``inflammation`` section (drives the sources).
         disc: The shared discretisation.
-        material: Supplies α and D.
+        material: Supplies α and the diffusivity tensors.
         dt: The step Constant shared by the transport solvers.
         solver_options: PETSc options of the transport solvers.
         negative_tolerance: ``time.negative_tolerance``.
@@ -41,7 +102,8 @@ class Enzyme:
 
     def __init__(
         self,
-        cfg: EnzymeConfig,
+        entries: Sequence[EnzymeEntry],
+        timeline: InflammationConfig,
         disc: Discretisation,
         material: Material,
         dt: fem.Constant,
@@ -49,94 +111,81 @@ class Enzyme:
         solver_options: Mapping[str, Any] | None,
         negative_tolerance: float,
     ):
-        self.cfg, self.disc, self.tolerance = cfg, disc, negative_tolerance
-        self.m = fem.Function(disc.V, name="MMP")
-        self.m_old = fem.Function(disc.V)
-        self.m_dg = fem.Function(disc.Q)
-        self.m_cells = np.zeros(disc.n_cells)
-        self.amplitude = fem.Constant(disc.mesh, 0.0)
-        self.k = fem.Constant(disc.mesh, half_life_to_rate(cfg.half_life))
-        self.d_free = fem.Constant(disc.mesh, cfg.diffusivity_free)
-        self.solver: LinearSolver | None = None
-        if not cfg.enabled:
-            return
-        shape = disc.dg0("mmp_source_shape", self._source_cells())
-        params = TransportParams(
-            c_old=self.m_old,
-            alpha=material.alpha,
-            alpha_old=material.alpha,
-            D=material.diffusivity(self.d_free),
-            k=self.k,
-            dt=dt,
-            sources={"source": self.amplitude * shape},
-            dx=disc.dx,
-            ds=disc.ds,
-        )
-        a, L = params.forms(disc.V)
-        self.solver = LinearSolver(
-            a, L, self.m, field="MMP", preset="transport", petsc_options=solver_options
-        )
+        self.timeline, self.disc, self.tolerance = timeline, disc, negative_tolerance
+        self.members: list[EnzymeField] = []
+        for e in entries:
+            shape = disc.dg0(f"source_shape_{e.name}",
+                             region_indicator(disc, e.regions, e.interface_band))
+            m, amp = fem.Function(disc.V, name=e.name), fem.Constant(disc.mesh, 0.0)
+            m_old = fem.Function(disc.V)
+            params = TransportParams(
+                c_old=m_old, alpha=material.alpha, alpha_old=material.alpha,
+                D=material.diffusivity(fem.Constant(disc.mesh, e.diffusivity_free),
+                                       tortuosity=e.tortuosity),
+                k=fem.Constant(disc.mesh, enzyme_decay_rate(e)), dt=dt,
+                sources={"source": amp * shape}, dx=disc.dx, ds=disc.ds)
+            a, L = params.forms(disc.V)
+            solver = LinearSolver(a, L, m, field=e.name, preset="transport",
+                                  petsc_options=solver_options)
+            self.members.append(EnzymeField(e, m, m_old, fem.Function(disc.Q),
+                                            np.zeros(disc.n_cells), amp, solver))
 
-    def _source_cells(self) -> np.ndarray:
-        src = np.zeros(self.disc.n_cells)
-        regions = self.cfg.source.regions
-        if "scar" in regions:
-            src[self.disc.region == cell_tag("scar")] = 1.0
-        if "scaffold_interface" in regions:
-            src[self._interface_band(self.cfg.source.interface_band)] = 1.0
-        return src
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.members)
 
-    def _interface_band(self, halfwidth: float) -> np.ndarray:
-        """Cells whose midpoint lies within ``halfwidth`` of a scaffold_interface facet."""
-        from scipy.spatial import cKDTree  # heavy, needed once
+    def rate(self, name: str, t0: float, t1: float) -> float:
+        """Mean production rate (ng/mL/day) of enzyme ``name`` over ``[t0, t1]``."""
+        f = self.members[self.names.index(name)]
+        return step_mean(lambda t: enzyme_source_rate(t, f.entry, self.timeline), t0, t1)
 
-        d = self.disc
-        tdim = d.mesh.topology.dim
-        facets = d.facet_tags.find(facet_tag("scaffold_interface"))
-        mids = dmesh.compute_midpoints(d.mesh, tdim - 1, facets.astype(np.int32))
-        allmids = np.vstack([m for m in d.comm.allgather(mids) if len(m)] or [np.zeros((0, 3))])
-        band = np.zeros(d.n_cells, dtype=bool)
-        if len(allmids):
-            cells = np.arange(d.n_cells, dtype=np.int32)
-            cm = dmesh.compute_midpoints(d.mesh, tdim, cells)
-            dist, _ = cKDTree(allmids).query(cm)
-            band = dist <= halfwidth
-        return band
+    def advance(self, t0: float, t1: float) -> dict[str, int]:
+        """Implicit step of every enzyme to ``t1``; iterations by name."""
+        iters = {}
+        for f in self.members:
+            f.m_old.x.array[:] = f.m.x.array
+            f.amplitude.value = self.rate(f.name, t0, t1)
+            iters[f.name] = f.solver.solve(t1)
+            self.disc.check_concentration(f.m, f.name, t1, self.tolerance)
+            f.m_dg.interpolate(f.m)
+            f.cells = np.maximum(self.disc.cells_of(f.m_dg), 0.0)
+        return iters
 
-    def rate(self, t: float) -> float:
-        """MMP production rate (ng/mL/day) at time ``t``."""
-        src = self.cfg.source
-        if src.profile == "table":
-            return table_profile(t, src.table)
-        return src.amplitude * gamma_profile(t, src.peak_day, src.shape)
+    def cells(self) -> dict[str, np.ndarray]:
+        """Per-cell concentration (ng/mL, ≥ 0) of every enzyme."""
+        return {f.name: f.cells for f in self.members}
 
-    def advance(self, t1: float) -> dict[str, int]:
-        """Implicit MMP step to ``t1``; returns its iterations (none when disabled)."""
-        if self.solver is None:
-            return {}
-        self.m_old.x.array[:] = self.m.x.array
-        self.amplitude.value = self.rate(t1)
-        its = self.solver.solve(t1)
-        self.disc.check_concentration(self.m, "MMP", t1, self.tolerance)
-        self.m_dg.interpolate(self.m)
-        self.m_cells = np.maximum(self.disc.cells_of(self.m_dg), 0.0)
-        return {"MMP": its}
+    def weighted(self, weights: Mapping[str, float]) -> np.ndarray:
+        """``Σ_j w_j m_j`` per cell (enzymes without a weight count 0)."""
+        out = np.zeros(self.disc.n_cells)
+        for f in self.members:
+            w = weights.get(f.name, 0.0)
+            if w:
+                out += w * f.cells
+        return out
 
     def invalidate(self) -> None:
-        """α, D or Δt changed: re-assemble the matrix at the next solve."""
-        if self.solver is not None:
-            self.solver.invalidate()
+        """α, D or Δt changed: re-assemble the matrices at the next solve."""
+        for f in self.members:
+            f.solver.invalidate()
 
+    # ------------------------------------------------------------------ part protocol
     def fields(self) -> dict[str, fem.Function]:
-        return {"MMP": self.m} if self.cfg.enabled else {}
+        return {f.name: f.m for f in self.members}
 
     def state(self) -> ModelState:
-        return ModelState(nodes={"m": self.m.x.array.copy()})
+        out = ModelState()
+        for f in self.members:
+            out.nodes[f"enzyme:{f.name}"] = f.m.x.array.copy()
+            out.cells[f"enzyme_cells:{f.name}"] = f.cells.copy()
+        return out
 
     def restore(self, state: ModelState) -> None:
-        self.m.x.array[:] = state.nodes["m"]
+        for f in self.members:
+            f.m.x.array[:] = state.nodes[f"enzyme:{f.name}"]
+            f.cells[:] = state.cells[f"enzyme_cells:{f.name}"]
 
     def destroy(self) -> None:
-        if self.solver is not None:
-            self.solver.destroy()
-            self.solver = None
+        for f in self.members:
+            f.solver.destroy()
+        self.members.clear()

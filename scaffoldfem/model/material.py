@@ -65,6 +65,7 @@ class Material:
         self.phi_used = np.full(disc.n_cells, np.nan)
         self.history_steps = 0
         self.lumen = disc.region == cell_tag("channel")  # filled by host-derived tissue
+        self._size_factors: dict[float, fem.Function] = {}  # by molecular tortuosity
         nu = np.full(disc.n_cells, scaffold.poisson)
         for name, region in self._host_regions(with_cavity=True).items():
             nu[disc.region == cell_tag(name)] = region.poisson
@@ -121,9 +122,27 @@ class Material:
         d.set_cells(self.wf, self.w)
         d.set_cells(self.E, self.modulus_cells(phi))
 
-    def diffusivity(self, d_free: fem.Constant) -> Any:
-        """UFL tensor ``D_free (d_t I + (d_a − d_t) e_z⊗e_z)`` (flux basis, mm²/day)."""
-        return d_free * axial_tensor(self.d_axial, self.d_trans)
+    def diffusivity(self, d_free: fem.Constant, tortuosity: float | None = None) -> Any:
+        """UFL tensor ``D_free (d_t I + (d_a − d_t) e_z⊗e_z)`` (flux basis, mm²/day).
+
+        Args:
+            d_free: Free diffusivity.
+            tortuosity: The molecule's own tissue tortuosity λ_s (None: the tissue
+                section's, the small-molecule value): in host tissue and channel
+                lumens ``D`` is scaled by ``(λ_t/λ_s)²``, ``λ_t`` the tissue's
+                transverse tortuosity, so a larger molecule is hindered more in
+                every direction; the scaffold's porosity law is unchanged.
+        """
+        D = d_free * axial_tensor(self.d_axial, self.d_trans)
+        if tortuosity is None:
+            return D
+        key = round(float(tortuosity), 12)
+        if key not in self._size_factors:
+            f = (self.tissue.tortuosity_transverse / tortuosity) ** 2
+            d = self.disc
+            vals = np.where(d.host | self.lumen, f, 1.0)
+            self._size_factors[key] = d.dg0(f"size_hindrance_{len(self._size_factors)}", vals)
+        return self._size_factors[key] * D
 
     # ------------------------------------------------------------------ stepping
     def degrade(self, dt: float, m_cells: np.ndarray, eps_cells: np.ndarray) -> np.ndarray:

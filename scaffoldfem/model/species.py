@@ -1,10 +1,13 @@
-"""Growth-factor transport: every species' concentration, reservoir and sources.
+"""Growth-factor transport: every species' concentration, carriers and sources.
 
-Per species: the scaffold-bound reservoir ``b`` releases with MMP and matrix loss
-(exact, with m and w frozen over the step), the amount released becomes the DG0
-source R; secretion S = σ ρ̄ · 1000 from the cells; doses spread uniformly over
-their region (docs/model.md §10). Then one implicit step (backward Euler, or BDF2
-after the first step) from matrices refreshed only when α, D, ω or Δt changed.
+Per species: its carriers (:mod:`scaffoldfem.model.carriers`) release by their own
+laws (exact, with the enzymes and w frozen over the step), the amount released
+becomes the DG0 source R; affinity carriers add a linear binding sink and an
+unbinding source to the step and take their exchange after it; secretion
+S = σ ρ̄ · 1000 from the cells; doses spread uniformly over their region
+(docs/model.md §10). Then one implicit step (backward Euler, or BDF2 after the
+first step) from matrices refreshed only when α, D, ω or Δt changed (every step
+for a species with affinity binding, whose sink moves).
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from mpi4py import MPI
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.physics import Species
 from scaffoldfem.fem.solver import LinearSolver, NonlinearSolver
+from scaffoldfem.model.carriers import CarrierSet
 from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.material import Material
 from scaffoldfem.model.state import ModelState
 from scaffoldfem.model.transport import TransportParams
-from scaffoldfem.physics import degradation as deg
 from scaffoldfem.physics.materials import half_life_to_rate
 from scaffoldfem.physics.schedules import dose_amount
 from scaffoldfem.physics.transport import (
@@ -47,10 +50,13 @@ class SpeciesField:
     c: fem.Function
     c_old: fem.Function
     c_old2: fem.Function
-    b: np.ndarray  # bound reservoir per cell (ng/mL of scaffold)
+    carriers: CarrierSet  # pools per cell (ng/mL of scaffold)
     release: fem.Function  # DG0 source R (ng/mL/day)
     secretion: fem.Function  # DG0 source S
     dose: fem.Function  # DG0 source from the schedule
+    bind_sink: fem.Function | None = None  # DG0 k_sink of affinity carriers (1/day)
+    unbind: fem.Function | None = None  # DG0 unbinding source (ng/mL/day)
+    c_cells: np.ndarray | None = None  # cell means of c at the start of the step
     params: dict[str, TransportParams] = field(default_factory=dict)
     solvers: dict[str, Solver] = field(default_factory=dict)
     dirichlet_dofs: np.ndarray | None = None
@@ -58,6 +64,28 @@ class SpeciesField:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+
+def dose_source(d: Discretisation, cfg: Species, t0: float, t1: float, dt: float) -> np.ndarray:
+    """DG0 source (ng/mL/day) of a species' doses over ``[t0, t1]``, each spread uniformly
+    over its region."""
+    out = np.zeros(d.n_cells)
+    for dose in cfg.doses:
+        vol = d.volumes.get(dose.region, 0.0)
+        if vol <= 0:
+            continue
+        amount = dose_amount(
+            dose.kind,
+            t0,
+            t1,
+            start=dose.start,
+            end=dose.end,
+            amount=dose.amount,
+            rate=dose.rate,
+        )
+        if amount:
+            out[d.region == cell_tag(dose.region)] += mass_rate_to_source(amount / dt, vol)
+    return out
 
 
 class SpeciesTransport:
@@ -69,6 +97,7 @@ class SpeciesTransport:
         disc: The shared discretisation.
         material: Supplies α (three levels) and D.
         dt: The step Constant shared by the transport solvers.
+        enzyme_masses: Molar mass (kDa) of every enzyme of the study, by name.
         solver_options: PETSc options of the transport solvers.
         negative_tolerance: ``time.negative_tolerance``.
     """
@@ -81,12 +110,15 @@ class SpeciesTransport:
         material: Material,
         dt: fem.Constant,
         *,
+        enzyme_masses: Mapping[str, float] | None = None,
         solver_options: Mapping[str, Any] | None,
         negative_tolerance: float,
     ):
         self.disc, self.material, self.tolerance = disc, material, negative_tolerance
+        self.enzyme_masses = dict(enzyme_masses or {})
         self.bdf2 = scheme == "bdf2"
         self.omega = fem.Constant(disc.mesh, 1.0)
+        self._cg = fem.Function(disc.Q)  # cell means of c (affinity binding)
         self.members = [self._build(cfg, dt, solver_options) for cfg in species]
 
     @property
@@ -103,7 +135,7 @@ class SpeciesTransport:
             c=fem.Function(d.V, name=cfg.name),
             c_old=fem.Function(d.V),
             c_old2=fem.Function(d.V),
-            b=np.where(d.scaffold, cfg.release.loading, 0.0),
+            carriers=CarrierSet(cfg.carriers, d.scaffold, self.enzyme_masses),
             release=d.dg0(f"release_{cfg.name}"),
             secretion=d.dg0(f"secretion_{cfg.name}"),
             dose=d.dg0(f"dose_{cfg.name}"),
@@ -113,14 +145,21 @@ class SpeciesTransport:
         if cfg.uptake.enabled:
             vmax = d.dg0(f"vmax_{cfg.name}", np.where(d.host, cfg.uptake.vmax, 0.0))
             uptake = Uptake(vmax, fem.Constant(d.mesh, cfg.uptake.kd), mode="newton")
+        sources = {"released": sp.release, "secreted": sp.secretion, "dosed": sp.dose}
+        if sp.carriers.affinity:
+            sp.bind_sink = d.dg0(f"binding_{cfg.name}")
+            sp.unbind = d.dg0(f"unbinding_{cfg.name}")
+            sources["unbound"] = sp.unbind
+        tortuosity = cfg.tissue_tortuosity()
         base = TransportParams(
             c_old=sp.c_old,
             alpha=mat.alpha,
             alpha_old=mat.alpha_prev,
-            D=mat.diffusivity(fem.Constant(d.mesh, cfg.diffusivity_free)),
+            D=mat.diffusivity(fem.Constant(d.mesh, cfg.diffusivity_free), tortuosity=tortuosity),
             k=fem.Constant(d.mesh, half_life_to_rate(cfg.half_life)),
             dt=dt,
-            sources={"released": sp.release, "secreted": sp.secretion, "dosed": sp.dose},
+            sources=sources,
+            sink=sp.bind_sink,
             dx=d.dx,
             ds=d.ds,
             robin=tuple(robin),
@@ -163,7 +202,8 @@ class SpeciesTransport:
         a, L = p.forms(sp.c.function_space)
         # The right-hand side as Σ B_j f_j from matrices assembled with A:
         # a step costs a few mat-vecs instead of a volume assembly.
-        rhs = [sp.c_old, sp.release, sp.secretion, sp.dose]
+        static = [sp.release, sp.secretion, sp.dose] + ([sp.unbind] if sp.unbind else [])
+        rhs = [sp.c_old, *static]
         if p.scheme == "bdf2":
             rhs.append(sp.c_old2)
         return LinearSolver(
@@ -175,7 +215,7 @@ class SpeciesTransport:
             preset="transport",
             petsc_options=opts,
             rhs_coefficients=rhs,
-            static_rhs=[sp.release, sp.secretion, sp.dose],
+            static_rhs=static,
         )
 
     # ------------------------------------------------------------------ stepping
@@ -185,52 +225,43 @@ class SpeciesTransport:
         t1: float,
         dt: float,
         w_old: np.ndarray,
-        m_cells: np.ndarray,
+        enzymes: Mapping[str, np.ndarray],
         rho_mean: np.ndarray,
     ) -> None:
-        """Release (reservoirs updated), secretion and dose sources over ``[t0, t1]``
-        (``dt`` the step as taken: ``t1 − t0`` up to rounding)."""
-        d, sc = self.disc, self.disc.scaffold
+        """Release (carriers advanced), secretion, dose and binding terms over
+        ``[t0, t1]`` (``dt`` the step as taken: ``t1 − t0`` up to rounding).
+
+        Args:
+            t0, t1, dt: The step.
+            w_old: Polymer mass fraction per cell at ``t0`` (the material holds ``t1``'s).
+            enzymes: Per-cell concentration of every enzyme (ng/mL), frozen over the step.
+            rho_mean: Mean cell density over the step.
+        """
+        d = self.disc
         w_new = self.material.w
         for sp in self.members:
-            r = sp.cfg.release
-            b_new, released = deg.release_step(
-                sp.b[sc],
-                w_old[sc],
-                w_new[sc],
-                dt,
-                k0=r.first_order_rate,
-                k_mmp=r.mmp_rate,
-                K_m=r.mmp_half_saturation,
-                m=m_cells[sc],
-                rho_rel=r.degradation_coupling,
-            )
-            sp.b[sc] = b_new
-            rel = np.zeros(d.n_cells)
-            rel[sc] = released / dt
-            d.set_cells(sp.release, rel)
+            released = sp.carriers.release(dt, enzymes, w_old, w_new)
+            d.set_cells(sp.release, released / dt)
             d.set_cells(sp.secretion, secretion_source(sp.cfg.secretion, rho_mean))
-            d.set_cells(sp.dose, self._dose_source(sp.cfg, t0, t1, dt))
+            d.set_cells(sp.dose, dose_source(d, sp.cfg, t0, t1, dt))
+            if sp.bind_sink is not None:
+                sp.c_cells = self._cell_means(sp.c)
+                k_sink, source = sp.carriers.binding(dt, sp.c_cells)
+                d.set_cells(sp.bind_sink, k_sink)
+                d.set_cells(sp.unbind, source)
+                for solver in sp.solvers.values():  # the sink is in the matrix
+                    solver.invalidate()
 
-    def _dose_source(self, cfg: Species, t0: float, t1: float, dt: float) -> np.ndarray:
-        d = self.disc
-        out = np.zeros(d.n_cells)
-        for dose in cfg.doses:
-            vol = d.volumes.get(dose.region, 0.0)
-            if vol <= 0:
-                continue
-            amount = dose_amount(
-                dose.kind,
-                t0,
-                t1,
-                start=dose.start,
-                end=dose.end,
-                amount=dose.amount,
-                rate=dose.rate,
-            )
-            if amount:
-                out[d.region == cell_tag(dose.region)] += mass_rate_to_source(amount / dt, vol)
-        return out
+    def _cell_means(self, c: fem.Function) -> np.ndarray:
+        """Cell means of a P1 field (its value at the centroid: exact for linears)."""
+        self._cg.interpolate(c)
+        return self.disc.cells_of(self._cg)
+
+    def bind(self, dt: float) -> None:
+        """After the solve: affinity carriers take their exchange with the new c."""
+        for sp in self.members:
+            if sp.bind_sink is not None:
+                sp.carriers.bind(dt, sp.c_cells, self._cell_means(sp.c))
 
     def reassemble_old_levels(self) -> None:
         """Only α of an old level changed: re-assemble the matrices of α_prev c_old and
@@ -265,10 +296,12 @@ class SpeciesTransport:
 
     # ------------------------------------------------------------------ quantities
     def bound(self, sp: SpeciesField) -> float:
-        """Scaffold-bound reservoir ∫b dV in ng (DG0 values × cell volumes)."""
+        """Factor held by the carriers, ∫Σ pools dV in ng (DG0 values × cell volumes)."""
         d = self.disc
         own = d.n_owned
-        return to_ng(d.comm.allreduce(float(np.sum(sp.b[:own] * d.cell_volume[:own])), op=MPI.SUM))
+        held = sp.carriers.total()
+        return to_ng(d.comm.allreduce(float(np.sum(held[:own] * d.cell_volume[:own])),
+                                      op=MPI.SUM))
 
     # ------------------------------------------------------------------ part protocol
     def fields(self) -> dict[str, fem.Function]:
@@ -277,14 +310,14 @@ class SpeciesTransport:
     def state(self) -> ModelState:
         out = ModelState()
         for sp in self.members:
-            out.cells[f"b:{sp.name}"] = sp.b.copy()
+            out.cells.update(sp.carriers.state(f"carrier:{sp.name}"))
             out.nodes[f"c:{sp.name}"] = sp.c.x.array.copy()
             out.nodes[f"c_old:{sp.name}"] = sp.c_old.x.array.copy()
         return out
 
     def restore(self, state: ModelState) -> None:
         for sp in self.members:
-            sp.b[:] = state.cells[f"b:{sp.name}"]
+            sp.carriers.restore(f"carrier:{sp.name}", state.cells)
             sp.c.x.array[:] = state.nodes[f"c:{sp.name}"]
             sp.c_old.x.array[:] = state.nodes[f"c_old:{sp.name}"]
 

@@ -28,7 +28,7 @@ from scaffoldfem.physics.transport import (
 
 @dataclass(frozen=True)
 class TransportParams:
-    """Coefficients of ``∂(αc)/∂t = ∇·(D∇c) − αkc − U(c) + Σ sources`` over one step.
+    """Coefficients of ``∂(αc)/∂t = ∇·(D∇c) − αkc − U(c) − σc + Σ sources`` over one step.
 
     Attributes:
         c_old, alpha, alpha_old: Old level of c; α at the new and old level.
@@ -39,6 +39,8 @@ class TransportParams:
         dx, ds: Tagged measures.
         robin: Clearance conditions (``efflux:<facet>`` balance terms).
         uptake: Saturable uptake (Newton: the step is nonlinear).
+        sink: Linear sink coefficient σ (1/day, per unit total volume; e.g. binding
+            to a carrier's sites), balance term ``sink``; None: none.
         scheme: ``"be"`` or ``"bdf2"`` (then ``c_old2``, ``alpha_old2``, ``omega``).
     """
 
@@ -53,6 +55,7 @@ class TransportParams:
     ds: ufl.Measure
     robin: tuple[Robin, ...] = ()
     uptake: Uptake | None = None
+    sink: Any = None
     scheme: Scheme = "be"
     c_old2: fem.Function | None = None
     alpha_old2: Any = None
@@ -75,6 +78,7 @@ class TransportParams:
             "dx": self.dx,
             "ds": self.ds,
             "uptake": self.uptake,
+            "sink": self.sink,
             "scheme": self.scheme,
         }
         if self.scheme == "bdf2":

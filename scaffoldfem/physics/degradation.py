@@ -9,8 +9,13 @@ lost (mass balance).
 
 Degradation (polymer mass fraction ``w``)::
 
-    dw/dt = −[k_h (1 + a (1 − w)) + k_e m/(K_e + m)] g w,  g = 1 + β max(ε_vol, 0)
-          = −p w + q w²,   p = g (k_h (1 + a) + k_e m/(K_e+m)),  q = g k_h a
+    dw/dt = −[k_h (1 + a (1 − w)) + (k_e/K_e) m] g w,  g = 1 + β max(ε_vol, 0)
+          = −p w + q w²,   p = g (k_h (1 + a) + (k_e/K_e) m),  q = g k_h a
+
+Cleavage is first order in the enzyme (``m`` the sum of the enzymes that cut the
+matrix): at nM enzyme each bond is cut at ``(k_cat/K_M)[E]``, Michaelis–Menten
+saturating in the *substrate*, not the enzyme (Lutolf et al. 2003 PNAS 100:5413);
+``k_e/K_e`` is that specificity, the low-enzyme slope of the old saturating law.
 
 a Bernoulli (logistic-type) equation with solution
 ``w(t) = w0 e^{−pt} / (1 − (q/p) w0 (1 − e^{−pt}))``; for ``a = 0`` it is the
@@ -18,10 +23,11 @@ first-order ``w0 e^{−pt}``.
 
 Reservoir (bound factor ``b``, ng per mL of scaffold)::
 
-    db/dt = −[k0 + k_mmp m/(K_m + m)] b − ρ_rel (−dw/dt) b / w
+    db/dt = −[k0 + (k_mmp/K_m) m] b − ρ_rel (−dw/dt) b / w
 
 Since ``−(dw/dt)/w = d(−ln w)/dt``, the exact update is
-``b1 = b0 e^{−(k0 + k_mmp m/(K_m+m)) Δt} (w1/w0)^{ρ_rel}``.
+``b1 = b0 e^{−(k0 + (k_mmp/K_m) m) Δt} (w1/w0)^{ρ_rel}`` (first order in the
+enzyme, as above).
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ def degradation_rates(*, k_h: float, a_auto: float = 0.0, k_e: float = 0.0,
     """Coefficients ``(p, q)`` of ``dw/dt = −p w + q w²`` (1/day), per dof."""
     m = np.maximum(np.asarray(m, dtype=float), 0.0)  # small negative FE undershoot -> 0
     g = strain_factor(eps_vol, beta)
-    enz = k_e * m / (K_e + m) if k_e else np.zeros_like(m)
+    enz = (k_e / K_e) * m if k_e else np.zeros_like(m)
     p = g * (k_h * (1.0 + a_auto) + enz)
     q = g * (k_h * a_auto) * np.ones_like(p)
     return p, q
@@ -109,7 +115,8 @@ def release_step(b: Any, w_old: Any, w_new: Any, dt: float, *, k0: float = 0.0,
             (from :func:`degrade_step` with the same frozen m, ε).
         dt: Step (day).
         k0: Basal first-order release rate (1/day).
-        k_mmp, K_m: Maximal enzyme-triggered rate (1/day) and its half-saturation (ng/mL).
+        k_mmp, K_m: Enzyme-triggered rate constants: the rate is ``(k_mmp/K_m) m``
+            (first order in the enzyme).
         m: MMP concentration per dof (ng/mL), frozen over the step.
         rho_rel: Coupling to matrix mass loss (-); 1 releases the factor in
             proportion to the polymer lost.
@@ -120,7 +127,7 @@ def release_step(b: Any, w_old: Any, w_new: Any, dt: float, *, k0: float = 0.0,
     """
     b = np.asarray(b, dtype=float)
     m = np.maximum(np.asarray(m, dtype=float), 0.0)
-    rate = k0 + (k_mmp * m / (K_m + m) if k_mmp else 0.0)
+    rate = k0 + ((k_mmp / K_m) * m if k_mmp else 0.0)
     factor = np.exp(-np.broadcast_to(rate, b.shape) * dt)
     if rho_rel:
         w_old = np.broadcast_to(np.asarray(w_old, dtype=float), b.shape)

@@ -10,8 +10,8 @@ The balance law, per unit *total* volume (docs/model.md, "Transport")::
 c is the concentration in the accessible fluid (ng/mL), α the accessible
 volume fraction, D the flux-basis (effective) diffusivity (mm²/day, scalar or
 tensor), k the first-order decay rate (1/day), ``U = V_max c/(K_d + c)``
-saturable uptake (ng/mL/day), s an optional linear sink (1/day, e.g. binding
-capture), R + S sources (ng/mL/day). Writing the storage term as ``α c`` keeps
+saturable uptake (ng/mL/day), s an optional linear sink (1/day, e.g. binding to a
+carrier's sites; lumped), R + S sources (ng/mL/day). The storage term ``α c`` keeps
 mass exact when α changes (scaffold degradation frees pore volume).
 
 Time schemes on ``(α c)`` (θ-weighted right-hand side ``A``)::
@@ -23,9 +23,8 @@ Time schemes on ``(α c)`` (θ-weighted right-hand side ``A``)::
              a0 = (1+2ω)/(1+ω), a1 = 1+ω, a2 = ω²/(1+ω), ω = Δtₙ/Δtₙ₋₁
 
 Testing the discrete equation with v = 1 (which lies in every Lagrange space)
-removes the diffusion term, so *storage = Δt (sources − decay − uptake −
-sink − efflux)* holds to solver tolerance; :func:`balance_forms` returns each
-term as a UFL functional so the coupled loop can check that identity.
+removes the diffusion term, so *storage = Δt (sources − decay − uptake − sink −
+efflux)* holds to solver tolerance; :func:`balance_forms` returns each term.
 """
 
 from __future__ import annotations
@@ -193,6 +192,10 @@ def _storage(c, c_old, alpha, alpha_old, scheme, c_old2, alpha_old2, omega):
     return alpha * c - alpha_old * c_old
 
 
+def _lumped(dx: ufl.Measure) -> ufl.Measure:
+    return dx(metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
+
+
 def _operator(c, v, alpha, D, k, srcs, uptake, sink, robin, c_lag, dx, ds):
     """``A(c; v)``: everything but the storage term, as a residual (sinks positive)."""
     grad_c = ufl.grad(c)
@@ -200,8 +203,8 @@ def _operator(c, v, alpha, D, k, srcs, uptake, sink, robin, c_lag, dx, ds):
     form = ufl.inner(flux, ufl.grad(v)) * dx + alpha * k * c * v * dx
     if uptake is not None:
         form += uptake_rate(c, uptake, c_lag) * v * dx
-    if sink is not None:
-        form += sink * c * v * dx
+    if sink is not None:  # lumped (vertex rule): a strong sink keeps the M-matrix property
+        form += sink * c * v * _lumped(dx)
     for s in srcs.values():
         form -= s * v * dx
     for r in robin:
@@ -232,7 +235,7 @@ def transport_residual(c: Any, v: Any, c_old: Any, alpha: Any, alpha_old: Any, D
         robin: Clearance conditions; ``ds`` must carry the facet tags.
         ds, dx: Measures (default: untagged on the mesh of ``v``).
         uptake: Saturable uptake (Picard mode lags with ``c_old``).
-        sink: Linear sink coefficient (1/day, per unit total volume).
+        sink: Linear sink coefficient (1/day, per unit total volume), lumped.
         scheme: ``"steady"``, ``"be"``, ``"bdf2"``, ``"cn"`` or ``"theta"``.
         theta: Implicit weight for ``"theta"``.
         c_old2, alpha_old2: Level tⁿ⁻¹ for BDF2; ``omega`` = Δtₙ/Δtₙ₋₁.
@@ -337,7 +340,7 @@ def balance_forms(c: Any, c_old: Any, alpha: Any, alpha_old: Any, k: Any, dt: An
     if uptake is not None:
         out["taken_up"] = weighted(uptake_rate(c, uptake, c_lag), uptake_rate(c_old, uptake, c_old))
     if sink is not None:
-        out["sink"] = weighted(sink * c, sink * c_old)
+        out["sink"] = weighted(sink * c, sink * c_old, _lumped(dx))
     srcs = _sources(source)
     srcs_old = _sources(source_old) if source_old is not None else srcs
     for name, s in srcs.items():

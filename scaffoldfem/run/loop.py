@@ -7,14 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from petsc4py import PETSc
+
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.axons.tracer import GrowthFields, Tracer
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import SimulationFailed, SolverError
-from scaffoldfem.files import atomic_write_text
 from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.model.coupled import CoupledModel
-from scaffoldfem.run.rundir import prepare_run_dir_mpi
+from scaffoldfem.mpi import say
+from scaffoldfem.run.rundir import prepare_run_dir_mpi, record_mesh_mpi
 from scaffoldfem.run.writer import RunWriter
 
 
@@ -47,18 +49,24 @@ def run_study(
             before DONE, when ``output.figures`` is on (e.g.
             :func:`scaffoldfem.viz.plots.plot_run`); its failure is a warning.
 
+    Resuming a finished run returns 0 at once and changes nothing.
+
     Raises:
-        RunDirError: ``out`` cannot be used as asked.
+        RunDirError: ``out`` cannot be used as asked: it holds something scaffoldfem
+            did not make (``overwrite``), or another study or mesh (``resume``).
         SimulationFailed: the run could not continue (exit code 3 in the CLI),
             after the last good state was written.
     """
     out = Path(out)
-    prepare_run_dir_mpi(out, comm, resume=resume, overwrite=overwrite)
-    if comm.rank == 0:
-        atomic_write_text(out / "study.resolved.toml", study.to_toml())
+    state = prepare_run_dir_mpi(out, comm, resume=resume, overwrite=overwrite, study=study)
+    if state.notes:  # even under --quiet: a finished run, a restart, a code change
+        say(comm, *state.notes)
+    if state.done:  # nothing to do, and nothing is touched
+        return 0
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     mesh_path = ensure_mesh(study.geometry, comm)
+    record_mesh_mpi(out, state, study, mesh_path, comm)
     mesh, cell_tags, facet_tags = load_mesh(mesh_path, comm, ghost_mode="shared_facet")
     timing["mesh"] = time.perf_counter() - t0
     writer = RunWriter(out, study, mesh_path, comm, quiet=quiet)
@@ -70,11 +78,29 @@ def run_study(
             tracer = _tracer(study, mesh, cell_tags)
             timing["setup"] = time.perf_counter() - tic
             writer.attach(model, tracer, timing)
-            dt = _time_loop(study, model, tracer, writer, timing, resume)
+            dt = _time_loop(study, model, tracer, writer, timing, state.resume)
             writer.finish(dt, on_done)
         return 0
     finally:
         writer.close()
+
+
+def _solver_error(err: Exception, t: float) -> SolverError | SimulationFailed:
+    """``err``, or a PETSc exception as a :class:`SolverError` (exit 3, not a traceback).
+
+    PETSc raises from inside a solve when a coefficient makes the system meaningless
+    (e.g. an overflowing diffusivity breaks GAMG's set-up); the solver whose method
+    raised names the field (the innermost frame whose ``self`` has a ``field``).
+    """
+    if not isinstance(err, PETSc.Error):
+        return err  # type: ignore[return-value]
+    field, tb = "PETSc", err.__traceback__
+    while tb is not None:
+        name = getattr(tb.tb_frame.f_locals.get("self"), "field", None)
+        field = name if isinstance(name, str) else field
+        tb = tb.tb_next
+    return SolverError(field, t, f"PETSc error code {getattr(err, 'ierr', '?')} inside the "
+                       "solve (PETSc's message is above; is a coefficient out of range?)")
 
 
 def _tracer(study: Study, mesh: Any, cell_tags: Any) -> Tracer | None:
@@ -105,8 +131,13 @@ def _time_loop(
     if resume and writer.restore():
         dt = writer.dt
     tic = time.perf_counter()
-    if model.ensure_mechanics():
-        timing["mechanics"] = timing.get("mechanics", 0.0) + time.perf_counter() - tic
+    try:
+        if model.ensure_mechanics():
+            timing["mechanics"] = timing.get("mechanics", 0.0) + time.perf_counter() - tic
+    except (SolverError, PETSc.Error) as err:
+        # No step to cut: the state before it (t = 0 or the checkpoint) is the last good one.
+        err = _solver_error(err, model.t)
+        raise SimulationFailed(err.field, model.t, err.reason) from None
     if model.t == 0.0:
         writer.output()
     eps = 1e-9 * tm.duration
@@ -117,7 +148,8 @@ def _time_loop(
         tic = time.perf_counter()
         try:
             iters = model.step(h)
-        except (SolverError, SimulationFailed) as err:
+        except (SolverError, SimulationFailed, PETSc.Error) as err:
+            err = _solver_error(err, model.t + h)
             model.restore(snap)
             dt = h / 2
             ok_steps = 0

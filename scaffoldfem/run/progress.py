@@ -75,6 +75,11 @@ class Progress:
         if self.rank0 and not self.quiet and sys.stdout.isatty():
             print()
 
+    def announce(self, msg: str) -> None:
+        """A message on rank 0 that ``--quiet`` does not silence (a restart from t = 0)."""
+        if self.rank0:
+            print(("\n" if sys.stdout.isatty() else "") + msg, flush=True)
+
     def log(self, msg: str) -> None:
         """A message on rank 0 (warnings from other ranks go through Python logging)."""
         if self.rank0 and not self.quiet:

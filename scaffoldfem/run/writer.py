@@ -153,7 +153,8 @@ class RunWriter:
         """Resume from the newest valid checkpoint; False if there is none."""
         found = ckpt.load_latest(self.out / "checkpoints", self.comm)
         if found is None or "model" not in found[1]:  # none, or of an older layout
-            self.log("no valid checkpoint: starting from t = 0")
+            # Always said: a restart from t = 0 can cost the whole run again.
+            self.progress.announce(f"{self.out}: no valid checkpoint: starting from t = 0")
             return False
         arrays, meta = found
         self.model.restore(self.statemap.state_from_global(arrays, meta["model"]))

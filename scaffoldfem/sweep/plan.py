@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,15 +49,17 @@ from scaffoldfem.config.study import (
     read_toml,
     validate_study,
 )
+from scaffoldfem.sweep.names import NAME_PATTERN, case_id, check_name, short_names
 from scaffoldfem.sweep.sampling import NUMBER_UNIT, Range, Sample, flatten_tables
 
-#: Longest case id before it is shortened with a hash (file-system friendly).
-MAX_ID_LENGTH = 80
+#: Most cases a sweep may have (each is a run directory and a study file).
+MAX_CASES = 10_000
 
 
 class SweepFile(Section):
     """The sweep TOML file (see the module docstring)."""
 
+    # Directory, job and file name of the sweep (default: the file's stem).
     name: str | None = None
     description: str = ""
     # Base study, relative to the sweep file; omitted = the built-in defaults.
@@ -81,6 +84,21 @@ class SweepFile(Section):
         if isinstance(data.get("cases"), list):
             data["cases"] = [flatten_tables(c, lambda v: False) for c in data["cases"]]
         return data
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str | None) -> str | None:
+        return v if v is None else check_name(v, "a sweep name")
+
+    @field_validator("cases")
+    @classmethod
+    def _safe_ids(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, entry in enumerate(v):
+            if "id" in entry:
+                if not isinstance(entry["id"], str):
+                    raise ValueError(f"cases[{i}].id must be a string (got {entry['id']!r})")
+                check_name(entry["id"], f"cases[{i}].id")
+        return v
 
     @field_validator("grid")
     @classmethod
@@ -131,55 +149,6 @@ class SweepPlan:
         return h.hexdigest()
 
 
-def _short_names(keys: list[str]) -> dict[str, str]:
-    """Shortest unique dotted suffix of each key, joined with '_' (for case ids)."""
-    out = {}
-    for key in keys:
-        parts = key.split(".")
-        for n in range(1, len(parts) + 1):
-            suffix = parts[-n:]
-            if sum(1 for k in keys if k.split(".")[-n:] == suffix) == 1:
-                break
-        out[key] = "_".join(suffix)
-    return out
-
-
-def _slug(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    s = str(value)
-    m = NUMBER_UNIT.match(s)
-    if m and m.group(2):  # "16.44342 kPa" → "16.44kPa"
-        s = f"{float(m.group(1)):.4g}{m.group(2)}"
-    s = s.replace("**", "").replace("^", "").replace("/", "per")
-    return re.sub(r"[^A-Za-z0-9.+-]", "", s)
-
-
-def case_id(index: int, width: int, items: dict[str, Any], short: dict[str, str],
-            label: str | None = None) -> str:
-    """Human-readable, file-system safe id, e.g. ``c003-porosity0.7-solid_modulus10kPa``.
-
-    Args:
-        index: Position of the case in the sweep (makes ids unique).
-        width: Digits of the index.
-        items: The case's varied values.
-        short: Short names of the keys.
-        label: Explicit name of a ``[[cases]]`` entry, used instead of the values.
-    """
-    head = f"c{index:0{width}d}"
-    if label is not None:
-        body = re.sub(r"[^A-Za-z0-9._+-]", "_", label)
-    else:
-        body = "-".join(f"{short.get(k, k)}{_slug(v)}" for k, v in items.items())
-    cid = f"{head}-{body}" if body else head
-    if len(cid) > MAX_ID_LENGTH:
-        digest = hashlib.sha1(cid.encode()).hexdigest()[:8]
-        cid = f"{cid[:MAX_ID_LENGTH - 9]}-{digest}"
-    return cid
-
-
 def _case_items(sweep: SweepFile) -> list[tuple[dict[str, Any], str | None]]:
     """Every case as (varied values, explicit label) in sweep order."""
     items: list[tuple[dict[str, Any], str | None]] = []
@@ -219,6 +188,15 @@ def load_sweep(path: str | Path) -> SweepPlan:
         sweep = SweepFile.model_validate(raw)
     except ValidationError as err:
         raise StudyError([f"{path}: {line}" for line in format_errors(err)]) from None
+    name = sweep.name or path.stem
+    if not NAME_PATTERN.match(name):
+        raise StudyError([f"{path}: name: the sweep is named after its file, {name!r}, which is "
+                          "not a plain word of letters, digits, '.', '_' or '-': set name = "
+                          '"..." in the sweep file'])
+    n_cases = _count_cases(sweep)
+    if n_cases > MAX_CASES:
+        raise StudyError([f"{path}: the sweep has {n_cases:,} cases, over the limit of "
+                          f"{MAX_CASES:,}: split it, or sample it ([sample] n = ...)"])
     base_path = None
     base_data: dict[str, Any] = {}
     if sweep.base is not None:
@@ -238,10 +216,11 @@ def load_sweep(path: str | Path) -> SweepPlan:
 
     items = _case_items(sweep)
     parameters = list(dict.fromkeys(k for it, _ in items for k in it))
-    short = _short_names(parameters)
+    short = short_names(parameters)
     width = max(3, len(str(len(items) - 1)))
     cases: list[Case] = []
     seen: dict[str, int] = {}
+    studies: dict[str, str] = {}  # study digest -> first case id
     for index, (values, label) in enumerate(items):
         cid = case_id(index, width, values, short, label)
         data = _copy(common)
@@ -259,6 +238,13 @@ def load_sweep(path: str | Path) -> SweepPlan:
         if cid in seen:
             case_errors.append(f"duplicate case id (same as case {seen[cid]})")
         seen[cid] = index
+        if not case_errors:
+            # Equal once units are converted ("1 MPa" and "1000 kPa"): one run, not two.
+            digest = study.digest()
+            if digest in studies:
+                case_errors.append(f"same study as case {studies[digest]} (the values are equal "
+                                   "after unit conversion): remove one of them")
+            studies.setdefault(digest, cid)
         if case_errors:
             errors.extend(f"{cid}: {line}" for line in case_errors)
             continue
@@ -268,8 +254,14 @@ def load_sweep(path: str | Path) -> SweepPlan:
         raise StudyError([f"{path}: {n_bad} of {len(items)} cases are invalid; nothing was run",
                           *errors])
     plot = sweep.plot or [p for p in parameters if _is_numeric_param(cases, p)][:2]
-    return SweepPlan(name=sweep.name or path.stem, path=path.resolve(), base=base_path,
+    return SweepPlan(name=name, path=path.resolve(), base=base_path,
                      cases=cases, parameters=parameters, plot=plot, source=path.read_text())
+
+
+def _count_cases(sweep: SweepFile) -> int:
+    """Number of cases, counted before any is made (a grid's product may be huge)."""
+    grid = math.prod(len(v) for v in sweep.grid.values()) if sweep.grid else 0
+    return grid + len(sweep.cases) + (sweep.sample.n if sweep.sample is not None else 0)
 
 
 def _copy(obj: Any) -> Any:
@@ -348,5 +340,5 @@ def _is_numeric_param(cases: list[Case], key: str) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
 
 
-__all__ = ["Case", "Range", "Sample", "SweepFile", "SweepPlan", "case_id", "load_sweep",
-           "parameter_column", "parameter_value", "unit_slug"]
+__all__ = ["MAX_CASES", "Case", "Range", "Sample", "SweepFile", "SweepPlan", "case_id",
+           "load_sweep", "parameter_column", "parameter_value", "unit_slug"]

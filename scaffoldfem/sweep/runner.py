@@ -25,7 +25,6 @@ a temporary file and a rename after every case.
 from __future__ import annotations
 
 import math
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,10 +38,11 @@ from scaffoldfem.files import atomic_write_json, atomic_write_text
 from scaffoldfem.geometry.meshing import ensure_mesh
 from scaffoldfem.mpi import on_rank0
 from scaffoldfem.run.loop import run_study
+from scaffoldfem.run.rundir import remove_ours
 from scaffoldfem.sweep.coordinator import OnDone, Runner, Todo, quiet_wait, run_groups
 from scaffoldfem.sweep.plan import SweepPlan, load_sweep, parameter_column, parameter_value
 from scaffoldfem.sweep.results import ResultsWriter, case_row
-from scaffoldfem.sweep.slurm import write_slurm_scripts
+from scaffoldfem.sweep.slurm import check_out_path, write_slurm_scripts
 
 
 @dataclass
@@ -87,15 +87,36 @@ def _resolved_digest(case_dir: Path) -> str | None:
         return None
 
 
+def _check_ranks_per_case(k: int, size: int | None) -> None:
+    """K >= 1 and (when running, ``size`` ranks) K divides the ranks: else exit 2."""
+    if k < 1:
+        raise StudyError([f"--ranks-per-case: must be >= 1 (got {k})"])
+    if size is not None and size % k:
+        raise StudyError([f"--ranks-per-case: must divide the {size} MPI rank(s) (got {k})"])
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """``path`` if it resolves (symbolic links followed) to a place under ``out``."""
+    real = path.resolve()
+    if not real.is_relative_to(out.resolve()):
+        raise RunDirError(f"{path}: resolves to {real}, outside the sweep directory {out}; "
+                          "nothing of a sweep is written outside --out")
+    return path
+
+
 def prepare_sweep_dir(plan: SweepPlan, out: Path, overwrite: bool) -> None:
     """Create or reuse the sweep directory and write the plan (rank 0 only).
 
+    Every case directory and study file is checked to resolve under ``out``
+    (case ids are plain words; this also catches a symbolic link placed there).
+
     Raises:
-        RunDirError: ``out`` exists and holds something other than a sweep.
+        RunDirError: ``out`` exists and holds something other than a sweep, or a
+            case path leads outside it.
         StudyError: ``out`` holds cases of a different sweep (one line per case).
     """
     if out.exists() and overwrite:
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+        remove_ours(out)  # only a directory scaffoldfem wrote (exit 2 otherwise)
     if out.exists():
         if not out.is_dir():
             raise RunDirError(f"{out} exists and is not a directory")
@@ -103,6 +124,9 @@ def prepare_sweep_dir(plan: SweepPlan, out: Path, overwrite: bool) -> None:
             raise RunDirError(f"{out} exists and holds no sweep (no sweep.json); results are never "
                               "overwritten silently: choose another --out or pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
+    for case in plan.cases:
+        _inside(out, out / "cases" / case.id)
+        _inside(out, out / "studies" / f"{case.id}.toml")
     conflicts = []
     for case in plan.cases:
         cdir = out / "cases" / case.id
@@ -222,9 +246,7 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
         RunDirError: ``out`` exists and is not a sweep directory.
     """
     size, rank = comm.size, comm.rank
-    if ranks_per_case < 1 or size % ranks_per_case:
-        raise StudyError([f"--ranks-per-case {ranks_per_case} must be >= 1 and divide the "
-                          f"{size} MPI rank(s)"])
+    _check_ranks_per_case(ranks_per_case, size)
     out = Path(out).resolve()
     t_start = time.perf_counter()
 
@@ -312,8 +334,11 @@ def write_slurm(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 
     Raises:
         StudyError, RunDirError: As :func:`prepare_sweep_dir`, on every rank.
     """
+    _check_ranks_per_case(ranks_per_case, None)  # before anything is written
+
     def write() -> list[Path]:
         out_abs = Path(out).resolve()
+        check_out_path(out_abs)
         prepare_sweep_dir(plan, out_abs, overwrite)
         return write_slurm_scripts(plan, out_abs, ranks_per_case=ranks_per_case)
 

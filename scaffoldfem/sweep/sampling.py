@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from scipy.stats import qmc
 
 from scaffoldfem.config.base import Section
-from scaffoldfem.units import registry
+from scaffoldfem.units import read_quantity
 
 #: ``"<number> <unit>"``: the number and the unit text.
 NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
@@ -58,12 +58,13 @@ class Range(Section):
             m = NUMBER_UNIT.match(self.low)
             if m is None or not m.group(2):
                 raise ValueError(f"cannot read {self.low!r} as '<number> <unit>'")
-            ureg = registry()
-            try:
-                lo_q, hi_q = ureg.Quantity(self.low), ureg.Quantity(self.high)
+            try:  # the strict reader: no arithmetic reaches pint
+                lo_q, hi_q = read_quantity(self.low), read_quantity(self.high)
                 hi = float(hi_q.to(lo_q.units).magnitude)
-            except Exception as err:  # pint raises several unrelated types
-                raise ValueError(f"cannot compare {self.low!r} and {self.high!r} ({err})") from None
+            except Exception as err:  # ValueError, or pint's DimensionalityError
+                first = (str(err).splitlines() or [type(err).__name__])[0]
+                raise ValueError(f"cannot compare {self.low!r} and {self.high!r} ({first})"
+                                 ) from None
             return float(m.group(1)), hi, m.group(2)
         return float(self.low), float(self.high), ""
 

@@ -20,12 +20,15 @@ compatible with the host MPI (see docs/cluster.md).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
 from pathlib import Path
 
+from scaffoldfem.errors import RunDirError, StudyError
 from scaffoldfem.files import atomic_write_text
+from scaffoldfem.sweep.names import ID_PATTERN, NAME_PATTERN
 from scaffoldfem.sweep.plan import SweepPlan
 
 #: Default number of concurrent case groups in one allocation.
@@ -34,8 +37,53 @@ DEFAULT_GROUPS = 8
 DEFAULT_ARRAY_PARALLEL = 32
 
 
+#: Characters a path may hold on an ``#SBATCH`` line: sbatch splits those lines
+#: itself and knows no shell quoting, so a space or quote would end the option.
+_SBATCH_PATH = re.compile(r"^[A-Za-z0-9._/+,:@~=-]+$")
+_TIME_LIMIT = re.compile(r"^[0-9]+(-[0-9]+)?(:[0-9]+){0,2}$")
+
+
 def _q(p: str | Path) -> str:
-    return shlex.quote(str(p))
+    """Shell-quote a value (every value interpolated into a shell line goes through here)."""
+    text = str(p)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        # Even quoted, a newline would put a line of its own into the script.
+        raise RunDirError(f"{text!r}: a path or value with a newline or control character "
+                          "cannot go into a SLURM script")
+    return shlex.quote(text)
+
+
+def check_out_path(out: Path) -> str:
+    """``out`` as an ``#SBATCH`` word: refused (exit 2) if sbatch could misread it.
+
+    Call before anything is written, so a refused path leaves nothing behind.
+    """
+    if not _SBATCH_PATH.match(str(out)):
+        raise RunDirError(f"--out {str(out)!r}: the SLURM scripts log into it through #SBATCH "
+                          "--output, which takes no spaces, quotes, control or shell "
+                          "characters; choose a plainer path")
+    return str(out)
+
+
+def _check_inputs(plan: SweepPlan, ranks_per_case: int, groups: int, parallel: int,
+                  time_limit: str) -> None:
+    """Refuse what could make an unsafe or impossible script (exit 2, one line each)."""
+    problems = []
+    if ranks_per_case < 1:
+        problems.append(f"--ranks-per-case: must be >= 1 (got {ranks_per_case})")
+    if groups < 1:
+        problems.append(f"groups: must be >= 1 (got {groups})")
+    if parallel < 1:
+        problems.append(f"parallel: must be >= 1 (got {parallel})")
+    if not _TIME_LIMIT.match(time_limit):
+        problems.append(f"time_limit: expected [D-]HH:MM:SS (got {time_limit!r})")
+    if not NAME_PATTERN.match(plan.name):
+        problems.append(f"name: not a plain word (got {plan.name!r})")
+    problems += [f"{c.id!r}: not a plain case id" for c in plan.cases if not ID_PATTERN.match(c.id)]
+    if not plan.cases:
+        problems.append("the sweep has no cases")
+    if problems:
+        raise StudyError(problems)
 
 
 def _venv_bin() -> Path:
@@ -48,8 +96,8 @@ def _environment(venv_bin: Path, image: str | None, workdir: Path) -> str:
     default_image = _q(image) if image else '""'
     scaffoldfem = venv_bin / "scaffoldfem"
     # The venv's script, else the one on PATH, else this Python's module entry point.
-    sf = _q(scaffoldfem) if scaffoldfem.exists() else (
-        shutil.which("scaffoldfem") or f"{_q(sys.executable)} -m scaffoldfem")
+    found = str(scaffoldfem) if scaffoldfem.exists() else shutil.which("scaffoldfem")
+    sf = _q(found) if found else f"{_q(sys.executable)} -m scaffoldfem"
     return f"""set -euo pipefail
 cd {_q(workdir)}
 
@@ -62,7 +110,8 @@ mkdir -p "$XDG_CACHE_HOME"
 
 # How scaffoldfem is run: the venv below, or an Apptainer image when
 # SCAFFOLDFEM_SIF is set (sbatch --export=ALL,SCAFFOLDFEM_SIF=/path/scaffoldfem.sif ...).
-SCAFFOLDFEM_SIF="${{SCAFFOLDFEM_SIF:-{default_image}}}"
+DEFAULT_SIF={default_image}
+SCAFFOLDFEM_SIF="${{SCAFFOLDFEM_SIF:-$DEFAULT_SIF}}"
 if [ -n "$SCAFFOLDFEM_SIF" ]; then
   # Hybrid MPI model: the host launcher starts one container per rank; the
   # image's MPICH must be ABI compatible with the host MPI (docs/cluster.md).
@@ -71,9 +120,10 @@ if [ -n "$SCAFFOLDFEM_SIF" ]; then
 else
   SF=({sf})
 fi
-# Launcher: srun by default; set SCAFFOLDFEM_LAUNCH="mpiexec -n" if your MPI is not
-# built with Slurm's PMI support (mpiexec then takes the task count from Slurm).
-read -r -a LAUNCH <<< "${{SCAFFOLDFEM_LAUNCH:-srun -n}}"
+# Launcher: srun by default (a rank that dies ends the whole step, never a hang); set
+# SCAFFOLDFEM_LAUNCH="mpiexec -n" if your MPI is not built with Slurm's PMI support
+# (mpiexec then takes the task count from Slurm).
+read -r -a LAUNCH <<< "${{SCAFFOLDFEM_LAUNCH:-srun --kill-on-bad-exit=1 -n}}"
 """
 
 
@@ -81,10 +131,12 @@ def allocation_script(plan: SweepPlan, out: Path, *, ranks_per_case: int, groups
                       time_limit: str = "04:00:00", image: str | None = None,
                       venv_bin: Path | None = None, workdir: Path | None = None) -> str:
     """One allocation running the whole sweep with ``ranks_per_case`` × ``groups`` ranks."""
+    _check_inputs(plan, ranks_per_case, groups, 1, time_limit)
     ntasks = ranks_per_case * groups
     env = _environment(venv_bin or _venv_bin(), image, workdir or Path.cwd())
+    logs = f"{check_out_path(out)}/slurm"
     return f"""#!/bin/bash
-# scaffoldfem sweep '{plan.name}': {len(plan.cases)} cases,
+# scaffoldfem sweep {_q(plan.name)}: {len(plan.cases)} cases,
 # {groups} group(s) of {ranks_per_case} rank(s).
 # Submit: sbatch {_q(out / "slurm" / "sweep.sbatch")}
 # Resubmitting resumes: finished cases (DONE) are skipped, interrupted ones resume.
@@ -92,7 +144,7 @@ def allocation_script(plan: SweepPlan, out: Path, *, ranks_per_case: int, groups
 #SBATCH --ntasks={ntasks}
 #SBATCH --cpus-per-task=1
 #SBATCH --time={time_limit}
-#SBATCH --output={out}/slurm/%x-%j.out
+#SBATCH --output={logs}/%x-%j.out
 # SIGTERM 2 minutes before the time limit: the running cases checkpoint.
 #SBATCH --signal=TERM@120
 ##SBATCH --partition=CHANGE_ME
@@ -108,10 +160,12 @@ def array_script(plan: SweepPlan, out: Path, *, ranks_per_case: int,
                  image: str | None = None, venv_bin: Path | None = None,
                  workdir: Path | None = None) -> str:
     """A job array with one case per task; every task is safe to rerun."""
+    _check_inputs(plan, ranks_per_case, 1, parallel, time_limit)
     n = len(plan.cases)
     env = _environment(venv_bin or _venv_bin(), image, workdir or Path.cwd())
+    logs = f"{check_out_path(out)}/slurm"
     return f"""#!/bin/bash
-# scaffoldfem sweep '{plan.name}' as a job array: {n} cases,
+# scaffoldfem sweep {_q(plan.name)} as a job array: {n} cases,
 # one per task, {ranks_per_case} rank(s) each.
 # Submit: sbatch {_q(out / "slurm" / "sweep_array.sbatch")}
 # Rerun any task (or the whole array) safely: done cases are skipped, interrupted ones resume.
@@ -120,7 +174,7 @@ def array_script(plan: SweepPlan, out: Path, *, ranks_per_case: int,
 #SBATCH --ntasks={ranks_per_case}
 #SBATCH --cpus-per-task=1
 #SBATCH --time={time_limit}
-#SBATCH --output={out}/slurm/%x-%A_%a.out
+#SBATCH --output={logs}/%x-%A_%a.out
 #SBATCH --signal=TERM@120
 ##SBATCH --partition=CHANGE_ME
 ##SBATCH --account=CHANGE_ME
@@ -161,14 +215,21 @@ def write_slurm_scripts(plan: SweepPlan, out: Path, *, ranks_per_case: int,
 
     Returns:
         The paths written: [allocation script, array script].
+
+    Raises:
+        StudyError: ``ranks_per_case`` or ``groups`` < 1, or a name or id that is not
+            a plain word (one line each).
+        RunDirError: ``out`` (or another path) that cannot be written into a script
+            safely.
     """
     image = image or os.environ.get("SCAFFOLDFEM_SIF") or None
-    groups = groups or max(1, min(len(plan.cases), DEFAULT_GROUPS))
-    (out / "slurm").mkdir(parents=True, exist_ok=True)
-    paths = [out / "slurm" / "sweep.sbatch", out / "slurm" / "sweep_array.sbatch"]
+    groups = max(1, min(len(plan.cases), DEFAULT_GROUPS)) if groups is None else groups
+    # Both texts first: a refused value leaves nothing behind.
     texts = [allocation_script(plan, out, ranks_per_case=ranks_per_case, groups=groups,
                                image=image),
              array_script(plan, out, ranks_per_case=ranks_per_case, image=image)]
+    (out / "slurm").mkdir(parents=True, exist_ok=True)
+    paths = [out / "slurm" / "sweep.sbatch", out / "slurm" / "sweep_array.sbatch"]
     for path, text in zip(paths, texts, strict=True):
         atomic_write_text(path, text)
         path.chmod(0o755)

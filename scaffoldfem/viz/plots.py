@@ -57,10 +57,10 @@ class RunInfo:
         """The species to draw: highest lesion AUC, else the first in study order.
 
         Without a species list (no study, no metrics) the first array of
-        ``available`` that is not MMP or a VTK bookkeeping array.
+        ``available`` that is not an enzyme (MMP...) or a VTK bookkeeping array.
         """
         names = [s for s in self.species if s in available] or [
-            a for a in available if a != "MMP" and not a.startswith("vtk")]
+            a for a in available if not a.upper().startswith("MMP") and not a.startswith("vtk")]
         if not names:
             return None
         scored = [s for s in names if self.auc.get(s) is not None]
