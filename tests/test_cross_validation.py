@@ -43,8 +43,11 @@ GARBAGE = [
       "enzymes=[]"],
      "species[0].carriers[0].specificity: none of its enzymes (MMP2, MMP9) is in this "
      "study's [[enzymes]] (none)"),
-    (["species.BDNF.carriers=[{preset='ros_responsive', loading='100 ng/mL'}]"],
-     "species[0].carriers[0].law: 'ros_cleavable' needs a ROS field"),
+    (["species.BDNF.carriers=[{preset='ros_responsive', loading='100 ng/mL'}]",
+      "ros.enabled=false"],
+     "species[0].carriers[0].law: 'ros_cleavable' needs the ROS field, but ros.enabled = false"),
+    (["scavengers=[{region='cavity'}]"],
+     "scavengers[0].region: 'cavity' is not a region of this geometry"),
     (["enzymes.MMP-2.name='MMP-9'"], "enzymes[1].name: duplicate enzyme name 'MMP-9'"),
     # duplicate species
     (["species.GDNF.name='BDNF'"],

@@ -310,3 +310,24 @@ class TimeConfig(Section):
                 {"a": self.dt_min, "b": self.dt, "c": self.dt_max},
             )
         return self
+
+
+class ExposureConfig(Section):
+    """What a biologist reads: exposure over an evaluation window, near the lesion."""
+
+    # The window in which exposure counts, from the injury: weeks 2-8, the window for
+    # cell-factor dose and timing the review names (its "2-8 week window").
+    window_start: Q("day", ge=0) = "14 day"
+    window_end: Q("day", gt=0) = "56 day"
+    # Host tissue within this distance (along the cord) of the lesion faces is the
+    # "near host" over which exposure and receptor occupancy are also averaged
+    # (assumed: about the depth axons must cross, see axons.cross_depth).
+    host_band: Q("mm", gt=0) = "1 mm"
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.window_end <= self.window_start:
+            raise PydanticCustomError(
+                "window", "window_end must be after window_start ({a} vs {b} day)",
+                {"a": self.window_start, "b": self.window_end})
+        return self

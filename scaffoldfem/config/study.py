@@ -39,6 +39,7 @@ from scaffoldfem.config.inflammation import (
 )
 from scaffoldfem.config.physics import (
     CellsConfig,
+    ExposureConfig,
     MechanicsConfig,
     ScaffoldConfig,
     Species,
@@ -46,11 +47,13 @@ from scaffoldfem.config.physics import (
     TissueConfig,
     default_species,
 )
+from scaffoldfem.config.scavengers import Scavenger
 from scaffoldfem.config.study_checks import (
     axon_problems,
     carrier_problems,
     naming_problems,
     region_problems,
+    scavenger_problems,
     solver_value_problems,
 )
 from scaffoldfem.errors import StudyError
@@ -86,14 +89,16 @@ class Study(Section):
     # Matrix metalloproteinases, one transport field each (MMP-9 early, neutrophil-
     # linked; MMP-2 later, astrocyte-linked); an empty list: none.
     enzymes: list[EnzymeEntry] = Field(default_factory=default_enzymes)
-    # Reactive oxygen species (H2O2): parameters of the timeline's ROS production;
-    # the ROS transport field is not in the solver yet (carriers that need ROS are
-    # refused).
+    # Reactive oxygen species (H2O2): one transport field made by the timeline's
+    # neutrophils and macrophages, cleared in seconds, consumed by scavengers.
     ros: ROSConfig = ROSConfig()
+    # ROS scavengers (e.g. polydopamine nanoparticles), placed and dosed like a factor.
+    scavengers: list[Scavenger] = []
     cells: CellsConfig = CellsConfig()
     mechanics: MechanicsConfig = MechanicsConfig()
     time: TimeConfig = TimeConfig()
     axons: AxonsConfig = AxonsConfig()
+    exposure: ExposureConfig = ExposureConfig()
     output: OutputConfig = OutputConfig()
     # PETSc options per field prefix, merged over the solver defaults,
     # e.g. [solver.transport] ksp_rtol = 1e-10.
@@ -119,7 +124,8 @@ class Study(Section):
         lines += region_problems(self.geometry, self.species, self.cells, self.enzymes,
                                  self.inflammation, self.axons)
         lines += enzyme_problems(self.enzymes)
-        lines += carrier_problems(self.species, self.enzymes)
+        lines += carrier_problems(self.species, self.enzymes, self.ros.enabled)
+        lines += scavenger_problems(self.geometry, self.scavengers)
         lines += naming_problems(self.species, self.axons, self.solver)
         lines += axon_problems(self.axons, len(self.species), self.time,
                                self.geometry.cord.length, machine_memory=machine)

@@ -189,17 +189,18 @@ def axon_problems(axons: AxonsConfig, n_species: int, time: TimeConfig, cord_len
             "(or a larger record_every)"]
 
 
-def carrier_problems(species: list[Species], enzymes: list[EnzymeEntry]) -> list[str]:
+def carrier_problems(species: list[Species], enzymes: list[EnzymeEntry],
+                     ros_enabled: bool) -> list[str]:
     """Carriers that cannot work in this study: a cleavable carrier whose enzymes the
-    study does not have, a law that needs ROS (no ROS field in the solver yet)."""
+    study does not have, a ROS-cleavable one with ``ros.enabled = false``."""
     have = {e.name.replace("-", "").replace("_", "").upper(): e.name for e in enzymes}
     out = []
     for i, sp in enumerate(species):
         for j, car in enumerate(sp.carriers):
             key = f"species[{i}].carriers[{j}]"
-            if "ros_rate_constant" in USES[car.law] and car.law != "mmp_cleavable":
-                out.append(f"{key}.law: {car.law!r} needs a ROS field, which the solver does "
-                           f"not have yet (a carrier of {sp.name})")
+            if "ros_rate_constant" in USES[car.law] and not ros_enabled:
+                out.append(f"{key}.law: {car.law!r} needs the ROS field, but ros.enabled = "
+                           f"false (a carrier of {sp.name})")
             if "specificity" not in USES[car.law]:
                 continue
             named = [k for k, v in car.specificity.items() if v > 0]
@@ -209,3 +210,10 @@ def carrier_problems(species: list[Species], enzymes: list[EnzymeEntry]) -> list
                            f"this study's [[enzymes]] ({', '.join(have.values()) or 'none'}); "
                            f"a cleavable carrier of {sp.name} would never release")
     return out
+
+
+def scavenger_problems(geometry: GeometryConfig, scavengers: list) -> list[str]:
+    """Scavengers dosed into a region the geometry does not build."""
+    present = geometry.regions()
+    return [f"scavengers[{i}].region: {_absent(s.region, present)} (scavenger {s.name})"
+            for i, s in enumerate(scavengers) if s.region not in present]

@@ -3,7 +3,8 @@
 Each term is accumulated from the same :class:`~scaffoldfem.model.transport.TransportParams`
 the solver's forms are built from, so ``Δcontent = released + secreted + dosed +
 unbound − decayed − uptake − bound − efflux`` holds to solver tolerance (``bound``
-and ``unbound``: the exchange with affinity carriers)
+and ``unbound``, reported as ``bound_to_carriers``/``unbound_from_carriers``: the
+exchange with affinity carriers)
 (:func:`scaffoldfem.physics.transport.balance_error`).
 """
 
@@ -27,8 +28,8 @@ from scaffoldfem.regions import facet_tag
 
 #: Balance terms reported per species (timeseries.csv columns ``<term>_<name>_ng``);
 #: ``storage`` (the scheme's Δ∫αc) follows them once a step has been taken.
-BALANCE_TERMS = ("released", "secreted", "dosed", "unbound", "decayed", "uptake", "bound",
-                 "efflux")
+BALANCE_TERMS = ("released", "secreted", "dosed", "unbound_from_carriers", "decayed", "uptake",
+                 "bound_to_carriers", "efflux")
 
 
 @dataclass
@@ -104,8 +105,8 @@ class BalanceLedger:
             add["released"] += amounts.get("source:released", 0.0)
             add["secreted"] += amounts.get("source:secreted", 0.0)
             add["dosed"] += amounts.get("source:dosed", 0.0)
-            add["unbound"] += amounts.get("source:unbound", 0.0)
-            add["bound"] += amounts.get("sink", 0.0)
+            add["unbound_from_carriers"] += amounts.get("source:unbound", 0.0)
+            add["bound_to_carriers"] += amounts.get("sink", 0.0)
             add["decayed"] += amounts.get("decayed", 0.0)
             add["uptake"] += amounts.get("taken_up", 0.0)
             efflux = sum(v for k, v in amounts.items() if k.startswith("efflux:"))
@@ -157,8 +158,8 @@ class BalanceLedger:
             "source:released": tot["released"],
             "source:secreted": tot["secreted"],
             "source:dosed": tot["dosed"],
-            "source:unbound": tot.get("unbound", 0.0),
-            "sink": tot.get("bound", 0.0),
+            "source:unbound": tot.get("unbound_from_carriers", 0.0),
+            "sink": tot.get("bound_to_carriers", 0.0),
             "decayed": tot["decayed"],
             "taken_up": tot["uptake"],
             "efflux:all": tot["efflux"],  # Robin and Dirichlet, all facets

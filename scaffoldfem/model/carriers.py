@@ -73,15 +73,16 @@ class CarrierSet:
         return [p for p in self.pools if p.cfg.law == "affinity"]
 
     def _drivers(self, enzymes: Mapping[str, np.ndarray], w_old: np.ndarray,
-                 w_new: np.ndarray) -> dict:
+                 w_new: np.ndarray, ros: np.ndarray | None) -> dict:
         enz = {enzyme_key(k): v for k, v in enzymes.items()}
-        return {"enzymes": enz, "molar_mass_kda": self.masses, "w_old": w_old, "w_new": w_new}
+        return {"enzymes": enz, "molar_mass_kda": self.masses, "w_old": w_old, "w_new": w_new,
+                "ros": 0.0 if ros is None else ros}
 
     def release(self, dt: float, enzymes: Mapping[str, np.ndarray], w_old: np.ndarray,
-                w_new: np.ndarray) -> np.ndarray:
+                w_new: np.ndarray, ros: np.ndarray | None = None) -> np.ndarray:
         """Advance every non-affinity pool over ``dt``; the amount released (ng/mL),
         plus any free share still pending from t = 0."""
-        drivers = self._drivers(enzymes, w_old, w_new)
+        drivers = self._drivers(enzymes, w_old, w_new, ros)
         out = np.zeros(len(w_old))
         for p in self.pools:
             out += p.pending

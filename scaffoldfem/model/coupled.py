@@ -6,8 +6,8 @@ field over ``[t, t + Δt]`` by operator splitting, in this order (docs/model.md,
 "Coupling and time stepping"):
 
 1. cells: exact survival, time-averaged density for secretion;
-2. enzymes ``m_j`` (MMP-9, MMP-2, ...): implicit transport with sources driven by
-   the prescribed injury timeline (``[inflammation]``);
+2. ROS (with scavengers) and enzymes ``m_j`` (MMP-9, MMP-2, ...): implicit
+   transport with sources driven by the prescribed injury timeline (``[inflammation]``);
 3. degradation ``w``: exact update with ``Σ_j m_j^{n+1}`` and ``ε_vol^n`` frozen
    (first order in the enzymes);
 4. carriers of each factor: exact release with the same frozen ``m_j``, ``w``; the
@@ -27,23 +27,21 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, TypeVar
 
-import numpy as np
-import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
-from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.study import Study
 from scaffoldfem.model.balance import BalanceLedger
 from scaffoldfem.model.cells import Cells
-from scaffoldfem.model.discretisation import LESION_REGIONS, Discretisation
+from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.enzyme import Enzymes
+from scaffoldfem.model.exposure import RegionMeans
 from scaffoldfem.model.material import Change, Material
 from scaffoldfem.model.mechanics import Mechanics
+from scaffoldfem.model.ros import ROS
 from scaffoldfem.model.species import SpeciesTransport
 from scaffoldfem.model.state import ModelState, Part
-from scaffoldfem.regions import cell_tag
 
 P = TypeVar("P", bound=Part)
 
@@ -74,6 +72,10 @@ class CoupledModel:
         try:  # a failed set-up frees what it had built
             self.material = self._add(Material(study.scaffold, study.tissue, d))
             self.cells = self._add(Cells(study.cells, d))
+            self.ros = self._add(
+                ROS(study.ros, study.inflammation, study.scavengers, d, self.material,
+                    self.dt, solver_options=transport, negative_tolerance=neg)
+            )
             self.enzymes = self._add(
                 Enzymes(
                     study.enzymes,
@@ -110,13 +112,8 @@ class CoupledModel:
         except BaseException:
             self.destroy()
             raise
-        # ∫_region c = w·c with w_i = ∫_region φ_i: two dot products per species and
-        # step instead of two volume assemblies (this runs every step, for the AUCs).
-        v = ufl.TestFunction(d.V)
-        first, *rest = (d.dx(cell_tag(r)) for r in LESION_REGIONS)
-        self._w_lesion = d.owned_vector(v * sum(rest, first))
-        self._w_grey = d.owned_vector(v * d.dx(cell_tag("grey_matter")))
-        self._lesion_vol = sum(d.volumes[r] for r in LESION_REGIONS)
+        self.regions = RegionMeans(d, study.geometry.lesion_z(), study.exposure.host_band)
+        self._kd = {sp.name: study.axons.kd(sp.name) for sp in study.species}
 
     def _add(self, part: P) -> P:
         self.parts.append(part)
@@ -150,10 +147,12 @@ class CoupledModel:
         t0, t1 = self.t, self.t + dt
         self._set_dt(dt)
         rho_mean = self.cells.advance(dt)  # 1
-        iters = self.enzymes.advance(t0, t1)  # 2
+        iters = self.ros.advance(t0, t1)  # 2
+        iters |= self.enzymes.advance(t0, t1)
         m_total = self.enzymes.weighted(dict.fromkeys(self.enzymes.names, 1.0))
         w_old = self.material.degrade(dt, m_total, self.mechanics.eps_cells)  # 3
-        self.species.set_sources(t0, t1, dt, w_old, self.enzymes.cells(), rho_mean)  # 4
+        self.species.set_sources(t0, t1, dt, w_old, self.enzymes.cells(), rho_mean,  # 4
+                                 ros=self.ros.cells)
         self._update_coefficients()  # 5
         scheme = self._scheme()  # 6
         omega = dt / self.dt_last if scheme == "bdf2" else 1.0
@@ -184,6 +183,7 @@ class CoupledModel:
             self.species.reassemble_old_levels()
 
     def _invalidate_transport(self) -> None:
+        self.ros.invalidate()
         self.enzymes.invalidate()
         self.species.invalidate()
 
@@ -216,7 +216,7 @@ class CoupledModel:
     def fields(self) -> dict[str, fem.Function]:
         """Output fields by name (P1 concentrations, DG0 material, P1/P2 displacement)."""
         out = self.species.fields()
-        for part in (self.enzymes, self.material, self.cells, self.mechanics):
+        for part in (self.ros, self.enzymes, self.material, self.cells, self.mechanics):
             out.update(part.fields())
         return out
 
@@ -233,16 +233,16 @@ class CoupledModel:
 
     def lesion_means(self) -> dict[str, tuple[float, float]]:
         """Mean concentration (ng/mL) over the lesion and over grey matter, per species."""
-        d, grey_vol = self.disc, self.disc.volumes["grey_matter"]
-        out = {}
-        for sp in self.species.members:
-            local = np.array([d.dot(self._w_lesion, sp.c), d.dot(self._w_grey, sp.c)])
-            les, gry = d.comm.allreduce(local, op=MPI.SUM)
-            out[sp.name] = (
-                les / self._lesion_vol if self._lesion_vol else 0.0,
-                gry / grey_vol if grey_vol else 0.0,
-            )
-        return out
+        return self.regions.lesion_and_grey({sp.name: sp.c for sp in self.species.members})
+
+    def exposure_means(self) -> dict[str, dict[str, float]]:
+        """Per species: mean concentration and receptor occupancy over the lesion and
+        the near host; per enzyme and ROS: the lesion mean (:class:`RegionMeans`)."""
+        others = {f.name: f.m for f in self.enzymes.members}
+        if self.ros.enabled:
+            others["ROS"] = self.ros.r
+        return self.regions.exposure({sp.name: sp.c for sp in self.species.members},
+                                     self._kd, others)
 
     def scaffold_summary(self) -> dict[str, float]:
         """Polymer mass left, mean porosity and mean modulus (kPa) of the scaffold."""

@@ -87,6 +87,11 @@ class Discretisation:
         f.x.scatter_forward()
         return self.cells_of(f).copy()
 
+    def cell_midpoints(self) -> np.ndarray:
+        """Midpoints (n_cells, 3) of the local cells (owned and ghost), mm."""
+        cells = np.arange(self.n_cells, dtype=np.int32)
+        return dmesh.compute_midpoints(self.mesh, self.mesh.topology.dim, cells)
+
     # ------------------------------------------------------------------ P1 algebra
     def owned_vector(self, form: Any) -> np.ndarray:
         """Assemble a linear form, add ghost contributions to owners, return owned part."""

@@ -227,6 +227,7 @@ class SpeciesTransport:
         w_old: np.ndarray,
         enzymes: Mapping[str, np.ndarray],
         rho_mean: np.ndarray,
+        ros: np.ndarray | None = None,
     ) -> None:
         """Release (carriers advanced), secretion, dose and binding terms over
         ``[t0, t1]`` (``dt`` the step as taken: ``t1 − t0`` up to rounding).
@@ -236,11 +237,12 @@ class SpeciesTransport:
             w_old: Polymer mass fraction per cell at ``t0`` (the material holds ``t1``'s).
             enzymes: Per-cell concentration of every enzyme (ng/mL), frozen over the step.
             rho_mean: Mean cell density over the step.
+            ros: Per-cell ROS (ng/mL H2O2) at ``t1``, for ROS-cleavable carriers.
         """
         d = self.disc
         w_new = self.material.w
         for sp in self.members:
-            released = sp.carriers.release(dt, enzymes, w_old, w_new)
+            released = sp.carriers.release(dt, enzymes, w_old, w_new, ros)
             d.set_cells(sp.release, released / dt)
             d.set_cells(sp.secretion, secretion_source(sp.cfg.secretion, rho_mean))
             d.set_cells(sp.dose, dose_source(d, sp.cfg, t0, t1, dt))

@@ -23,8 +23,8 @@ Time schemes on ``(α c)`` (θ-weighted right-hand side ``A``)::
              a0 = (1+2ω)/(1+ω), a1 = 1+ω, a2 = ω²/(1+ω), ω = Δtₙ/Δtₙ₋₁
 
 Testing the discrete equation with v = 1 (which lies in every Lagrange space)
-removes the diffusion term, so *storage = Δt (sources − decay − uptake − sink −
-efflux)* holds to solver tolerance; :func:`balance_forms` returns each term.
+removes the diffusion term: *storage = Δt (sources − decay − uptake − sink −
+efflux)* to solver tolerance; :func:`balance_forms` returns each term.
 """
 
 from __future__ import annotations
@@ -101,10 +101,8 @@ def axial_tensor(d_axial: Any, d_transverse: Any, gdim: int = 3,
 
 def host_diffusivity(d_free: Any, alpha: Any, tortuosity: Any,
                      tortuosity_axial: Any | None = None, gdim: int = 3) -> Any:
-    """Flux-basis diffusivity of tissue: ``α D_free/λ²`` (tensor if ``tortuosity_axial``).
-
-    Nicholson's apparent diffusivity ``D* = D_free/λ²`` times the volume
-    fraction, so the steady decay length is ``sqrt(D*/k)`` as measured.
+    """Flux-basis diffusivity of tissue: ``α D_free/λ²`` (tensor if ``tortuosity_axial``):
+    Nicholson's ``D* = D_free/λ²`` times α, so the decay length is ``sqrt(D*/k)``.
 
     Args:
         d_free: Free diffusivity (mm²/day).
@@ -192,8 +190,10 @@ def _storage(c, c_old, alpha, alpha_old, scheme, c_old2, alpha_old2, omega):
     return alpha * c - alpha_old * c_old
 
 
-def _lumped(dx: ufl.Measure) -> ufl.Measure:
-    return dx(metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
+def _lumped(dx: ufl.Measure, u: Any) -> ufl.Measure:
+    """Vertex rule (mass lumping) for P1; the exact rule otherwise (P2 lumps badly)."""
+    p1 = u.ufl_function_space().ufl_element().embedded_superdegree == 1
+    return dx(metadata={"quadrature_rule": "vertex", "quadrature_degree": 1}) if p1 else dx
 
 
 def _operator(c, v, alpha, D, k, srcs, uptake, sink, robin, c_lag, dx, ds):
@@ -204,7 +204,7 @@ def _operator(c, v, alpha, D, k, srcs, uptake, sink, robin, c_lag, dx, ds):
     if uptake is not None:
         form += uptake_rate(c, uptake, c_lag) * v * dx
     if sink is not None:  # lumped (vertex rule): a strong sink keeps the M-matrix property
-        form += sink * c * v * _lumped(dx)
+        form += sink * c * v * _lumped(dx, v)
     for s in srcs.values():
         form -= s * v * dx
     for r in robin:
@@ -340,7 +340,7 @@ def balance_forms(c: Any, c_old: Any, alpha: Any, alpha_old: Any, k: Any, dt: An
     if uptake is not None:
         out["taken_up"] = weighted(uptake_rate(c, uptake, c_lag), uptake_rate(c_old, uptake, c_old))
     if sink is not None:
-        out["sink"] = weighted(sink * c, sink * c_old, _lumped(dx))
+        out["sink"] = weighted(sink * c, sink * c_old, _lumped(dx, c))
     srcs = _sources(source)
     srcs_old = _sources(source_old) if source_old is not None else srcs
     for name, s in srcs.items():

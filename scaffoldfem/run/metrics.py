@@ -2,7 +2,10 @@
 
 Per species (docs/model.md §10): lesion AUC ``∫ c̄_L dt`` (trapezoid over the
 steps), peak lesion mean, time in the therapeutic window (half a step when one end
-of a step is inside) and the grey-matter AUC.
+of a step is inside) and the grey-matter AUC, from t = 0; and over the evaluation
+window (``[exposure]``, default weeks 2-8, :class:`WindowExposure`): AUC, time in
+the therapeutic window and mean receptor occupancy over the lesion and the near
+host, and the lesion AUC of ROS (oxidative burden) and of each enzyme.
 """
 
 from __future__ import annotations
@@ -67,13 +70,71 @@ class Exposure:
         self.acc = {k: dict(v) for k, v in acc.items()}
 
 
+class WindowExposure:
+    """Exposure over the evaluation window ``[start, end]`` (day since injury): each
+    step adds the trapezoid of its end values times the fraction of the step inside.
+
+    Args:
+        windows: Therapeutic window (low, high) per species (ng/mL).
+        start, end: The evaluation window.
+    """
+
+    def __init__(self, windows: Mapping[str, tuple[float, float]], start: float, end: float):
+        self.windows, self.start, self.end = dict(windows), start, end
+        self.acc: dict[str, dict[str, float]] = {}
+        self.last: dict[str, dict[str, float]] = {}
+
+    def add(self, t: float, h: float, means: Mapping[str, Mapping[str, float]]) -> None:
+        """Add the step ``[t − h, t]`` ending at ``means`` (:meth:`CoupledModel.exposure_means`)."""
+        inside = max(0.0, min(t, self.end) - max(t - h, self.start))
+        for name, vals in means.items():
+            prev = self.last.get(name, dict.fromkeys(vals, 0.0))
+            acc = self.acc.setdefault(name, {"time_in_window_day": 0.0})
+            for k, v in vals.items():
+                acc[k] = acc.get(k, 0.0) + 0.5 * inside * (prev.get(k, 0.0) + v)
+            if name in self.windows:
+                lo, hi = self.windows[name]
+                hits = sum(lo <= x <= hi for x in (prev.get("lesion", 0.0), vals["lesion"]))
+                acc["time_in_window_day"] += 0.5 * inside * hits
+            self.last[name] = dict(vals)
+
+    def metrics(self, name: str) -> dict[str, Any]:
+        """AUCs (ng·day/mL), mean occupancies over the window, time in the window."""
+        a = self.acc.get(name, {})
+        span = self.end - self.start
+        out: dict[str, Any] = {"window_day": [self.start, self.end]}
+        for k, v in a.items():
+            if k.startswith("occupancy_"):
+                out[f"mean_{k}"] = v / span
+            elif k == "time_in_window_day":
+                if name in self.windows:
+                    out[k] = v
+            else:
+                out[f"{k}_auc_ng_day_per_mL"] = v
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"acc": {k: dict(v) for k, v in self.acc.items()},
+                "last": {k: dict(v) for k, v in self.last.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.acc = {k: dict(v) for k, v in state["acc"].items()}
+        self.last = {k: dict(v) for k, v in state["last"].items()}
+
+
 def run_metrics(
-    model: CoupledModel, exposure: Exposure, *, ranks: int, steps: int, tracer: Any
+    model: CoupledModel, exposure: Exposure, *, ranks: int, steps: int, tracer: Any,
+    window: WindowExposure | None = None,
 ) -> dict[str, Any]:
     """The final summary (identical on every rank; timings are added by the writer)."""
     out = model.metrics()
     for name, sp in out["species"].items():
         sp.update(exposure.metrics(name))
+        if window is not None:
+            sp["evaluation_window"] = window.metrics(name)
+    if window is not None:
+        out["fields"] = {name: {"evaluation_window": window.metrics(name)}
+                         for name in window.acc if name not in out["species"]}
     out["mesh"]["ranks"] = ranks
     out["time"] = {"duration_day": model.t, "steps": steps}
     if tracer is not None:

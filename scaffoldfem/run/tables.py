@@ -80,6 +80,12 @@ class Tables:
                 row[f"{k}_{name}_ng"] = v
             row[f"bound_{name}_ng"] = masses[name][1]
             row[f"lesion_mean_{name}_ng_per_mL"] = means[name][0]
+        for name, vals in m.exposure_means().items():  # enzymes, ROS; near-host factor
+            if name in m.species_names:
+                row[f"host_mean_{name}_ng_per_mL"] = vals["host"]
+                row[f"occupancy_lesion_{name}"] = vals["occupancy_lesion"]
+            else:
+                row[f"lesion_mean_{name}_ng_per_mL"] = vals["lesion"]
         scaffold = m.scaffold_summary()
         row["scaffold_mass_fraction"] = scaffold["mass_fraction"]
         row["porosity_mean"] = scaffold["porosity"]

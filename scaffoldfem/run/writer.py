@@ -31,7 +31,7 @@ from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.run import checkpoint as ckpt
 from scaffoldfem.run import provenance as prov
 from scaffoldfem.run.fieldio import FieldOutput, write_axons
-from scaffoldfem.run.metrics import Exposure, balance_warnings, run_metrics
+from scaffoldfem.run.metrics import Exposure, WindowExposure, balance_warnings, run_metrics
 from scaffoldfem.run.progress import Progress
 from scaffoldfem.run.tables import Tables, csv_bytes
 
@@ -70,6 +70,8 @@ class RunWriter:
         self.statemap = ckpt.StateMap(d.mesh, d.V, d.Q)
         self.tables = Tables(self.out, model, self.study.geometry.cord.length)
         self.exposure = Exposure(self.study.species)
+        ex = self.study.exposure
+        self.window = WindowExposure(self.exposure.windows, ex.window_start, ex.window_end)
         self.out_index = 0
         self.next_output = 0.0
         self.next_ckpt = self.study.output.checkpoint_interval
@@ -91,6 +93,7 @@ class RunWriter:
         self.step_count += 1
         self.dt = h
         self.exposure.add(h, self.model.lesion_means())
+        self.window.add(self.model.t, h, self.model.exposure_means())
         self.stop_requested = self.progress.stop_requested()
         self._progress()
 
@@ -139,6 +142,7 @@ class RunWriter:
             "run": {
                 "dt": dt,
                 "acc": self.exposure.state(),
+                "window": self.window.state(),
                 "out_index": self.out_index,
                 "next_output": self.next_output,
                 "next_ckpt": self.next_ckpt,
@@ -163,6 +167,7 @@ class RunWriter:
             self.tracer.set_state(st if self.rank0 else None, root=0)
         run = meta["run"]
         self.exposure.restore(run["acc"])
+        self.window.restore(run["window"])
         self.out_index, self.next_output = run["out_index"], run["next_output"]
         self.next_ckpt = run["next_ckpt"]
         self.step_count = run["step_count"]
@@ -185,6 +190,7 @@ class RunWriter:
             ranks=self.comm.size,
             steps=self.step_count,
             tracer=self.tracer,
+            window=self.window,
         )
 
     def finish(self, dt: float, on_done: Callable[[Path], None] | None = None) -> None:

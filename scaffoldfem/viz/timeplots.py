@@ -11,6 +11,10 @@ import numpy as np
 SPECIES_COLOURS = ("#0072B2", "#E69F00", "#CC79A7", "#009E73", "#D55E00", "#56B4E9", "#000000")
 
 
+#: ROS, then the enzymes: colours apart from the growth factors' palette.
+INJURY_COLOURS = ("#d62728", "#8c564b", "#7f7f7f", "#bcbd22", "#17becf")
+
+
 def _plt():
     import matplotlib
 
@@ -24,11 +28,13 @@ def plot_timecourses(ts, species: Sequence[str], png: Path, *,
                      windows: Mapping[str, tuple[float, float]] | None = None,
                      seeded: int | None = None, size: tuple[float, float] = (7.5, 8.5),
                      dpi: int = 150) -> Path:
-    """Three stacked panels over time.
+    """Stacked panels over time.
 
-    (a) lesion-mean concentration per species (log axis when it spans decades) with
-    the therapeutic windows shaded; (b) scaffold mass fraction and mean modulus on
-    twin axes; (c) axons crossed (and the percentage of those seeded).
+    When the table has them, first the injury's own fields: lesion means of ROS and
+    of each enzyme (log axis); then the lesion-mean concentration per species (log
+    axis when it spans decades) with the therapeutic windows shaded; scaffold mass
+    fraction and mean modulus on twin axes; axons crossed (and the percentage of
+    those seeded).
 
     Args:
         ts: ``timeseries.csv`` as a pandas DataFrame.
@@ -45,20 +51,42 @@ def plot_timecourses(ts, species: Sequence[str], png: Path, *,
     plt = _plt()
     windows = dict(windows or {})
     t = np.asarray(ts["t_day"], dtype=float)
-    fig, (ax_c, ax_s, ax_a) = plt.subplots(3, 1, figsize=size, sharex=True, layout="constrained",
-                                           height_ratios=[1.4, 1.0, 1.0])
+    injury = [c for c in ts.columns if c.startswith("lesion_mean_")
+              and c.removeprefix("lesion_mean_").removesuffix("_ng_per_mL") not in species]
+    n = 4 if injury else 3
+    fig, axes = plt.subplots(n, 1, figsize=(size[0], size[1] * n / 3) if injury else size,
+                             sharex=True, layout="constrained",
+                             height_ratios=[1.0, 1.4, 1.0, 1.0][4 - n:])
+    if injury:
+        _injury(axes[0], ts, t, injury)
+    ax_c, ax_s, ax_a = axes[-3:]
     _concentrations(ax_c, ts, t, species, windows)
     _scaffold(ax_s, ts, t)
     _axons(ax_a, ts, t, seeded)
     ax_a.set_xlabel("time after implantation (day)")
     ax_a.set_xlim(t.min() if t.size else 0, t.max() if t.size > 1 else 1)
-    for ax, letter in zip((ax_c, ax_s, ax_a), "abc", strict=True):
+    for ax, letter in zip(axes, "abcd", strict=False):
         ax.text(-0.1, 1.0, f"({letter})", transform=ax.transAxes, fontweight="bold", va="top")
         ax.grid(alpha=0.3, lw=0.5)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=dpi, facecolor="white")
     plt.close(fig)
     return png
+
+
+def _injury(ax, ts, t, columns) -> None:
+    from matplotlib.ticker import FuncFormatter
+    for i, col in enumerate(columns):
+        y = np.asarray(ts[col], dtype=float)
+        name = col.removeprefix("lesion_mean_").removesuffix("_ng_per_mL")
+        ax.plot(t, np.maximum(y, 1e-12), lw=2, ls="-" if name == "ROS" else (0, (4, 2)),
+                color=INJURY_COLOURS[i % len(INJURY_COLOURS)], label=name)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=max(1e-3, ax.get_ylim()[0]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylabel("lesion mean (ng/mL)")
+    ax.set_title("The injury: reactive oxygen species and enzymes", loc="left", fontsize=11)
+    ax.legend(loc="best", fontsize=8, ncols=3, framealpha=0.85)
 
 
 def _concentrations(ax, ts, t, species, windows) -> None:
