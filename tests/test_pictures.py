@@ -299,6 +299,8 @@ def test_run_info(tmp_path, comm):
     assert info.seeded == 7
     assert info.main_species(["BDNF", "NT3", "GDNF", "MMP"]) == "GDNF"  # highest AUC
     assert info.main_species(["NT3", "MMP"]) == "NT3"
+    info.final = {"BDNF": 3.0, "NT3": 1e-26, "GDNF": 0.1}  # drawn at the end: BDNF is left
+    assert info.main_species(["BDNF", "NT3", "GDNF"]) == "BDNF"
 
 
 def test_plot_run_pictures(tmp_path, comm):

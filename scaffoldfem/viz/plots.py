@@ -43,6 +43,7 @@ class RunInfo:
         cross_depth: Depth beyond the far lesion face that counts as crossed (mm).
         windows: Therapeutic window (low, high) per species, ng/mL.
         auc: Lesion AUC per species (ng·day/mL), from metrics.json.
+        final: Free mass per species at the end of the run (ng), from metrics.json.
         seeded: Axons seeded.
     """
 
@@ -51,10 +52,13 @@ class RunInfo:
     cross_depth: float | None = None
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     auc: dict[str, float] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
     seeded: int | None = None
 
     def main_species(self, available: list[str]) -> str | None:
-        """The species to draw: highest lesion AUC, else the first in study order.
+        """The species to draw: the most abundant at the end (the pictures show the final
+        state, where a factor given early may be long gone), else the highest lesion
+        AUC, else the first in study order.
 
         Without a species list (no study, no metrics) the first array of
         ``available`` that is not an enzyme (MMP...) or a VTK bookkeeping array.
@@ -63,8 +67,11 @@ class RunInfo:
             a for a in available if not a.upper().startswith("MMP") and not a.startswith("vtk")]
         if not names:
             return None
-        scored = [s for s in names if self.auc.get(s) is not None]
-        return max(scored, key=lambda s: self.auc[s]) if scored else names[0]
+        for score in (self.final, self.auc):
+            scored = [s for s in names if score.get(s) is not None]
+            if scored and max(score[s] for s in scored) > 0:
+                return max(scored, key=lambda s: score[s])
+        return names[0]
 
 
 def _quantity(value: Any, unit: str) -> float | None:
@@ -104,6 +111,8 @@ def read_run_info(run_dir: Path) -> RunInfo:
                 info.windows[name] = tuple(float(v) for v in m["window_ng_per_mL"])
             if m.get("lesion_auc_ng_day_per_mL") is not None:
                 info.auc[name] = float(m["lesion_auc_ng_day_per_mL"])
+            if m.get("final_mass_ng") is not None:
+                info.final[name] = float(m["final_mass_ng"])
         seeded = metrics.get("axons", {}).get("seeded")
         info.seeded = int(seeded) if seeded is not None else None
     return info
