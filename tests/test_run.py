@@ -46,6 +46,12 @@ TINY = [
     # in these 3 days and the rank-agreement and resume checks cover them.
     'axons.dieback_delay="0 day"',
     'axons.seeding_window="1 day"',
+    # Every kind of pool the state holds, so that rank agreement, resume and kill
+    # cover them: affinity binding (bound <-> free exchange), a ROS-cleavable tether
+    # and a scavenger consuming ROS (the default BDNF is in PLGA microspheres).
+    "species.GDNF.carriers=[{preset='heparin_fibrin', loading='2000 ng/mL'}]",
+    "species.NT3.carriers=[{preset='ros_responsive', loading='2000 ng/mL'}]",
+    "scavengers=[{amount='2000 ng'}]",
 ]
 
 
