@@ -14,6 +14,7 @@ from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401
 from scaffoldfem.config.study import load_study
+from scaffoldfem.errors import SimulationFailed
 from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.model.enzyme import region_indicator
@@ -173,3 +174,16 @@ def test_ros_follows_the_timeline_and_a_scavenger_clears_it_first():
     _, ros_s, _, consumed = runs["scavenged"]
     assert ros_s[:4].mean() < 0.2 * ros[:4].mean()  # cleared first
     assert consumed > 0
+
+
+def test_a_sudden_flood_that_would_overfill_binding_sites_fails_the_step():
+    """Nearly empty heparin-like sites and a large free bolus in one long step: the
+    linearised binding would put more factor on the sites than they hold, which the
+    step refuses (the run loop then restores and halves it) instead of going on with a
+    bound pool above capacity."""
+    _, model = _model([
+        "species=[{name='BDNF', carriers=[{preset='heparin_fibrin', loading='50 ng/mL'}], "
+        "doses=[{region='scaffold', kind='bolus', start='0 day', amount='1e6 ng'}]}]",
+        'time.dt="1 day"'])
+    with model, pytest.raises(SimulationFailed, match="overfilled"):
+        model.step(1.0)

@@ -117,6 +117,15 @@ class CarrierSet:
             ki, si = self._coefficients(p, dt, c_old)
             p.state["b"] = p.state["b"] + dt * (ki * c_new - si)
 
+    def overfill(self) -> float:
+        """Largest relative excess of bound factor over site capacity (0: none)."""
+        worst = 0.0
+        for p in self.affinity:
+            cap = p.cfg.site_density
+            if cap > 0 and len(p.state["b"]):
+                worst = max(worst, float(np.max(p.state["b"])) / cap - 1.0)
+        return worst
+
     def total(self) -> np.ndarray:
         """Factor held by all carriers per scaffold cell (ng/mL), pending included."""
         out = None

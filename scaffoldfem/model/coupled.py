@@ -157,7 +157,7 @@ class CoupledModel:
         scheme = self._scheme()  # 6
         omega = dt / self.dt_last if scheme == "bdf2" else 1.0
         iters |= self.species.solve(t1, scheme, omega)
-        self.species.bind(dt)
+        self.species.bind(dt, t1)
         self.ledger.account(scheme, dt)
         iters |= self.mechanics.advance(t1)  # 7
         self.t, self.dt_last = t1, dt

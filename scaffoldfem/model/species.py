@@ -22,6 +22,7 @@ from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.physics import Species
+from scaffoldfem.errors import SimulationFailed
 from scaffoldfem.fem.solver import LinearSolver, NonlinearSolver
 from scaffoldfem.model.carriers import CarrierSet
 from scaffoldfem.model.discretisation import Discretisation
@@ -259,11 +260,20 @@ class SpeciesTransport:
         self._cg.interpolate(c)
         return self.disc.cells_of(self._cg)
 
-    def bind(self, dt: float) -> None:
-        """After the solve: affinity carriers take their exchange with the new c."""
+    def bind(self, dt: float, t1: float) -> None:
+        """After the solve: affinity carriers take their exchange with the new c.
+
+        Raises:
+            SimulationFailed: on every rank, if a sudden rise of the free factor
+                overfilled binding sites (the loop restores and halves the step).
+        """
         for sp in self.members:
             if sp.bind_sink is not None:
                 sp.carriers.bind(dt, sp.c_cells, self._cell_means(sp.c))
+                over = sp.carriers.overfill()
+                if self.disc.comm.allreduce(over, op=MPI.MAX) > 1e-6:
+                    raise SimulationFailed(sp.name, t1, "affinity sites overfilled (bound > "
+                                           "capacity); reduce time.dt")
 
     def reassemble_old_levels(self) -> None:
         """Only α of an old level changed: re-assemble the matrices of α_prev c_old and
