@@ -123,6 +123,8 @@ class ScaffoldConfig(Section):
     archie_exponent: float = Field(2.0, gt=0.0)
     hydrolysis_rate: Rate
     autocatalysis: float = Field(ge=0.0)
+    # Enzymatic cleavage of the matrix, first order in the enzymes (Lutolf et al. 2003
+    # PNAS 100:5413): rate (enzymatic_rate / enzyme_half_saturation) × Σ [enzyme].
     enzymatic_rate: Rate
     enzyme_half_saturation: Q("ng/mL", gt=0)
     # Strain-accelerated degradation β (0 = off).

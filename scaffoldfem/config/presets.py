@@ -20,8 +20,8 @@ class PolymerPreset:
         name: Preset key.
         k_h: Hydrolysis rate (1/day) at w = 1.
         a_auto: Autocatalysis factor (-): rate ``k_h(1 + a_auto(1 − w))``.
-        k_e: Maximal enzymatic (MMP) cleavage rate (1/day).
-        K_e: MMP concentration at half-maximal cleavage (ng/mL).
+        k_e, K_e: Enzymatic cleavage: the rate is first order in the enzymes,
+            ``(k_e/K_e) Σ m_j`` (1/day and ng/mL; ``k_e/K_e`` the specificity).
         phi0: Initial porosity (-).
         E_s: Solid (or back-calculated) modulus for Gibson–Ashby (kPa).
         nu: Poisson ratio (-).

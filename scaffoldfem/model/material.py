@@ -146,7 +146,8 @@ class Material:
 
     # ------------------------------------------------------------------ stepping
     def degrade(self, dt: float, m_cells: np.ndarray, eps_cells: np.ndarray) -> np.ndarray:
-        """Exact update of w over ``dt`` with MMP and ε_vol frozen; returns the old w."""
+        """Exact update of w over ``dt`` with the enzymes and ε_vol frozen; returns the
+        old w (``m_cells``: Σ of the enzymes that cut the matrix, per cell)."""
         s, sc = self.cfg, self.disc.scaffold
         w_old = self.w.copy()
         self.w[sc] = deg.degrade_step(
