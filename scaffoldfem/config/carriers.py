@@ -48,6 +48,11 @@ Specificity = Q("1/(nM*day)", ge=0)
 #: by their pro-forms, 92 kDa (MMP-9, gelatinase B) and 72 kDa (MMP-2, gelatinase A);
 #: active forms are ~82 and ~62 kDa. Immunoassays report totals, so pro-forms are used.
 ENZYME_MOLAR_MASS_KDA: dict[str, float] = {"MMP9": 92.0, "MMP2": 72.0}
+def enzyme_key(name: str) -> str:
+    """Enzyme names compared without case, ``-`` or ``_`` (``MMP-9`` = ``MMP9``)."""
+    return name.replace("-", "").replace("_", "").upper()
+
+
 #: ROS fields are H2O2-equivalent ng/mL (H2O2 34.01 g/mol): 1 µM = 34.01 ng/mL.
 ROS_MOLAR_MASS: float = 34.01
 

@@ -160,11 +160,16 @@ class Boundary(Section):
     transfer: Q("mm/day", ge=0) = "0 mm/day"
 
 
+#: Regions a dose (or a scavenger) can go into, and the two kinds of dose.
+DoseRegion = Literal["scaffold", "channel", "cavity", "scar", "white_matter", "grey_matter"]
+DoseKind = Literal["bolus", "infusion"]
+
+
 class Dose(Section):
     """A bolus (amount at ``start``) or an infusion (rate over [start, end]) into a region."""
 
-    region: Literal["scaffold", "channel", "cavity", "scar", "white_matter", "grey_matter"]
-    kind: Literal["bolus", "infusion"] = "infusion"
+    region: DoseRegion
+    kind: DoseKind = "infusion"
     start: Q("day", ge=0) = "0 day"
     end: Q("day", ge=0) = "0 day"
     amount: Q("ng", ge=0) = "0 ng"

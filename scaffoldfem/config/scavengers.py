@@ -10,38 +10,23 @@ it removed (docs/model.md §10). Internal units: mm, day, ng/mL.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from pydantic import Field
 
-from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
-
-from scaffoldfem.config.base import Section
+from scaffoldfem.config.physics import Dose, DoseKind, DoseRegion
 from scaffoldfem.units import Q
 
 
-class Scavenger(Section):
-    """One ROS scavenger: where, when, how much capacity, how fast."""
+class Scavenger(Dose):
+    """One ROS scavenger: where, when (a dose of capacity), how fast it consumes ROS."""
 
     name: str = Field("scavenger", pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
-    region: Literal["scaffold", "channel", "cavity", "scar", "white_matter",
-                    "grey_matter"] = "scaffold"
-    kind: Literal["bolus", "infusion"] = "bolus"
-    start: Q("day", ge=0) = "0 day"
-    end: Q("day", ge=0) = "0 day"
+    region: DoseRegion = "scaffold"
+    kind: DoseKind = "bolus"
     # Capacity delivered, as ng of H2O2 it can consume (bolus). Assumed: 20 ug in the
     # scaffold (~7 mm^3 at the baseline) is ~2.7 mg/mL of capacity, about the H2O2 the
     # default timeline makes there in its first week.
     amount: Q("ng", ge=0) = "20000 ng"
-    rate: Q("ng/day", ge=0) = "0 ng/day"
     # Second-order rate constant k_s of ROS consumption. Assumed: 30 mL/(ng day) makes
     # k_s S ~ 8e7 /day at the capacity above, far above H2O2's own clearance
     # (ln 2 / 2.2 s = 2.7e4 /day), so the scavenger dominates while it lasts.
     rate_constant: Q("mL/ng/day", ge=0) = "30 mL/ng/day"
-
-    @model_validator(mode="after")
-    def _window(self) -> Self:
-        if self.kind == "infusion" and self.end <= self.start:
-            raise PydanticCustomError(
-                "dose_window", "infusion must end after it starts (start {s} day, end {e} day)",
-                {"s": self.start, "e": self.end})
-        return self

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from scaffoldfem.config.axons import AxonsConfig
-from scaffoldfem.config.carriers import USES
+from scaffoldfem.config.carriers import USES, enzyme_key
 from scaffoldfem.config.geometry import GeometryConfig
 from scaffoldfem.config.inflammation import EnzymeEntry, InflammationConfig, default_enzymes
 from scaffoldfem.config.physics import CellsConfig, Species, TimeConfig
@@ -193,7 +193,7 @@ def carrier_problems(species: list[Species], enzymes: list[EnzymeEntry],
                      ros_enabled: bool) -> list[str]:
     """Carriers that cannot work in this study: a cleavable carrier whose enzymes the
     study does not have, a ROS-cleavable one with ``ros.enabled = false``."""
-    have = {e.name.replace("-", "").replace("_", "").upper(): e.name for e in enzymes}
+    have = {enzyme_key(e.name): e.name for e in enzymes}
     out = []
     for i, sp in enumerate(species):
         for j, car in enumerate(sp.carriers):
@@ -204,7 +204,7 @@ def carrier_problems(species: list[Species], enzymes: list[EnzymeEntry],
             if "specificity" not in USES[car.law]:
                 continue
             named = [k for k, v in car.specificity.items() if v > 0]
-            found = [k for k in named if k.replace("-", "").replace("_", "").upper() in have]
+            found = [k for k in named if enzyme_key(k) in have]
             if not found:
                 out.append(f"{key}.specificity: none of its enzymes ({', '.join(named)}) is in "
                            f"this study's [[enzymes]] ({', '.join(have.values()) or 'none'}); "

@@ -23,18 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaffoldfem.config.carriers import Carrier
+from scaffoldfem.config.carriers import Carrier, enzyme_key
 from scaffoldfem.physics.carriers import (
     affinity_coefficients,
     carrier_step,
     carrier_total,
     initial_state,
 )
-
-
-def enzyme_key(name: str) -> str:
-    """Enzyme names compared without case, ``-`` or ``_`` (``MMP-9`` = ``MMP9``)."""
-    return name.replace("-", "").replace("_", "").upper()
 
 
 @dataclass
@@ -44,6 +39,8 @@ class Pool:
     cfg: Carrier
     state: dict[str, np.ndarray]
     pending: np.ndarray  # free share at t = 0, released in the first step
+    # affinity: (k_sink, source) of the step being taken, set by CarrierSet.binding
+    exchange: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class CarrierSet:
@@ -95,27 +92,25 @@ class CarrierSet:
 
     def binding(self, dt: float, c_old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Linear sink (1/day) and source (ng/mL/day) of the free factor from every
-        affinity carrier over the next step (linearised about ``c_old``)."""
+        affinity carrier over the next step (linearised about ``c_old``); each pool
+        keeps its own pair for :meth:`bind`."""
         k = np.zeros(len(c_old))
         s = np.zeros(len(c_old))
         for p in self.affinity:
-            ki, si = self._coefficients(p, dt, c_old)
-            k += ki
-            s += si
+            cfg = p.cfg  # the sites are in the scaffold only
+            p.exchange = affinity_coefficients(p.state["b"], cfg.site_density * self.inside,
+                                               cfg.k_on_ml_per_ng_day, cfg.k_off, dt, c_old)
+            k += p.exchange[0]
+            s += p.exchange[1]
         return k, s
 
-    def _coefficients(self, p: Pool, dt: float, c_old: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        cfg = p.cfg
-        ki, si = affinity_coefficients(p.state["b"], cfg.site_density * self.inside,
-                                       cfg.k_on_ml_per_ng_day, cfg.k_off, dt, c_old)
-        return ki, si
-
-    def bind(self, dt: float, c_old: np.ndarray, c_new: np.ndarray) -> None:
-        """After the transport solve: each affinity pool takes its exchange."""
+    def bind(self, dt: float, c_new: np.ndarray) -> None:
+        """After the transport solve: each affinity pool takes the exchange of the
+        coefficients :meth:`binding` gave the solve, ``Δt (k_sink c̄ − source)``."""
         for p in self.affinity:
-            ki, si = self._coefficients(p, dt, c_old)
-            p.state["b"] = p.state["b"] + dt * (ki * c_new - si)
+            k_sink, source = p.exchange
+            p.state["b"] = p.state["b"] + dt * (k_sink * c_new - source)
+            p.exchange = None
 
     def overfill(self) -> float:
         """Largest relative excess of bound factor over site capacity (0: none)."""

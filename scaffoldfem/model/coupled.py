@@ -149,8 +149,7 @@ class CoupledModel:
         rho_mean = self.cells.advance(dt)  # 1
         iters = self.ros.advance(t0, t1)  # 2
         iters |= self.enzymes.advance(t0, t1)
-        m_total = self.enzymes.weighted(dict.fromkeys(self.enzymes.names, 1.0))
-        w_old = self.material.degrade(dt, m_total, self.mechanics.eps_cells)  # 3
+        w_old = self.material.degrade(dt, self.enzymes.total(), self.mechanics.eps_cells)  # 3
         self.species.set_sources(t0, t1, dt, w_old, self.enzymes.cells(), rho_mean,  # 4
                                  ros=self.ros.cells)
         self._update_coefficients()  # 5

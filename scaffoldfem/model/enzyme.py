@@ -11,7 +11,7 @@ scaffold ∪ channel ∪ cavity, ``scar``, a band of cells around
 
 Per-cell values ``m_j`` (DG0 interpolant, clipped at 0) feed degradation and
 release, where cleavage is first order in each enzyme (Lutolf et al. 2003 PNAS
-100:5413): :meth:`Enzymes.weighted` gives ``Σ_j s_j m_j``.
+100:5413): :meth:`Enzymes.total` gives ``Σ_j m_j`` for the matrix.
 """
 
 from __future__ import annotations
@@ -155,13 +155,11 @@ class Enzymes:
         """Per-cell concentration (ng/mL, ≥ 0) of every enzyme."""
         return {f.name: f.cells for f in self.members}
 
-    def weighted(self, weights: Mapping[str, float]) -> np.ndarray:
-        """``Σ_j w_j m_j`` per cell (enzymes without a weight count 0)."""
+    def total(self) -> np.ndarray:
+        """``Σ_j m_j`` per cell: every enzyme cuts the matrix (first order in each)."""
         out = np.zeros(self.disc.n_cells)
         for f in self.members:
-            w = weights.get(f.name, 0.0)
-            if w:
-                out += w * f.cells
+            out += f.cells
         return out
 
     def invalidate(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from dolfinx import fem
+from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.inflammation import InflammationConfig, ROSConfig
@@ -116,9 +117,9 @@ class ROS:
         if self.solver is None:
             return {}
         d, dt = self.disc, t1 - t0
-        ks = np.array([s.rate_constant for s in self.scavengers])
-        rate = ks[:, None] * self.capacity if len(ks) else np.zeros((0, d.n_cells))
-        d.set_cells(self.scavenging, rate.sum(axis=0) if len(ks) else 0.0)
+        ks = np.array([s.rate_constant for s in self.scavengers], dtype=float)
+        rate = ks[:, None] * self.capacity  # (scavengers, cells), 1/day
+        d.set_cells(self.scavenging, rate.sum(axis=0))
         for p in POPULATIONS:
             self.amp[p].value = self.production(p, t0, t1)
         self.r_old.x.array[:] = self.r.x.array
@@ -133,7 +134,7 @@ class ROS:
             self.capacity -= used
             own = d.n_owned
             local = float(np.sum(used[:, :own] * d.cell_volume[None, :own]))
-            self.consumed += d.comm.allreduce(local) / 1e3
+            self.consumed += d.comm.allreduce(local, op=MPI.SUM) / 1e3
         return {"ROS": its}
 
     def invalidate(self) -> None:

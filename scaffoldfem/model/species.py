@@ -57,7 +57,6 @@ class SpeciesField:
     dose: fem.Function  # DG0 source from the schedule
     bind_sink: fem.Function | None = None  # DG0 k_sink of affinity carriers (1/day)
     unbind: fem.Function | None = None  # DG0 unbinding source (ng/mL/day)
-    c_cells: np.ndarray | None = None  # cell means of c at the start of the step
     params: dict[str, TransportParams] = field(default_factory=dict)
     solvers: dict[str, Solver] = field(default_factory=dict)
     dirichlet_dofs: np.ndarray | None = None
@@ -248,8 +247,7 @@ class SpeciesTransport:
             d.set_cells(sp.secretion, secretion_source(sp.cfg.secretion, rho_mean))
             d.set_cells(sp.dose, dose_source(d, sp.cfg, t0, t1, dt))
             if sp.bind_sink is not None:
-                sp.c_cells = self._cell_means(sp.c)
-                k_sink, source = sp.carriers.binding(dt, sp.c_cells)
+                k_sink, source = sp.carriers.binding(dt, self._cell_means(sp.c))
                 d.set_cells(sp.bind_sink, k_sink)
                 d.set_cells(sp.unbind, source)
                 for solver in sp.solvers.values():  # the sink is in the matrix
@@ -269,7 +267,7 @@ class SpeciesTransport:
         """
         for sp in self.members:
             if sp.bind_sink is not None:
-                sp.carriers.bind(dt, sp.c_cells, self._cell_means(sp.c))
+                sp.carriers.bind(dt, self._cell_means(sp.c))
                 over = sp.carriers.overfill()
                 if self.disc.comm.allreduce(over, op=MPI.MAX) > 1e-6:
                     raise SimulationFailed(sp.name, t1, "affinity sites overfilled (bound > "
