@@ -25,6 +25,13 @@ FACET_TAGS: dict[str, int] = {
     "scaffold_interface": 14,
 }
 
+#: Regions derived by the solver from a tagged region (not Gmsh physical groups, so
+#: meshes, materials and every use of the parent are unchanged): name -> parent.
+#: ``dorsal_horn``: the laminae I-II-like dorsal cap of grey matter within a fixed
+#: band of the lesion (config/dorsal_horn.py, model/exposure.py); it has grey-matter
+#: properties because it is grey matter.
+DERIVED_CELL_REGIONS: dict[str, str] = {"dorsal_horn": "grey_matter"}
+
 #: Host tissue (the cord as it was before the implant).
 HOST_REGIONS = ("white_matter", "grey_matter", "scar")
 #: Regions made of the implant.

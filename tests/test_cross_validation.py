@@ -26,8 +26,11 @@ GARBAGE = [
      "species[1].doses[0].region: 'cavity' is not a region of this geometry "
      "(geometry.cavity.gap = 0 mm); its regions: white_matter, grey_matter, scar, scaffold, "
      "channel, scaffold_interface (a dose of NT3)"),
-    (["cells.regions=['channel']", "geometry.channels.count=0"],
-     "cells.regions: 'channel' is not a region of this geometry (geometry.channels.count = 0)"),
+    (["cells.cohorts.0.regions=['channel']", "geometry.channels.count=0"],
+     "cells.cohorts[0].regions: 'channel' is not a region of this geometry "
+     "(geometry.channels.count = 0)"),
+    (["cells.cohorts.0.secretion.VEGF='1e-6 ng/cell/day'"],
+     "cells.cohorts[0].secretion.VEGF: no species 'VEGF' in this study"),
     (["axons.seeding_regions=['grey_matter']", "geometry.grey_matter.enabled=false"],
      "axons.seeding_regions: 'grey_matter' is not a region of this geometry "
      "(geometry.grey_matter.enabled = false)"),

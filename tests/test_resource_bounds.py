@@ -73,10 +73,10 @@ def test_plain_unit_expressions_still_read():
                           ("species.BDNF.half_life", "0.25 day"),
                           ("scaffold.hydrolysis_rate", "0.5 1/day"),
                           ("species.BDNF.uptake.vmax", "1 ng/(mL*day)"),
-                          ("cells.density", "1e5 cell mm^-3")])
+                          ("cells.cohorts.0.density", "1e5 cell mm^-3")])
     assert s.species[0].diffusivity_free == pytest.approx(1.0)
     assert s.species[0].uptake.vmax == pytest.approx(1.0)
-    assert s.cells.density == pytest.approx(1e5)
+    assert s.cells.cohorts[0].density == pytest.approx(1e5)
 
 
 @serial_only

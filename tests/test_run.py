@@ -52,6 +52,15 @@ TINY = [
     "species.GDNF.carriers=[{preset='heparin_fibrin', loading='2000 ng/mL'}]",
     "species.NT3.carriers=[{preset='ros_responsive', loading='2000 ng/mL'}]",
     "scavengers=[{amount='2000 ng'}]",
+    # The host's answer (issue 12): tissue ingrowth with cavitation (hydrolysis fast
+    # enough that polymer goes in 3 days), a second graft cohort placed inside a step
+    # and between checkpoints, and a ChABC bolus digesting the forming CSPG scar.
+    "ingrowth.enabled=true",
+    "scaffold.hydrolysis_rate='0.5 1/day'",
+    "cells.cohorts=[{name='graft', secretion={GDNF='5e-7 ng/cell/day'}},"
+    " {name='late', transplant_time='1.25 day', regions=['channel'],"
+    " secretion={BDNF='1e-6 ng/cell/day'}}]",
+    "chabc.doses=[{region='scar', start='0.5 day', amount='50 ng'}]",
 ]
 
 
@@ -172,6 +181,18 @@ def test_tables_have_every_region_and_field(run_dir):
     assert list(reg.columns) == ["t_day", "region", "field", "mean", "min", "max"]
     assert {"white_matter", "grey_matter", "scar", "scaffold", "channel"} <= set(reg["region"])
     assert {"BDNF", "MMP-9", "MMP-2", "porosity", "modulus", "von_mises"} <= set(reg["field"])
+    # The host's answer: CSPG, ChABC, ingrowth and cavitation, per-cohort densities.
+    assert {"cspg", "ChABC", "tissue_fill", "cavitation", "cells_graft", "cells_late"} <= set(
+        reg["field"])
+    ts = pd.read_csv(run_dir / "timeseries.csv").set_index("t_day")
+    late = ts["cells_late_count"]
+    assert late.loc[0.0] == 0.0 and late.loc[1.0] == 0.0 and late.loc[2.0] > 0.0
+    assert ts["cells_late_secreted_BDNF_ng"].loc[1.0] == 0.0
+    assert ts["cells_late_secreted_BDNF_ng"].loc[3.0] > 0.0
+    assert ts["chabc_dosed_ng"].loc[0.0] == 0.0 and ts["chabc_dosed_ng"].loc[1.0] == (
+        pytest.approx(50.0))
+    assert 0.0 < ts["tissue_fill_mean"].loc[3.0] <= 1.0
+    assert ts["cavitation_lesion_fraction"].between(0.0, 1.0).all()
     ok = reg.dropna()
     assert (ok["min"] <= ok["mean"] + 1e-9 * abs(ok["mean"]) + 1e-12).all()
     assert (ok["mean"] <= ok["max"] + 1e-9 * abs(ok["mean"]) + 1e-12).all()

@@ -92,7 +92,7 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False,
         "species": {s.name: {"lesion_auc_ng_day_per_mL":
                              sum(c.loading for c in s.carriers) * phi / 1e3}
                     for s in study.species},
-        "mechanics": {"max_interface_strain_jump": 1.0 / (modulus * (1 - phi) ** 2)},
+        "mechanics": {"interface_strain_jump": {"p95": 1.0 / (modulus * (1 - phi) ** 2)}},
         "scaffold": {"mass_remaining_fraction": math.exp(-study.scaffold.hydrolysis_rate
                                                          * study.time.duration)},
         "mesh": {"ranks": comm.size},
@@ -147,7 +147,7 @@ def check_fake_metrics(df) -> None:
     for _, r in df[df.status == "done"].iterrows():
         phi, e = r["scaffold.porosity"], r["scaffold.solid_modulus_kPa"]
         assert r["axons.crossing_fraction"] == pytest.approx(expected_crossing(phi, e), rel=1e-6)
-        assert r["mechanics.max_interface_strain_jump"] == pytest.approx(1 / (e * (1 - phi) ** 2))
+        assert r["mechanics.interface_strain_jump.p95"] == pytest.approx(1 / (e * (1 - phi) ** 2))
         assert r["mesh.ranks"] == r["ranks"]
 
 
@@ -509,7 +509,7 @@ def test_sweep_plots(comm, shared, monkeypatch):
         names = {p.name for p in plot_sweep(out)}
         assert {"sweep_axons_crossing_fraction.png", "sweep_overview.png", "sweep_montage.png",
                 "sweep_species_BDNF_lesion_auc_ng_day_per_mL.png",
-                "sweep_mechanics_max_interface_strain_jump.png"} <= names
+                "sweep_mechanics_interface_strain_jump_p95.png"} <= names
         heat = iio.imread(out / "figures" / "sweep_axons_crossing_fraction.png")[..., :3]
         px = heat.reshape(-1, 3).astype(int)
         assert heat.std() > 20  # not blank
@@ -578,11 +578,11 @@ base = "{BASELINE}"
         metrics = json.loads((cdir / "metrics.json").read_text())
         assert row.status == "done" and row.ranks == 1
         assert row["axons.crossing_fraction"] == metrics["axons"]["crossing_fraction"]
-        strain = metrics.get("mechanics", {}).get("max_interface_strain_jump")
+        strain = metrics.get("mechanics", {}).get("interface_strain_jump", {}).get("p95")
         if strain is None:  # not computed: NaN, not an error
-            assert math.isnan(row["mechanics.max_interface_strain_jump"])
+            assert math.isnan(row["mechanics.interface_strain_jump.p95"])
         else:
-            assert row["mechanics.max_interface_strain_jump"] == pytest.approx(strain)
+            assert row["mechanics.interface_strain_jump.p95"] == pytest.approx(strain)
         assert 0.0 < row["scaffold.mass_remaining_fraction"] <= 1.0
         assert row["species.BDNF.lesion_auc_ng_day_per_mL"] > 0.0
         assert row["mesh.cells"] == df["mesh.cells"].iloc[0]  # one cached mesh for both

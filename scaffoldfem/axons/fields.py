@@ -125,11 +125,13 @@ class CueFields:
         self.axis: tuple[str, np.ndarray] | None = None
 
     # -- preparation (collective) -------------------------------------------
-    def _filter(self, kind: str) -> HelmholtzFilter:
-        if kind not in self._filters:
-            self._filters[kind] = HelmholtzFilter(self.loc.mesh, self.p.cue_smoothing,
-                                                  f"axon_cue_{kind}", source=kind)
-        return self._filters[kind]
+    def _filter(self, kind: str, key: str) -> HelmholtzFilter:
+        # One filter per cue: its solver starts from its own last output, so a small
+        # CSPG level is never solved from the log-modulus as initial guess.
+        if key + kind not in self._filters:
+            self._filters[key + kind] = HelmholtzFilter(
+                self.loc.mesh, self.p.cue_smoothing, f"axon_cue_{key}_{kind}", source=kind)
+        return self._filters[key + kind]
 
     def _update(self, key: str, kind: str, values: np.ndarray, tol: float) -> None:
         """Smooth ``values`` (per cell for DG0, P1 dof array) into ``self.smooth[key]``
@@ -141,18 +143,18 @@ class CueFields:
         if self.comm.allreduce(moved, op=MPI.MAX) <= tol and key in self.smooth:
             return
         self._src[key + kind] = values.copy()
-        out = self._filter(kind).smooth(values)
+        out = self._filter(kind, key).smooth(values)
         nodal = self.loc.nodal_values(out).copy()
         self.smooth[key] = (nodal, self._grad(nodal))
         self.functions[key] = out.copy()
 
-    def _source(self, u: fem.Function, f) -> tuple[str, np.ndarray]:
+    def _source(self, u: fem.Function, f, key: str) -> tuple[str, np.ndarray]:
         """Input kind and values ``f(u)`` per local cell (DG0) or per dof of the filter's
         own P1 space (P1)."""
         u.x.scatter_forward()
         if _is_dg0(u):
             return "DG0", f(self.loc.cell_values(u))
-        src = self._filter("P1").src
+        src = self._filter("P1", key).src
         src.interpolate(u)
         return "P1", f(src.x.array.real.copy())
 
@@ -169,7 +171,7 @@ class CueFields:
             u.x.scatter_forward()
             self.conc.append(self.loc.nodal_values(u))
         if fields.cspg is not None:
-            kind, vals = self._source(fields.cspg, lambda a: np.maximum(a, 0.0))
+            kind, vals = self._source(fields.cspg, lambda a: np.maximum(a, 0.0), "s")
             self._update("s", kind, vals, S_TOLERANCE)
         elif self.has_scar:
             self._update("s", "DG0", self.scar_cells, S_TOLERANCE)
@@ -180,7 +182,8 @@ class CueFields:
         if fields.stiffness is not None and (p.cues.durotaxis > 0 or p.stiffness_half_speed > 0
                                              or p.stiffness_half_persistence > 0):
             kind, vals = self._source(
-                fields.stiffness, lambda a: am.saturated_log_modulus(a, p.durotaxis_saturation))
+                fields.stiffness, lambda a: am.saturated_log_modulus(a, p.durotaxis_saturation),
+                "q")
             self._update("q", kind, vals, Q_TOLERANCE)
         else:
             self.smooth.pop("q", None)

@@ -140,9 +140,13 @@ class AxonsConfig(Section):
     # CSPG level (1 = mature scar) at which the speed is halved:
     # v ~ s_half / (s_half + s~). 0.5 slows cones in mature scar to 1/3
     # (CSPGs slow and arrest growth cones, Silver & Miller 2004 Nat Rev
-    # Neurosci 5:146; assumed value).
+    # Neurosci 5:146; stripe and spot-gradient assays, e.g. Snow et al. 1990,
+    # Tom et al. 2004 J Neurosci 24:6531, show graded slowing then arrest with
+    # rising CSPG, but give no level in units of mature scar: assumed value).
+    # s~ is the smoothed [cspg] field (model/cspg.py), else scar_cspg below.
     cspg_half_inhibition: float = Field(0.5, gt=0)
-    # CSPG level of `scar` cells when no CSPG field is given (GrowthFields.cspg).
+    # CSPG level of `scar` cells when no CSPG field is given (GrowthFields.cspg),
+    # i.e. when [cspg] is disabled; the [cspg] defaults mature to ~1.
     scar_cspg: float = Field(1.0, ge=0)
     # Receptor dissociation constants by growth factor. 1 nM is the value
     # commonly used in growth-cone gradient models (Goodhill & Urbach 1999

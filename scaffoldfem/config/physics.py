@@ -9,13 +9,15 @@ range, the value is a documented starting point meant to be swept.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.base import Section
 from scaffoldfem.config.carriers import Carrier
+from scaffoldfem.config.cells import CellsConfig  # noqa: F401  (re-exported)
+from scaffoldfem.config.dorsal_horn import DorsalHornConfig
 from scaffoldfem.config.inflammation import species_tortuosity
 from scaffoldfem.config.presets import POLYMERS
 from scaffoldfem.units import Q
@@ -110,6 +112,7 @@ class ScaffoldConfig(Section):
         "autocatalysis",
         "enzymatic_rate",
         "enzyme_half_saturation",
+        "pore_size",
     )
 
     # Material preset (scaffoldfem/config/presets.py: every number with its source);
@@ -127,8 +130,18 @@ class ScaffoldConfig(Section):
     # PNAS 100:5413): rate (enzymatic_rate / enzyme_half_saturation) × Σ [enzyme].
     enzymatic_rate: Rate
     enzyme_half_saturation: Q("ng/mL", gt=0)
-    # Strain-accelerated degradation β (0 = off).
+    # Strain-accelerated degradation β: every rate × (1 + β max(ε_vol, 0)). Off (0) by
+    # default, for want of a number: sustained or cyclic load speeds polylactide
+    # hydrolysis in vitro (PDLLA foam, Fan et al. 2008 Polym Degrad Stab 93:677;
+    # electrospun PLGA under tension, Acta Biomater), but at 0.1-1 MPa, 10^4-10^5 times
+    # the stress the soft cord passes to the scaffold here (von Mises ~0.01 kPa), and none
+    # gives a rate per unit strain. The sign depends on the material: strain slows
+    # collagenase on collagen (Flynn et al. 2010 PLoS ONE 5:e12337), which β ≥ 0
+    # cannot express.
     strain_acceleration: float = Field(0.0, ge=0.0)
+    # Mean macropore size (for tissue ingrowth, [ingrowth]; the preset's value and
+    # source: config/presets.py).
+    pore_size: Q("mm", gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -145,6 +158,7 @@ class ScaffoldConfig(Section):
                 "autocatalysis": p.a_auto,
                 "enzymatic_rate": f"{p.k_e!r} 1/day",
                 "enzyme_half_saturation": f"{p.K_e!r} ng/mL",
+                "pore_size": f"{p.pore_size!r} mm",
             }
             for key, value in filled.items():
                 data.setdefault(key, value)
@@ -213,15 +227,22 @@ class Species(Section):
     # published curve each reproduces: config/carriers.py). None: nothing loaded.
     carriers: list[Carrier] = []
     uptake: Uptake = Uptake()
-    # Secretion by transplanted cells; MSCs secrete BDNF/GDNF at ~0.1-1 ng per 10^6
-    # cells per day (order of magnitude, to be swept).
-    secretion: Q("ng/cell/day", ge=0) = "0 ng/cell/day"
     doses: list[Dose] = []
     rostral_end: Boundary = Boundary()
     caudal_end: Boundary = Boundary()
     # Therapeutic window for the lesion mean (metrics.time_in_window_day).
     window_low: Conc = "1 ng/mL"
     window_high: Conc = "100 ng/mL"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secretion_moved(cls, data: Any) -> Any:
+        # Secretion belongs to the cells now: each graft cohort names what it secretes.
+        if isinstance(data, dict) and "secretion" in data:
+            raise PydanticCustomError(
+                "moved", "species.secretion is now per graft: cells.cohorts.<name>.secretion."
+                         "{name} (ng/cell/day, issue 12)", {"name": data.get("name", "<species>")})
+        return data
 
     @model_validator(mode="after")
     def _window(self) -> Self:
@@ -258,19 +279,8 @@ def default_species() -> list[Species]:
                 )
             ],
         ),
-        Species(name="GDNF", secretion="5e-7 ng/cell/day"),
+        Species(name="GDNF"),  # secreted by the default graft (config/cells.py)
     ]
-
-
-class CellsConfig(Section):
-    """Transplanted secreting cells seeded in the scaffold."""
-
-    enabled: bool = True
-    # Grafts of ~1e5 cells/µL (Koffler 2019 Nat Med 25:263 used 1e5-2e5 cells/µL).
-    density: Q("cell/mm**3", ge=0) = "1e5 cell/mm^3"
-    # Poor survival after transplant (background): half-life of a week as a start.
-    half_life: Time = "7 day"
-    regions: list[Literal["scaffold", "channel"]] = ["scaffold", "channel"]
 
 
 class MechanicsConfig(Section):
@@ -288,6 +298,17 @@ class MechanicsConfig(Section):
     update_tolerance: float = Field(0.25, gt=0.0)
     # ... and at least this often.
     update_interval: Time = "7 day"
+    # Scaffold porosity seen by α, D and E taken in the deformed configuration,
+    # φ_def = 1 − (1 − φ)/J with J = 1 + ε_vol per cell (incompressible solid phase;
+    # docs/model.md, mechanics). Off by default: every preset scaffold is stiffer than
+    # the cord, so at the default 5 % stretch it moves φ by < 1e-7 (PLGA) or < 2e-4
+    # (gelatin, 5 kPa) (measured); it matters only for scaffolds softer than the host.
+    deformed_porosity: bool = False
+    # The interface strain jump's 95th percentile is taken of the jump averaged over
+    # the interface within this radius (assumed: a few cell diameters). Unaveraged it
+    # sits in rings narrower than a cell at the pia and channel rims and grew 14 %
+    # from "medium" to "fine"; averaged over 0.1 mm it changed 0.4 % (docs/model.md §5).
+    interface_averaging_length: Q("mm", ge=0) = "0.1 mm"
 
 
 class TimeConfig(Section):
@@ -330,6 +351,9 @@ class ExposureConfig(Section):
     # "near host" over which exposure and receptor occupancy are also averaged
     # (assumed: about the depth axons must cross, see axons.cross_depth).
     host_band: Q("mm", gt=0) = "1 mm"
+    # Off-target exposure of the dorsal horn near the lesion and the KCC2 (pain-risk)
+    # index it drives (config/dorsal_horn.py; constants uncalibrated).
+    dorsal_horn: DorsalHornConfig = DorsalHornConfig()
 
     @model_validator(mode="after")
     def _window(self) -> Self:

@@ -27,6 +27,7 @@ class PolymerPreset:
         nu: Poisson ratio (-).
         n_ga: Gibson–Ashby exponent (-).
         law: Default effective-diffusivity law.
+        pore_size: Mean macropore size (mm), for tissue ingrowth (``[ingrowth]``).
         references: Source of each number (free text).
     """
 
@@ -40,14 +41,17 @@ class PolymerPreset:
     nu: float
     n_ga: float = 2.0
     law: DiffusivityLaw = "bruggeman"
+    pore_size: float = 0.15
     references: dict[str, str] = field(default_factory=dict)
 
 
 POLYMERS: dict[str, PolymerPreset] = {
     "plga_50_50": PolymerPreset(
         name="plga_50_50", k_h=0.01, a_auto=5.0, k_e=0.0, K_e=50.0, phi0=0.9,
-        E_s=2.0e6, nu=0.3, law="bruggeman",
+        E_s=2.0e6, nu=0.3, law="bruggeman", pore_size=0.15,
         references={
+            "pore_size": "salt-leached / gas-foamed PLGA foams have ~100-300 um pores "
+                         "(Karageorgiou & Kaplan 2005, Biomaterials 26:5474); 150 um assumed",
             "k_h, a_auto": "chosen so mass falls to ~50 % at 30 d and ~15 % at 60 d with the "
                            "autocatalytic acceleration of bulk-eroding PLGA 50:50: 'degrades in "
                            "1–2 months' (Makadia & Siegel 2011, Polymers 3:1377); molar mass to "
@@ -62,8 +66,10 @@ POLYMERS: dict[str, PolymerPreset] = {
     ),
     "pcl": PolymerPreset(
         name="pcl", k_h=1.0e-3, a_auto=0.0, k_e=0.0, K_e=50.0, phi0=0.8,
-        E_s=4.0e5, nu=0.3, law="bruggeman",
+        E_s=4.0e5, nu=0.3, law="bruggeman", pore_size=0.3,
         references={
+            "pore_size": "printed / fused-deposition PCL: strand gaps of a few hundred um; "
+                         "300 um assumed",
             "k_h": "resorption over 2–4 years (Woodruff & Hutmacher 2010, Prog Polym Sci "
                    "35:1217): half-life ~2 years -> 1e-3 /day",
             "E_s": "bulk PCL 0.21–0.44 GPa (Woodruff & Hutmacher 2010); 0.4 GPa",
@@ -72,8 +78,10 @@ POLYMERS: dict[str, PolymerPreset] = {
     ),
     "alginate": PolymerPreset(
         name="alginate", k_h=0.05, a_auto=0.0, k_e=0.0, K_e=50.0, phi0=0.98,
-        E_s=1.25e4, nu=0.45, law="mackie_meares",
+        E_s=1.25e4, nu=0.45, law="mackie_meares", pore_size=0.1,
         references={
+            "pore_size": "macroporous (freeze-dried) alginate, ~100 um assumed; a bulk ionic "
+                         "gel is nanoporous and admits cells only as it degrades",
             "k_h": "ionically cross-linked / partially oxidised alginate loses integrity over "
                    "2–4 weeks (Bouhadir et al. 2001, Biotechnol Prog 17:945); half-life 14 d",
             "k_e": "mammals have no alginase: no enzymatic term",
@@ -84,8 +92,9 @@ POLYMERS: dict[str, PolymerPreset] = {
     ),
     "gelatin": PolymerPreset(
         name="gelatin", k_h=0.005, a_auto=0.0, k_e=0.3, K_e=50.0, phi0=0.9,
-        E_s=500.0, nu=0.45, law="mackie_meares",
+        E_s=500.0, nu=0.45, law="mackie_meares", pore_size=0.1,
         references={
+            "pore_size": "gelatin cryogels / freeze-dried sponges, ~100 um assumed",
             "k_h": "slow non-enzymatic loss of cross-linked gelatin/GelMA; assumption",
             "k_e, K_e": "MMP-2/9 cleave gelatin; order-of-magnitude assumption (days at MMP "
                         "peak), to be calibrated against the MMP-responsive gelatin release "
@@ -96,8 +105,10 @@ POLYMERS: dict[str, PolymerPreset] = {
     ),
     "peg_mmp": PolymerPreset(
         name="peg_mmp", k_h=0.002, a_auto=0.0, k_e=0.5, K_e=50.0, phi0=0.9,
-        E_s=300.0, nu=0.45, law="mackie_meares",
+        E_s=300.0, nu=0.45, law="mackie_meares", pore_size=0.05,
         references={
+            "pore_size": "nanoporous network invaded by cell-driven proteolysis (Lutolf et al. "
+                         "2003, PNAS 100:5413); an effective 50 um assumed",
             "k_e": "MMP-cleavable PEG networks degrade by cell-secreted MMPs "
                    "(Lutolf et al. 2003, PNAS 100:5413); rate an assumption",
             "k_h": "slow ester hydrolysis of PEG-vinylsulfone adducts; assumption",

@@ -29,6 +29,8 @@ from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.axons import AxonsConfig
 from scaffoldfem.config.base import Section, format_errors
+from scaffoldfem.config.cells import cohort_problems, default_cohorts
+from scaffoldfem.config.cspg import ChABCConfig, CSPGConfig, cspg_problems
 from scaffoldfem.config.geometry import GeometryConfig
 from scaffoldfem.config.inflammation import (
     EnzymeEntry,
@@ -37,6 +39,7 @@ from scaffoldfem.config.inflammation import (
     default_enzymes,
     enzyme_problems,
 )
+from scaffoldfem.config.ingrowth import IngrowthConfig
 from scaffoldfem.config.physics import (
     CellsConfig,
     ExposureConfig,
@@ -94,7 +97,15 @@ class Study(Section):
     ros: ROSConfig = ROSConfig()
     # ROS scavengers (e.g. polydopamine nanoparticles), placed and dosed like a factor.
     scavengers: list[Scavenger] = []
+    # The scar's CSPG level (1 = mature scar): deposited by reactive astrocytes, cleared
+    # by MMP-2 and chondroitinase ABC; the growth cones read it instead of the scar tag.
+    cspg: CSPGConfig = CSPGConfig()
+    # Chondroitinase ABC: dosed like a factor, diffusing, losing activity at 37 °C.
+    chabc: ChABCConfig = ChABCConfig()
     cells: CellsConfig = CellsConfig()
+    # Host tissue growing into the scaffold pores (front from host and channel lumens;
+    # rate by pore size, porosity, stiffness match) and the cavitation risk metric.
+    ingrowth: IngrowthConfig = IngrowthConfig()
     mechanics: MechanicsConfig = MechanicsConfig()
     time: TimeConfig = TimeConfig()
     axons: AxonsConfig = AxonsConfig()
@@ -124,8 +135,10 @@ class Study(Section):
         lines += region_problems(self.geometry, self.species, self.cells, self.enzymes,
                                  self.inflammation, self.axons)
         lines += enzyme_problems(self.enzymes)
+        lines += cohort_problems(self.cells, [sp.name for sp in self.species])
         lines += carrier_problems(self.species, self.enzymes, self.ros.enabled)
         lines += scavenger_problems(self.geometry, self.scavengers)
+        lines += cspg_problems(self.cspg, self.chabc, self.geometry.regions())
         lines += naming_problems(self.species, self.axons, self.solver)
         lines += axon_problems(self.axons, len(self.species), self.time,
                                self.geometry.cord.length, machine_memory=machine)
@@ -256,11 +269,15 @@ def _list_index(node: list[Any], part: str, key: str) -> int:
 
 
 def expand_lists(data: dict[str, Any]) -> dict[str, Any]:
-    """Materialise default lists (species, enzymes) so that overrides can address them."""
+    """Materialise default lists (species, enzymes, cell cohorts) so that overrides can
+    address them."""
     if "species" not in data:
         data["species"] = [s.model_dump(mode="json") for s in default_species()]
     if "enzymes" not in data:
         data["enzymes"] = [e.model_dump(mode="json") for e in default_enzymes()]
+    cells = data.setdefault("cells", {})
+    if isinstance(cells, dict) and "cohorts" not in cells:  # cells.cohorts.0.transplant_time
+        cells["cohorts"] = [c.model_dump(mode="json") for c in default_cohorts()]
     return data
 
 

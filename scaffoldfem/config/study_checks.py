@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from scaffoldfem.config.axons import AxonsConfig
 from scaffoldfem.config.carriers import USES, enzyme_key
+from scaffoldfem.config.cells import Cohort
 from scaffoldfem.config.geometry import GeometryConfig
 from scaffoldfem.config.inflammation import EnzymeEntry, InflammationConfig, default_enzymes
 from scaffoldfem.config.physics import CellsConfig, Species, TimeConfig
@@ -60,6 +61,8 @@ def _default(cls: type[BaseModel]) -> BaseModel:
 
 
 def _is_default(model: BaseModel, name: str) -> bool:
+    if isinstance(model, Cohort):  # no bare default: the field's own default
+        return getattr(model, name) == Cohort.model_fields[name].default
     if isinstance(model, EnzymeEntry):  # no bare default: the default entry of its name
         ref = {e.name: e for e in default_enzymes()}.get(model.name)
         return ref is not None and getattr(model, name) == getattr(ref, name)
@@ -85,7 +88,8 @@ def region_problems(geometry: GeometryConfig, species: list[Species], cells: Cel
                 out.append(f"species[{i}].doses[{j}].region: {_absent(dose.region, present)} "
                            f"(a dose of {sp.name})")
     named: list[tuple[str, BaseModel, str, bool]] = [
-        ("cells.regions", cells, "regions", cells.enabled),
+        *((f"cells.cohorts[{i}].regions", c, "regions", cells.enabled)
+          for i, c in enumerate(cells.cohorts)),
         *((f"enzymes[{i}].regions", e, "regions", True) for i, e in enumerate(enzymes)),
         *((f"inflammation.{p}.regions", timeline.course(p), "regions", True)
           for p in ("neutrophils", "macrophages", "astrocytes")),

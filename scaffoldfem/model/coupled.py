@@ -5,14 +5,20 @@ A composition of parts on one :class:`~scaffoldfem.model.discretisation.Discreti
 field over ``[t, t + Δt]`` by operator splitting, in this order (docs/model.md,
 "Coupling and time stepping"):
 
-1. cells: exact survival, time-averaged density for secretion;
+1. cells: graft cohorts (placed at their transplant time), exact survival with the
+   death rate frozen over the step, time-averaged density for secretion;
 2. ROS (with scavengers) and enzymes ``m_j`` (MMP-9, MMP-2, ...): implicit
    transport with sources driven by the prescribed injury timeline (``[inflammation]``);
+   then chondroitinase ABC (transport, exact first-order loss of activity) and the
+   scar's CSPG level (exact per-cell update with ``m_j``, ChABC at the new level);
 3. degradation ``w``: exact update with ``Σ_j m_j^{n+1}`` and ``ε_vol^n`` frozen
    (first order in the enzymes);
 4. carriers of each factor: exact release with the same frozen ``m_j``, ``w``; the
    amount released becomes the source ``R_i`` of step 6 (mass exact); affinity
    carriers set their binding sink and unbinding source; secretion, doses;
+4b. tissue ingrowth (``[ingrowth]``, off by default): the filled pore fraction ``f``
+   advances one semi-implicit Fisher–KPP step with ``w^{n+1}``; its cell means enter
+   α, D, E in step 5; the cavitated volume is booked;
 5. porosity → α, D, E (transport matrices refreshed only when φ moved by more than
    ``time.coefficient_tolerance``);
 6. each growth factor ``c_i``: implicit transport (BE or BDF2) with R, S, doses,
@@ -31,16 +37,19 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.config.dorsal_horn import dorsal_cut
 from scaffoldfem.config.study import Study
 from scaffoldfem.model.balance import BalanceLedger
 from scaffoldfem.model.cells import Cells
+from scaffoldfem.model.cspg import CSPG
 from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.enzyme import Enzymes
 from scaffoldfem.model.exposure import RegionMeans
+from scaffoldfem.model.ingrowth import Ingrowth
 from scaffoldfem.model.material import Change, Material
 from scaffoldfem.model.mechanics import Mechanics
 from scaffoldfem.model.ros import ROS
-from scaffoldfem.model.species import SpeciesTransport
+from scaffoldfem.model.species import SpeciesTransport, cell_concentrations
 from scaffoldfem.model.state import ModelState, Part
 
 P = TypeVar("P", bound=Part)
@@ -71,7 +80,9 @@ class CoupledModel:
         self.parts: list[Part] = []
         try:  # a failed set-up frees what it had built
             self.material = self._add(Material(study.scaffold, study.tissue, d))
-            self.cells = self._add(Cells(study.cells, d))
+            self.ingrowth = self._add(Ingrowth(study.ingrowth, study.scaffold, d, self.material,
+                                               self.dt, solver_options=transport))
+            self.cells = self._add(Cells(study.cells, study.inflammation, d))
             self.ros = self._add(
                 ROS(study.ros, study.inflammation, study.scavengers, d, self.material,
                     self.dt, solver_options=transport, negative_tolerance=neg)
@@ -87,6 +98,8 @@ class CoupledModel:
                     negative_tolerance=neg,
                 )
             )
+            self.cspg = self._add(CSPG(study.cspg, study.chabc, study.inflammation, d,  # + ChABC
+                                       self.material, self.dt, transport, neg))
             self.species = self._add(
                 SpeciesTransport(
                     study.species,
@@ -112,7 +125,10 @@ class CoupledModel:
         except BaseException:
             self.destroy()
             raise
-        self.regions = RegionMeans(d, study.geometry.lesion_z(), study.exposure.host_band)
+        dh = study.exposure.dorsal_horn
+        self.regions = RegionMeans(d, study.geometry.lesion_z(), study.exposure.host_band,
+                                   dorsal_y=dorsal_cut(study.geometry.grey_matter, dh.depth),
+                                   dorsal_band=dh.band)
         self._kd = {sp.name: study.axons.kd(sp.name) for sp in study.species}
 
     def _add(self, part: P) -> P:
@@ -146,12 +162,15 @@ class CoupledModel:
         """
         t0, t1 = self.t, self.t + dt
         self._set_dt(dt)
-        rho_mean = self.cells.advance(dt)  # 1
+        secreted = self.cells.advance(  # 1
+            t0, t1, cell_concentrations(self.species, self.cells.trophic_factors))
         iters = self.ros.advance(t0, t1)  # 2
         iters |= self.enzymes.advance(t0, t1)
+        iters |= self.cspg.advance(t0, t1, self.enzymes.cells())  # 2b: ChABC, then CSPG
         w_old = self.material.degrade(dt, self.enzymes.total(), self.mechanics.eps_cells)  # 3
-        self.species.set_sources(t0, t1, dt, w_old, self.enzymes.cells(), rho_mean,  # 4
+        self.species.set_sources(t0, t1, dt, w_old, self.enzymes.cells(), secreted,  # 4
                                  ros=self.ros.cells)
+        iters |= self.ingrowth.advance(t0, t1)  # 4b: tissue ingrowth (after w, before α)
         self._update_coefficients()  # 5
         scheme = self._scheme()  # 6
         omega = dt / self.dt_last if scheme == "bdf2" else 1.0
@@ -184,6 +203,7 @@ class CoupledModel:
     def _invalidate_transport(self) -> None:
         self.ros.invalidate()
         self.enzymes.invalidate()
+        self.cspg.invalidate()
         self.species.invalidate()
 
     def ensure_mechanics(self) -> bool:
@@ -215,7 +235,8 @@ class CoupledModel:
     def fields(self) -> dict[str, fem.Function]:
         """Output fields by name (P1 concentrations, DG0 material, P1/P2 displacement)."""
         out = self.species.fields()
-        for part in (self.ros, self.enzymes, self.material, self.cells, self.mechanics):
+        for part in (self.ros, self.enzymes, self.cspg, self.material, self.ingrowth, self.cells,
+                     self.mechanics):
             out.update(part.fields())
         return out
 
@@ -270,12 +291,14 @@ class CoupledModel:
                 "mass_remaining_fraction": scaffold["mass_fraction"],
                 "porosity_mean_final": scaffold["porosity"],
                 "modulus_mean_final_kPa": scaffold["modulus_kPa"],
+                # [ingrowth]: filled fraction, cavitated volume and lesion fraction.
+                **({"ingrowth": self.ingrowth.metrics()} if self.ingrowth.enabled else {}),
             },
-            "mechanics": {
-                "max_von_mises_kPa": mc.max_von_mises,
-                "max_interface_strain_jump": mc.max_strain_jump,
-                "solves": mc.solves,
-            },
+            **({"cspg": self.cspg.summary()} if self.cspg.enabled else {}),  # CSPG, ChABC
+            # Graft cohorts: cells placed and left, ng secreted per species.
+            "cells": self.cells.metrics(),
+            # max_* grow under refinement (singular corner); the means/p95 converge.
+            "mechanics": mc.metrics(),
             "mesh": {
                 "cells": mesh.topology.index_map(mesh.topology.dim).size_global,
                 "vertices": mesh.topology.index_map(0).size_global,

@@ -24,7 +24,14 @@ from scaffoldfem.fem.compat import integrate
 from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.state import ModelState
 from scaffoldfem.physics import degradation as deg
-from scaffoldfem.physics.materials import flux_diffusivity, gibson_ashby
+from scaffoldfem.physics.materials import (
+    filled_diffusivity,
+    filled_modulus,
+    filled_volume_fraction,
+    flux_diffusivity,
+    gibson_ashby,
+)
+from scaffoldfem.physics.mechanics import deformed_porosity
 from scaffoldfem.physics.transport import axial_tensor, host_diffusivity
 from scaffoldfem.regions import cell_tag
 
@@ -63,8 +70,15 @@ class Material:
         self.phi = disc.dg0("porosity")
         self.wf = disc.dg0("polymer_fraction")
         self.phi_used = np.full(disc.n_cells, np.nan)
+        # ε_vol per cell when mechanics.deformed_porosity is on (set by Mechanics).
+        self.strain: np.ndarray | None = None
         self.history_steps = 0
         self.lumen = disc.region == cell_tag("channel")  # filled by host-derived tissue
+        # Filled fraction of the pore space by ingrown tissue per cell, and the one the
+        # coefficients were set with ([ingrowth], model/ingrowth.py sets ``fill``).
+        # None: no ingrowth, a degraded matrix is fluid.
+        self.fill: np.ndarray | None = None
+        self.fill_used: np.ndarray | None = None
         self._size_factors: dict[float, fem.Function] = {}  # by molecular tortuosity
         nu = np.full(disc.n_cells, scaffold.poisson)
         for name, region in self._host_regions(with_cavity=True).items():
@@ -89,23 +103,40 @@ class Material:
         phi = np.where(d.host, self.tissue.volume_fraction, 1.0)
         phi[self.lumen] = self.tissue.lumen.volume_fraction
         phi[d.scaffold] = deg.porosity(self.w[d.scaffold], self.cfg.porosity)
+        if self.strain is not None:  # deformed: φ_def = 1 − (1 − φ)/(1 + ε_vol)
+            phi[d.scaffold] = deformed_porosity(phi[d.scaffold], self.strain[d.scaffold])
         return phi
 
     def modulus_cells(self, phi: np.ndarray) -> np.ndarray:
         """Young's modulus per cell (kPa) at porosity ``phi``."""
-        d, s, t = self.disc, self.cfg, self.tissue
+        d, t = self.disc, self.tissue
         E = np.full(d.n_cells, t.cavity.modulus)
         for name, region in self._host_regions().items():
             E[d.region == cell_tag(name)] = region.modulus
         E[self.lumen] = t.lumen.modulus
-        E[d.scaffold] = gibson_ashby(s.solid_modulus, phi[d.scaffold], s.modulus_exponent)
+        E[d.scaffold] = self.skeleton_modulus(phi)
+        if self.fill_used is not None:  # ingrown tissue carries load beside the skeleton
+            E[d.scaffold] = filled_modulus(E[d.scaffold], phi[d.scaffold],
+                                           self.fill_used[d.scaffold], t.lumen.modulus)
         # A fully degraded matrix is fluid: never softer than the cavity placeholder.
         return np.maximum(E, t.cavity.modulus)
 
+    def skeleton_modulus(self, phi: np.ndarray) -> np.ndarray:
+        """Gibson–Ashby modulus of the polymer skeleton of the scaffold cells (kPa)."""
+        s = self.cfg
+        return gibson_ashby(s.solid_modulus, phi[self.disc.scaffold], s.modulus_exponent)
+
+    def enable_fill(self) -> None:
+        """Let ingrown tissue (``fill``, 0 now) set α, D and E of the scaffold cells."""
+        self.fill = np.zeros(self.disc.n_cells)
+        self.fill_used = np.zeros(self.disc.n_cells)
+
     def apply(self, phi: np.ndarray) -> None:
-        """Set α, D/D_free and E from the porosity per cell."""
+        """Set α, D/D_free and E from the porosity (and any ingrown tissue) per cell."""
         d, s, t = self.disc, self.cfg, self.tissue
         self.phi_used = np.asarray(phi, dtype=float).copy()
+        if self.fill is not None:
+            self.fill_used = self.fill.copy()
         da = np.ones(d.n_cells)
         dt_ = np.ones(d.n_cells)
         da[d.host] = host_diffusivity(1.0, t.volume_fraction, t.tortuosity_axial)
@@ -113,9 +144,15 @@ class Material:
         lu = t.lumen
         da[self.lumen] = dt_[self.lumen] = host_diffusivity(1.0, lu.volume_fraction, lu.tortuosity)
         f = flux_diffusivity(1.0, phi[d.scaffold], s.diffusivity_law, s.archie_exponent)
+        alpha = phi.copy()
+        if self.fill_used is not None:  # rule of mixtures: polymer, tissue, fluid
+            fs = self.fill_used[d.scaffold]
+            d_t = host_diffusivity(1.0, lu.volume_fraction, lu.tortuosity)
+            f = filled_diffusivity(f, fs, d_t)
+            alpha[d.scaffold] = filled_volume_fraction(phi[d.scaffold], fs, lu.volume_fraction)
         da[d.scaffold] = f
         dt_[d.scaffold] = f
-        d.set_cells(self.alpha, phi.copy())
+        d.set_cells(self.alpha, alpha)
         d.set_cells(self.d_axial, da)
         d.set_cells(self.d_trans, dt_)
         d.set_cells(self.phi, phi)
@@ -172,6 +209,8 @@ class Material:
         d = self.disc
         phi = self.porosity_cells()
         moved = np.abs(phi - self.phi_used)
+        if self.fill is not None:  # α moves by at most Δfill where tissue grows in
+            moved = np.maximum(moved, np.abs(self.fill - self.fill_used))
         local = float(np.max(moved[: d.n_owned], initial=0.0))
         if d.comm.allreduce(local, op=MPI.MAX) <= tol:
             d.set_cells(self.phi, phi)
@@ -217,12 +256,15 @@ class Material:
                 "w": self.w.copy(),
                 "phi_used": self.phi_used.copy(),
                 "alpha_prev": self.disc.cells_of(self.alpha_prev).copy(),
+                **({} if self.fill_used is None else {"fill_used": self.fill_used.copy()}),
             },
         )
 
     def restore(self, state: ModelState) -> None:
         self.w[:] = state.cells["w"]
-        self.apply(state.cells["phi_used"])  # α = φ_used
+        if self.fill is not None:  # the fill the coefficients had (Ingrowth restores fill)
+            self.fill = state.cells["fill_used"].copy()
+        self.apply(state.cells["phi_used"])  # α from φ_used (and fill_used)
         self.disc.set_cells(self.alpha_prev, state.cells["alpha_prev"])
         self.history_steps = int(state.scalars["alpha_history_steps"])
 

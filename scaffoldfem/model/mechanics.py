@@ -2,8 +2,11 @@
 
 Rostral end clamped, caudal end displaced axially by ``axial_strain × length``,
 optional pia pressure. Derived per solve: von Mises stress, volumetric strain
-(fed back into degradation) and the largest jump of the normal strain ``n·ε n``
-between the two cells of a ``scaffold_interface`` facet (DG0 strain).
+(fed back into degradation and, with ``mechanics.deformed_porosity``, into the
+scaffold porosity that sets α, D and E), the jump of the normal strain ``n·ε n``
+between the two cells of each ``scaffold_interface`` facet (DG0 strain), and
+their summaries (``model/mechanics_metrics.py``): the mesh-convergent area/volume
+weighted means and 95th percentiles, and the mesh-dependent maxima.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.physics import MechanicsConfig
+from scaffoldfem.fem.ball_average import BallAverage
 from scaffoldfem.fem.compat import compile_form, interpolate_expression
 from scaffoldfem.fem.solver import LinearSolver
 from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.material import Material
+from scaffoldfem.model.mechanics_metrics import Peaks, summary
 from scaffoldfem.model.state import ModelState
 from scaffoldfem.physics import mechanics as mech
 from scaffoldfem.regions import facet_tag
@@ -60,6 +65,8 @@ class Mechanics:
         self.solves = 0
         self.max_strain_jump = 0.0
         self.max_von_mises = 0.0
+        self.peaks = Peaks()  # convergent summaries, largest over the solves
+        self.last: dict[str, float] = {}  # the summaries of the latest solve
         self.solver: LinearSolver | None = None
         if cfg.enabled:
             self.solver = self._solver(cord_length, solver_options)
@@ -109,10 +116,9 @@ class Mechanics:
         E, nu = self.material.E, self.material.nu
         self._vm_expr = mech.von_mises(mech.sigma(self.u, E, nu))
         self._ev_expr = mech.volumetric_strain(self.u)
-        self.eps_t = fem.Function(fem.functionspace(d.mesh, ("DG", 0, (3, 3))))
-        self._eps_expr = mech.epsilon(self.u)
         # Jump per interface facet: with CR test functions (∫_F φ_j = δ_ij |F|) the
-        # vector ∫ [n·εn]² avg(φ_i) dS over the facets is |F_i| [n·εn]²_i.
+        # vector ∫ [n·εn]² avg(φ_i) dS over the facets is |F_i| [n·εn]²_i (the two
+        # cells' values for P1; the facet RMS of the traces' jump for P2).
         tdim = d.mesh.topology.dim
         cr = fem.functionspace(d.mesh, ("CR", 1))
         facets = d.facet_tags.find(facet_tag("scaffold_interface"))
@@ -122,10 +128,13 @@ class Mechanics:
         self._jump_dofs = dofs[dofs < cr.dofmap.index_map.size_local]
         v, n = ufl.TestFunction(cr), ufl.FacetNormal(d.mesh)
         dS = d.dS(facet_tag("scaffold_interface"))
-        jump = mech.normal_strain_jump(self.eps_t, n)
+        jump = mech.normal_strain_jump(mech.epsilon(self.u), n)
         self._jump_form = compile_form(jump**2 * ufl.avg(v) * dS)
         area = d.owned_vector(ufl.avg(v) * dS)[self._jump_dofs]
         self._jump_dofs, self._facet_area = self._jump_dofs[area > 0], area[area > 0]
+        mid = cr.tabulate_dof_coordinates()[self._jump_dofs]  # facet midpoints
+        self._smooth = BallAverage(mid, self._facet_area, self.cfg.interface_averaging_length,
+                                   d.comm)
 
     # ------------------------------------------------------------------ solving
     def advance(self, t: float, force: bool = False) -> dict[str, int]:
@@ -150,21 +159,47 @@ class Mechanics:
         return {"mechanics": its}
 
     def derive(self) -> None:
-        """Derived fields and running maxima from the displacement."""
+        """Derived fields, summaries and running maxima from the displacement."""
         d = self.disc
         interpolate_expression(self.von_mises, self._vm_expr)
         interpolate_expression(self.eps_vol, self._ev_expr)
         self.eps_cells = d.cells_of(self.eps_vol).copy()
-        vm = float(np.max(d.cells_of(self.von_mises)[: d.n_owned], initial=0.0))
+        if self.cfg.deformed_porosity:  # read by Material.porosity_cells at its next refresh
+            self.material.strain = self.eps_cells
+        vm_cells = d.cells_of(self.von_mises)
+        vm = float(np.max(vm_cells[: d.n_owned], initial=0.0))
         self.max_von_mises = max(self.max_von_mises, d.comm.allreduce(vm, op=MPI.MAX))
-        self.max_strain_jump = max(self.max_strain_jump, self.interface_strain_jump())
+        jump = self.interface_jumps()
+        local = float(np.max(jump, initial=0.0))
+        self.max_strain_jump = max(self.max_strain_jump, d.comm.allreduce(local, op=MPI.MAX))
+        self.last = summary(d, vm_cells, jump, self._smooth(jump), self._facet_area)
+        self.peaks.update(self.last)
+
+    def interface_jumps(self) -> np.ndarray:
+        """``|[n·ε n]|`` per owned ``scaffold_interface`` facet (areas: ``_facet_area``)."""
+        vec = self.disc.owned_vector(self._jump_form)[self._jump_dofs]
+        return np.sqrt(np.maximum(vec / self._facet_area, 0.0))
 
     def interface_strain_jump(self) -> float:
-        """Max over scaffold_interface facets of |n·ε n| jump between the two cells."""
-        interpolate_expression(self.eps_t, self._eps_expr)
-        vec = self.disc.owned_vector(self._jump_form)[self._jump_dofs]
-        local = float(np.max(vec / self._facet_area, initial=0.0))
-        return math.sqrt(max(self.disc.comm.allreduce(local, op=MPI.MAX), 0.0))
+        """Max over scaffold_interface facets of |n·ε n| jump between the two cells
+        (mesh-dependent: the corner with the pia is singular)."""
+        local = float(np.max(self.interface_jumps(), initial=0.0))
+        return self.disc.comm.allreduce(local, op=MPI.MAX)
+
+    def metrics(self) -> dict[str, Any]:
+        """The ``mechanics`` block of metrics.json (the same on every rank).
+
+        ``interface_strain_jump`` {mean, p95} and ``von_mises_kPa`` {region: {mean,
+        p95}} converge under refinement; ``max_*`` are cell maxima at the singular
+        interface/pia corner and grow with refinement. Each is the largest over the
+        run's solves.
+        """
+        return {
+            "max_von_mises_kPa": self.max_von_mises,
+            "max_interface_strain_jump": self.max_strain_jump,
+            "solves": self.solves,
+            **self.peaks.metrics(),
+        }
 
     # ------------------------------------------------------------------ part protocol
     def fields(self) -> dict[str, fem.Function]:
@@ -183,6 +218,7 @@ class Mechanics:
                 "mech_solves": self.solves,
                 "max_strain_jump": self.max_strain_jump,
                 "max_von_mises": self.max_von_mises,
+                "mech_peaks": self.peaks.state(),
             },
             cells={"eps": self.eps_cells.copy(), "E_mech": self.E_mech.copy()},
         )
@@ -200,6 +236,7 @@ class Mechanics:
         self.t_mech = -math.inf if s["t_mech"] is None else s["t_mech"]
         self.solves = s["mech_solves"]
         self.max_strain_jump, self.max_von_mises = s["max_strain_jump"], s["max_von_mises"]
+        self.peaks.restore(s.get("mech_peaks"))
         self.eps_cells = state.cells["eps"].copy()
         self.E_mech = state.cells["E_mech"].copy()
         if not self.enabled:

@@ -4,10 +4,10 @@ Per species: its carriers (:mod:`scaffoldfem.model.carriers`) release by their o
 laws (exact, with the enzymes and w frozen over the step), the amount released
 becomes the DG0 source R; affinity carriers add a linear binding sink and an
 unbinding source to the step and take their exchange after it; secretion
-S = σ ρ̄ · 1000 from the cells; doses spread uniformly over their region
-(docs/model.md §10). Then one implicit step (backward Euler, or BDF2 after the
-first step) from matrices refreshed only when α, D, ω or Δt changed (every step
-for a species with affinity binding, whose sink moves).
+S = Σ_cohorts σ ρ̄ · 1000 from the grafts (:mod:`scaffoldfem.model.cells`); doses
+spread uniformly over their region (docs/model.md §10). Then one implicit step
+(backward Euler, or BDF2 after the first step) from matrices refreshed only when α,
+D, ω or Δt changed (every step for a species with affinity binding, whose sink moves).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from scaffoldfem.physics.transport import (
     Robin,
     Uptake,
     mass_rate_to_source,
-    secretion_source,
     to_ng,
 )
 from scaffoldfem.regions import cell_tag, facet_tag
@@ -226,7 +225,7 @@ class SpeciesTransport:
         dt: float,
         w_old: np.ndarray,
         enzymes: Mapping[str, np.ndarray],
-        rho_mean: np.ndarray,
+        secretion: Mapping[str, np.ndarray],
         ros: np.ndarray | None = None,
     ) -> None:
         """Release (carriers advanced), secretion, dose and binding terms over
@@ -236,7 +235,9 @@ class SpeciesTransport:
             t0, t1, dt: The step.
             w_old: Polymer mass fraction per cell at ``t0`` (the material holds ``t1``'s).
             enzymes: Per-cell concentration of every enzyme (ng/mL), frozen over the step.
-            rho_mean: Mean cell density over the step.
+            secretion: Source (ng/mL/day) per cell of each species the grafts secrete
+                over the step (:meth:`Cells.advance <scaffoldfem.model.cells.Cells.advance>`);
+                a species not in it gets none.
             ros: Per-cell ROS (ng/mL H2O2) at ``t1``, for ROS-cleavable carriers.
         """
         d = self.disc
@@ -244,7 +245,7 @@ class SpeciesTransport:
         for sp in self.members:
             released = sp.carriers.release(dt, enzymes, w_old, w_new, ros)
             d.set_cells(sp.release, released / dt)
-            d.set_cells(sp.secretion, secretion_source(sp.cfg.secretion, rho_mean))
+            d.set_cells(sp.secretion, secretion.get(sp.name, 0.0))
             d.set_cells(sp.dose, dose_source(d, sp.cfg, t0, t1, dt))
             if sp.bind_sink is not None:
                 k_sink, source = sp.carriers.binding(dt, self._cell_means(sp.c))
@@ -336,3 +337,10 @@ class SpeciesTransport:
             for solver in sp.solvers.values():
                 solver.destroy()
             sp.solvers.clear()
+
+
+def cell_concentrations(transport: SpeciesTransport, names: Sequence[str]
+                        ) -> dict[str, np.ndarray]:
+    """Cell means (ng/mL) of the named species now, per local cell (graft trophic support)."""
+    by_name = {sp.name: sp for sp in transport.members}
+    return {n: transport._cell_means(by_name[n].c).copy() for n in names}

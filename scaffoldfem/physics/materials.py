@@ -31,6 +31,9 @@ __all__ = [
     "archie",
     "bruggeman",
     "cm2_per_s_to_mm2_per_day",
+    "filled_diffusivity",
+    "filled_modulus",
+    "filled_volume_fraction",
     "flux_diffusivity",
     "gibson_ashby",
     "half_life_to_rate",
@@ -110,3 +113,26 @@ def flux_diffusivity(d_free: Any, phi: Any, law: DiffusivityLaw = "bruggeman",
 def gibson_ashby(e_solid: Any, phi: Any, n: float = 2.0) -> Any:
     """Open-cell foam modulus ``E = E_s (1−φ)^n`` (Gibson & Ashby 1997, Cellular Solids, ch. 5)."""
     return e_solid * (1.0 - phi) ** n
+
+
+# --- pores partly filled by ingrown tissue (rule of mixtures) --------------------
+# Volume fractions of a scaffold cell: polymer 1 − φ, ingrown tissue φ f, fluid
+# φ (1 − f), f the filled fraction of the pore space ([ingrowth]). At f = 0 each law
+# is the scaffold's own; with the polymer gone (φ = 1) and f = 1, the tissue's.
+
+def filled_volume_fraction(phi: Any, fill: Any, alpha_tissue: float) -> Any:
+    """Accessible fraction ``φ (1 − f + f α_t)``: the fluid plus the tissue's ECS."""
+    return phi * (1.0 - fill + fill * alpha_tissue)
+
+
+def filled_diffusivity(d_pores: Any, fill: Any, d_tissue: float) -> Any:
+    """``D/D_free = f_law(φ) (1 − f + f d_t)``: the pore network's geometric factor
+    times the relative diffusivity of what fills it (fluid 1, tissue
+    ``d_t = α_t/λ_t²``, flux basis)."""
+    return d_pores * (1.0 - fill + fill * d_tissue)
+
+
+def filled_modulus(e_skeleton: Any, phi: Any, fill: Any, e_tissue: float) -> Any:
+    """Voigt mixture ``E_skeleton + φ f E_t``: the polymer skeleton (Gibson–Ashby) and the
+    tissue in its pores carry load side by side."""
+    return e_skeleton + phi * fill * e_tissue

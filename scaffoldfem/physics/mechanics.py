@@ -17,6 +17,8 @@ from dolfinx import fem
 from scaffoldfem.regions import facet_tag
 
 __all__ = [
+    "PHI_DEFORMED_FLOOR",
+    "deformed_porosity",
     "elasticity_forms",
     "epsilon",
     "lame",
@@ -69,6 +71,29 @@ def normal_strain_jump(eps: Any, n: Any) -> Any:
     """
     np_ = n("+")  # one normal for both sides, so the jump is of the same component
     return (ufl.dot(ufl.dot(eps("+"), np_), np_) - ufl.dot(ufl.dot(eps("-"), np_), np_))
+
+
+#: Floor of the deformed porosity: a compaction J < 1 − φ would close the pores
+#: (assumed; never reached at the strains the model sees, |ε_vol| ≲ 0.1).
+PHI_DEFORMED_FLOOR = 1e-3
+
+
+def deformed_porosity(phi: Any, eps_vol: Any) -> np.ndarray:
+    """Porosity of a deformed porous solid whose solid phase is incompressible.
+
+    The solid volume ``(1 − φ) V`` is kept while the total volume becomes ``J V``,
+    ``J = 1 + ε_vol`` to first order: ``φ_def = 1 − (1 − φ)/J`` (floored at
+    :data:`PHI_DEFORMED_FLOOR`, capped at 1).
+
+    Args:
+        phi: Undeformed porosity (per cell).
+        eps_vol: Volumetric strain ``tr ε`` (per cell).
+    """
+    J = 1.0 + np.asarray(eps_vol, dtype=float)
+    phi = np.asarray(phi, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 1.0 - (1.0 - phi) / np.maximum(J, 1e-12)
+    return np.clip(out, PHI_DEFORMED_FLOOR, 1.0)
 
 
 def strain_jump(u: Any, n: Any | None = None) -> Any:

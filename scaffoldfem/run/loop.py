@@ -167,9 +167,11 @@ def _time_loop(
             tic = time.perf_counter()
             fields = model.fields()
             conc = {name: fields[name] for name in model.species_names}
-            tracer.advance(
-                model.t - h, model.t, GrowthFields(concentrations=conc, stiffness=fields["modulus"])
-            )
+            # The CSPG cue ([cspg]: the level as of its last move beyond a tolerance,
+            # part of the state) when on, else the tracer's static scar tag.
+            tracer.advance(model.t - h, model.t, GrowthFields(
+                concentrations=conc, stiffness=fields["modulus"],
+                cspg=model.cspg.cue if model.cspg.enabled else None))
             timing["tracing"] = timing.get("tracing", 0.0) + time.perf_counter() - tic
         writer.after_step(h, iters)
         ok_steps += 1

@@ -5,7 +5,10 @@ steps), peak lesion mean, time in the therapeutic window (half a step when one e
 of a step is inside) and the grey-matter AUC, from t = 0; and over the evaluation
 window (``[exposure]``, default weeks 2-8, :class:`WindowExposure`): AUC, time in
 the therapeutic window and mean receptor occupancy over the lesion and the near
-host, and the lesion AUC of ROS (oxidative burden) and of each enzyme.
+host, and the lesion AUC of ROS (oxidative burden) and of each enzyme; with
+``exposure.dorsal_horn`` also the dorsal-horn AUC and occupancy (a fixed band around
+the lesion, independent of the cord length) and the KCC2 pain-risk index
+(:class:`scaffoldfem.run.pain.DorsalHornRisk`, metrics.json ``pain_risk``).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from scaffoldfem.config.dorsal_horn import DorsalHornConfig
 from scaffoldfem.config.physics import Species
 from scaffoldfem.model.coupled import CoupledModel
+from scaffoldfem.run.pain import DorsalHornRisk
 
 #: Warn when a cumulative balance is off by more than this (an identity of the scheme).
 BALANCE_WARNING = 1e-6
@@ -77,12 +82,15 @@ class WindowExposure:
     Args:
         windows: Therapeutic window (low, high) per species (ng/mL).
         start, end: The evaluation window.
+        dorsal: The ``exposure.dorsal_horn`` section (None: no pain-risk index).
     """
 
-    def __init__(self, windows: Mapping[str, tuple[float, float]], start: float, end: float):
+    def __init__(self, windows: Mapping[str, tuple[float, float]], start: float, end: float,
+                 dorsal: DorsalHornConfig | None = None):
         self.windows, self.start, self.end = dict(windows), start, end
         self.acc: dict[str, dict[str, float]] = {}
         self.last: dict[str, dict[str, float]] = {}
+        self.dorsal = DorsalHornRisk(dorsal, start, end) if dorsal is not None else None
 
     def add(self, t: float, h: float, means: Mapping[str, Mapping[str, float]]) -> None:
         """Add the step ``[t − h, t]`` ending at ``means`` (:meth:`CoupledModel.exposure_means`)."""
@@ -97,6 +105,8 @@ class WindowExposure:
                 hits = sum(lo <= x <= hi for x in (prev.get("lesion", 0.0), vals["lesion"]))
                 acc["time_in_window_day"] += 0.5 * inside * hits
             self.last[name] = dict(vals)
+        if self.dorsal is not None:
+            self.dorsal.add(t, h, means)
 
     def metrics(self, name: str) -> dict[str, Any]:
         """AUCs (ng·day/mL), mean occupancies over the window, time in the window."""
@@ -111,15 +121,22 @@ class WindowExposure:
                     out[k] = v
             else:
                 out[f"{k}_auc_ng_day_per_mL"] = v
+        if self.dorsal is not None:
+            out.update(self.dorsal.species_metrics(name))
         return out
 
     def state(self) -> dict[str, Any]:
-        return {"acc": {k: dict(v) for k, v in self.acc.items()},
-                "last": {k: dict(v) for k, v in self.last.items()}}
+        out = {"acc": {k: dict(v) for k, v in self.acc.items()},
+               "last": {k: dict(v) for k, v in self.last.items()}}
+        if self.dorsal is not None:
+            out["dorsal"] = self.dorsal.state()
+        return out
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.acc = {k: dict(v) for k, v in state["acc"].items()}
         self.last = {k: dict(v) for k, v in state["last"].items()}
+        if self.dorsal is not None and "dorsal" in state:  # absent: an older checkpoint
+            self.dorsal.restore(state["dorsal"])
 
 
 def run_metrics(
@@ -135,6 +152,9 @@ def run_metrics(
     if window is not None:
         out["fields"] = {name: {"evaluation_window": window.metrics(name)}
                          for name in window.acc if name not in out["species"]}
+        if window.dorsal is not None:
+            out["pain_risk"] = window.dorsal.metrics(list(out["species"]))
+            out["pain_risk"]["dorsal_horn"] = model.regions.dorsal_horn_summary()
     out["mesh"]["ranks"] = ranks
     out["time"] = {"duration_day": model.t, "steps": steps}
     if tracer is not None:

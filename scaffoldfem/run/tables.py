@@ -84,12 +84,27 @@ class Tables:
             if name in m.species_names:
                 row[f"host_mean_{name}_ng_per_mL"] = vals["host"]
                 row[f"occupancy_lesion_{name}"] = vals["occupancy_lesion"]
+                if "dorsal_horn" in vals:  # the region exists (model/exposure.py)
+                    row[f"dorsal_horn_mean_{name}_ng_per_mL"] = vals["dorsal_horn"]
+                    row[f"occupancy_dorsal_horn_{name}"] = vals["occupancy_dorsal_horn"]
             else:
                 row[f"lesion_mean_{name}_ng_per_mL"] = vals["lesion"]
         scaffold = m.scaffold_summary()
         row["scaffold_mass_fraction"] = scaffold["mass_fraction"]
         row["porosity_mean"] = scaffold["porosity"]
         row["modulus_mean_kPa"] = scaffold["modulus_kPa"]
+        secreted = m.cells.secreted()
+        for name, count in m.cells.surviving().items():  # graft cohorts
+            row[f"cells_{name}_count"] = count
+            for sp, ng in secreted[name].items():
+                row[f"cells_{name}_secreted_{sp}_ng"] = ng
+        row.update(m.cspg.summary())  # CSPG region means, ChABC (ng); empty when off
+        if m.ingrowth.enabled:  # tissue ingrowth: filled pore fraction, cavitated volume
+            ing = m.ingrowth
+            row["tissue_fill_mean"] = ing.mean_fill()
+            row["cavitation_volume_mm3"] = ing.volume
+            row["cavitation_lesion_fraction"] = (ing.volume / ing.lesion_volume
+                                                 if ing.lesion_volume > 0 else 0.0)
         row["axons_crossed"] = float(crossed)
         return row
 

@@ -71,7 +71,8 @@ class RunWriter:
         self.tables = Tables(self.out, model, self.study.geometry.cord.length)
         self.exposure = Exposure(self.study.species)
         ex = self.study.exposure
-        self.window = WindowExposure(self.exposure.windows, ex.window_start, ex.window_end)
+        self.window = WindowExposure(self.exposure.windows, ex.window_start, ex.window_end,
+                                     dorsal=ex.dorsal_horn)
         self.out_index = 0
         self.next_output = 0.0
         self.next_ckpt = self.study.output.checkpoint_interval

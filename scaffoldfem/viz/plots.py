@@ -22,6 +22,7 @@ from scaffoldfem.units import parse_quantity
 from scaffoldfem.viz.axon_paths import Axons
 from scaffoldfem.viz.crossing import plot_crossing
 from scaffoldfem.viz.cutaway import render_cutaway
+from scaffoldfem.viz.host_maps import host_fields, render_host_maps
 from scaffoldfem.viz.slices import render_cross_sections, render_growth
 from scaffoldfem.viz.style import field_scale, offscreen_pyvista
 from scaffoldfem.viz.timeplots import plot_timecourses
@@ -29,8 +30,8 @@ from scaffoldfem.viz.timeplots import plot_timecourses
 log = logging.getLogger(__name__)
 
 #: Files written into ``DIR/figures``.
-FIGURES = ("cutaway.png", "cross_sections.png", "timecourses.png", "axons_crossing.png",
-           "growth.gif")
+FIGURES = ("cutaway.png", "cross_sections.png", "host_maps.png", "timecourses.png",
+           "axons_crossing.png", "growth.gif")
 
 
 @dataclass
@@ -221,6 +222,9 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
     elif grid is not None:
         log.warning("figures: no field %r or no lesion extent in %s; 3D pictures skipped",
                     name, final_path)
+    if grid is not None and host_fields(grid):  # CSPG, ingrowth, cavitation
+        figs.draw("host_maps.png", lambda: render_host_maps(
+            grid, out / "host_maps.png", lesion=info.lesion, t_day=_t_day(grid), dpi=dpi))
 
     ts_path = run_dir / "timeseries.csv"
     if ts_path.is_file():

@@ -8,7 +8,9 @@ Reads ``DIR/results.csv`` and ``DIR/sweep.json`` and writes into ``DIR/figures/`
 * ``sweep_overview.png`` — all of them side by side;
 * ``sweep_montage.png`` — the PyVista pictures of the best and the worst case (by
   axon crossing fraction) side by side; drawn from the case files with
-  :func:`scaffoldfem.viz.plots.plot_run` when the sweep ran with ``output.figures = false``.
+  :func:`scaffoldfem.viz.plots.plot_run` when the sweep ran with ``output.figures = false``;
+* ``sweep_benefit_risk.png`` — axons crossed against the dorsal-horn pain-risk score,
+  one point per case (when the results have both).
 
 Matplotlib only through :class:`matplotlib.figure.Figure` (no pyplot state, no
 display); call on one rank.
@@ -29,8 +31,13 @@ from scaffoldfem.viz.plots import plot_run
 #: Headline metrics drawn (column prefix → title); species AUCs are added per species.
 HEADLINE_PLOTS: dict[str, str] = {
     "axons.crossing_fraction": "axon crossing fraction",
-    "mechanics.max_interface_strain_jump": "max interface strain jump",
+    "mechanics.interface_strain_jump.p95": "interface strain jump (95th percentile)",
+    # Benefit-risk: the relative pain-risk score (uncalibrated KCC2 index, run/pain.py).
+    "pain_risk.score": "dorsal-horn pain-risk score (relative)",
     "scaffold.mass_remaining_fraction": "scaffold mass remaining",
+    # [ingrowth] on: cavitation risk (lesion fraction where the polymer went first).
+    "scaffold.ingrowth.cavitation_fraction_max": "cavitation risk (max lesion fraction)",
+    "scaffold.ingrowth.filled_fraction_final": "scaffold pores filled by tissue (final)",
 }
 _AUC = "lesion_auc_ng_day_per_mL"
 
@@ -263,4 +270,33 @@ def plot_sweep(dir: Path) -> list[Path]:
     montage = _montage(sweep_dir, df, "axons.crossing_fraction", fig_dir / "sweep_montage.png")
     if montage is not None:
         written.append(montage)
+    risk = _benefit_risk(df, cols, labels, fig_dir / "sweep_benefit_risk.png")
+    if risk is not None:
+        written.append(risk)
     return written
+
+
+def _benefit_risk(df: Any, cols: list[str], labels: dict[str, str], path: Path) -> Path | None:
+    """Crossing fraction (benefit) against the dorsal-horn pain-risk score, one point
+    per case coloured by the first swept parameter: a design's trade-off in one plot."""
+    from matplotlib.figure import Figure
+
+    need = ("axons.crossing_fraction", "pain_risk.score")
+    if not all(c in df for c in need):
+        return None
+    done = df[(df["status"] == "done") & df[list(need)].notna().all(axis=1)]
+    if done.empty:
+        return None
+    fig = Figure(figsize=(5.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    colour = done[cols[0]] if cols else None
+    pts = ax.scatter(done["pain_risk.score"], 100 * done["axons.crossing_fraction"],
+                     c=colour, cmap="viridis", s=45, edgecolors="black", linewidths=0.5)
+    if cols:
+        fig.colorbar(pts, ax=ax, label=labels.get(cols[0], cols[0]))
+    ax.set_xlabel("dorsal-horn pain-risk score (KCC2 index, relative, uncalibrated)")
+    ax.set_ylabel("axons crossed (%)")
+    ax.set_title("Benefit and risk of each design", loc="left", fontsize=11)
+    ax.grid(alpha=0.3, lw=0.5)
+    fig.savefig(path, dpi=110)
+    return path

@@ -13,6 +13,8 @@ SPECIES_COLOURS = ("#0072B2", "#E69F00", "#CC79A7", "#009E73", "#D55E00", "#56B4
 
 #: ROS, then the enzymes: colours apart from the growth factors' palette.
 INJURY_COLOURS = ("#d62728", "#8c564b", "#7f7f7f", "#bcbd22", "#17becf")
+#: The host's response (scar, grafts, ingrowth).
+HOST_COLOURS = ("#6a3d9a", "#33a02c", "#b15928", "#1f78b4", "#e31a1c", "#ff7f00")
 
 
 def _plt():
@@ -31,7 +33,8 @@ def plot_timecourses(ts, species: Sequence[str], png: Path, *,
     """Stacked panels over time.
 
     When the table has them, first the injury's own fields: lesion means of ROS and
-    of each enzyme (log axis); then the lesion-mean concentration per species (log
+    of each enzyme (log axis), and the host's answer (scar CSPG, graft survival,
+    ingrowth and cavitation, as fractions); then the lesion-mean concentration per species (log
     axis when it spans decades) with the therapeutic windows shaded; scaffold mass
     fraction and mean modulus on twin axes; axons crossed (and the percentage of
     those seeded).
@@ -53,19 +56,22 @@ def plot_timecourses(ts, species: Sequence[str], png: Path, *,
     t = np.asarray(ts["t_day"], dtype=float)
     injury = [c for c in ts.columns if c.startswith("lesion_mean_")
               and c.removeprefix("lesion_mean_").removesuffix("_ng_per_mL") not in species]
-    n = 4 if injury else 3
-    fig, axes = plt.subplots(n, 1, figsize=(size[0], size[1] * n / 3) if injury else size,
-                             sharex=True, layout="constrained",
-                             height_ratios=[1.0, 1.4, 1.0, 1.0][4 - n:])
+    host = _host_columns(ts)
+    n = 3 + bool(injury) + bool(host)
+    fig, axes = plt.subplots(n, 1, figsize=(size[0], size[1] * n / 3), sharex=True,
+                             layout="constrained",
+                             height_ratios=[1.0, 1.0, 1.4, 1.0, 1.0][5 - n:])
     if injury:
         _injury(axes[0], ts, t, injury)
+    if host:
+        _host(axes[int(bool(injury))], ts, t, host)
     ax_c, ax_s, ax_a = axes[-3:]
     _concentrations(ax_c, ts, t, species, windows)
     _scaffold(ax_s, ts, t)
     _axons(ax_a, ts, t, seeded)
     ax_a.set_xlabel("time after implantation (day)")
     ax_a.set_xlim(t.min() if t.size else 0, t.max() if t.size > 1 else 1)
-    for ax, letter in zip(axes, "abcd", strict=False):
+    for ax, letter in zip(axes, "abcde", strict=False):
         ax.text(-0.1, 1.0, f"({letter})", transform=ax.transAxes, fontweight="bold", va="top")
         ax.grid(alpha=0.3, lw=0.5)
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +93,35 @@ def _injury(ax, ts, t, columns) -> None:
     ax.set_ylabel("lesion mean (ng/mL)")
     ax.set_title("The injury: reactive oxygen species and enzymes", loc="left", fontsize=11)
     ax.legend(loc="best", fontsize=8, ncols=3, framealpha=0.85)
+
+
+def _host_columns(ts) -> dict[str, str]:
+    """Label → column of the host's response, as fractions 0-1: scar CSPG level
+    (1 = mature scar), graft cells surviving (of the most a cohort held), cavitated
+    share of the lesion."""
+    out = {"CSPG in the scar (1 = mature)": "cspg_mean_scar"} if "cspg_mean_scar" in ts else {}
+    for col in ts.columns:
+        if col.startswith("cells_") and col.endswith("_count"):
+            name = col.removeprefix("cells_").removesuffix("_count")
+            out[f"graft cells '{name}' surviving (of its peak)"] = col
+    if "cavitation_lesion_fraction" in ts:
+        out["cavitated share of the lesion"] = "cavitation_lesion_fraction"
+    if "tissue_fill_mean" in ts:
+        out["pore space filled by tissue"] = "tissue_fill_mean"
+    return out
+
+
+def _host(ax, ts, t, columns: Mapping[str, str]) -> None:
+    for i, (label, col) in enumerate(columns.items()):
+        y = np.asarray(ts[col], dtype=float)
+        if col.endswith("_count"):
+            y = y / y.max() if y.size and y.max() > 0 else y
+        ax.plot(t, y, lw=2, color=HOST_COLOURS[i % len(HOST_COLOURS)], label=label,
+                ls="-" if i % 2 == 0 else (0, (4, 2)))
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("fraction")
+    ax.set_title("The host's answer: scar, grafts, ingrowth", loc="left", fontsize=11)
+    ax.legend(loc="best", fontsize=8, ncols=2, framealpha=0.85)
 
 
 def _concentrations(ax, ts, t, species, windows) -> None:
