@@ -23,14 +23,9 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from scaffoldfem.config.base import Section
-from scaffoldfem.config.inflammation import (
-    Population,
-    Region,
-    stokes_einstein_diffusivity,
-    tortuosity_for_mass,
-)
+from scaffoldfem.config.inflammation import Population, Region, fill_transport_by_mass
 from scaffoldfem.config.physics import Dose, DoseKind, DoseRegion
-from scaffoldfem.units import Q, format_quantity, parse_quantity
+from scaffoldfem.units import Q
 
 SecondOrder = Q("mL/ng/day", ge=0)
 
@@ -114,21 +109,7 @@ class ChABCConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _defaults_by_size(cls, data: object) -> object:
-        if not isinstance(data, dict):
-            return data
-        try:
-            mass = parse_quantity(data.get("molar_mass", "120 kDa"), "kDa")
-        except PydanticCustomError:
-            return data  # the field reports a bad mass
-        if not mass > 0:
-            return data
-        data = dict(data)
-        if data.get("diffusivity_free") is None:
-            data["diffusivity_free"] = format_quantity(stokes_einstein_diffusivity(mass),
-                                                       "mm**2/day")
-        if data.get("tortuosity") is None:
-            data["tortuosity"] = tortuosity_for_mass(mass)
-        return data
+        return fill_transport_by_mass(data, default_mass="120 kDa")
 
 
 def cspg_problems(cspg: CSPGConfig, chabc: ChABCConfig, present: Collection[str]) -> list[str]:

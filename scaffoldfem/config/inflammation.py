@@ -73,6 +73,32 @@ def stokes_einstein_diffusivity(mass_kda: float) -> float:
     return NGF_D_FREE * (NGF_MASS_KDA / mass_kda) ** (1.0 / 3.0)
 
 
+def fill_transport_by_mass(data: object, default_mass: str | None = None) -> object:
+    """Raw section data with omitted ``diffusivity_free`` and ``tortuosity`` filled from
+    ``molar_mass`` (or ``default_mass`` when it is omitted too; None: leave them).
+
+    A bad mass is left for its own field to report (one line); the rest stays None.
+    """
+    if not isinstance(data, dict):
+        return data
+    raw = data.get("molar_mass", default_mass)
+    if raw is None:
+        return data
+    try:
+        mass = parse_quantity(raw, "kDa")
+    except PydanticCustomError:
+        return data
+    if not mass > 0:
+        return data
+    data = dict(data)
+    if data.get("diffusivity_free") is None:
+        data["diffusivity_free"] = format_quantity(stokes_einstein_diffusivity(mass),
+                                                   "mm**2/day")
+    if data.get("tortuosity") is None:
+        data["tortuosity"] = tortuosity_for_mass(mass)
+    return data
+
+
 def tortuosity_for_mass(mass_kda: float) -> float:
     """Tissue tortuosity by size: log-linear in M through TMA (74 Da, 1.6) and NGF
     (26 kDa, 2.14); 1.6 below 74 Da.
@@ -282,23 +308,7 @@ class EnzymeEntry(Section):
     @model_validator(mode="before")
     @classmethod
     def _defaults_by_size(cls, data: object) -> object:
-        # Fill omitted transport numbers from the molar mass; a bad mass is reported by
-        # its own field (one line), the rest stays None.
-        if not isinstance(data, dict) or "molar_mass" not in data:
-            return data
-        try:
-            mass = parse_quantity(data["molar_mass"], "kDa")
-        except PydanticCustomError:
-            return data
-        if not mass > 0:
-            return data
-        data = dict(data)
-        if data.get("diffusivity_free") is None:
-            data["diffusivity_free"] = format_quantity(stokes_einstein_diffusivity(mass),
-                                                       "mm**2/day")
-        if data.get("tortuosity") is None:
-            data["tortuosity"] = tortuosity_for_mass(mass)
-        return data
+        return fill_transport_by_mass(data)
 
 
 def default_enzymes() -> list[EnzymeEntry]:

@@ -139,21 +139,21 @@ class Cells:
         return out
 
     # ------------------------------------------------------------------ outputs
-    def surviving(self) -> dict[str, float]:
-        """Number of living cells per cohort (∫ ρ dV), identical on every rank."""
+    def _counts(self, attr: str) -> dict[str, float]:
+        """∫ (density ``attr``) dV per cohort, identical on every rank (one reduction)."""
         d = self.disc
         vol = d.cell_volume[: d.n_owned]
-        local = np.array([float(m.rho[: d.n_owned] @ vol) for m in self.members])
+        local = np.array([float(getattr(m, attr)[: d.n_owned] @ vol) for m in self.members])
         sums = d.comm.allreduce(local, op=MPI.SUM) if len(local) else local
         return {m.name: float(v) for m, v in zip(self.members, sums, strict=True)}
 
+    def surviving(self) -> dict[str, float]:
+        """Number of living cells per cohort (∫ ρ dV), identical on every rank."""
+        return self._counts("rho")
+
     def placed(self) -> dict[str, float]:
         """Number of cells each cohort places at its transplant time."""
-        d = self.disc
-        vol = d.cell_volume[: d.n_owned]
-        local = np.array([float(m.rho0[: d.n_owned] @ vol) for m in self.members])
-        sums = d.comm.allreduce(local, op=MPI.SUM) if len(local) else local
-        return {m.name: float(v) for m, v in zip(self.members, sums, strict=True)}
+        return self._counts("rho0")
 
     def secreted(self) -> dict[str, dict[str, float]]:
         """Cumulative ng each cohort secreted per species since t = 0."""
