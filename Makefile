@@ -41,8 +41,15 @@ test: lint test-serial test-mpi
 test-serial: venv
 	$(VPY) -m pytest -q tests
 
+# Two processes of the 2-rank pass, not one: a single 2-rank pytest process over
+# all the files dies silently (exit 15) near the end of test_tracing.py, while each
+# half passes on its own (cause not found yet: see the closing note of stop 18).
+MPI_TESTS_A := $(wildcard tests/test_[a-l]*.py)
+MPI_TESTS_B := $(wildcard tests/test_[m-z]*.py)
+
 test-mpi: venv
-	$(VENV)/bin/mpiexec -n $(NP) $(VPY) -m pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/mpiexec -n $(NP) $(VPY) -m pytest -q -p no:cacheprovider $(MPI_TESTS_A)
+	$(VENV)/bin/mpiexec -n $(NP) $(VPY) -m pytest -q -p no:cacheprovider $(MPI_TESTS_B)
 
 lint: venv
 	$(VENV)/bin/ruff check scaffoldfem tests
