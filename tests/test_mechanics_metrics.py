@@ -68,8 +68,11 @@ def test_weighted_percentile_hand_example(comm):
 # ---------------------------------------------------------------- convergence
 def _mechanics(resolution: str, extra: tuple[str, ...] = ()) -> tuple[Mechanics, Material]:
     comm = MPI.COMM_WORLD
+    # One Gmsh thread: HXT with several threads builds a different mesh each time,
+    # and the corner maximum below would then differ from run to run.
     study = load_study(BASELINE, [f'geometry.resolution="{resolution}"',
-                                  'geometry.cord.length="6 mm"', *extra])
+                                  'geometry.cord.length="6 mm"', "geometry.mesh.num_threads=1",
+                                  *extra])
     mesh, cells, facets = load_mesh(ensure_mesh(study.geometry, comm), comm,
                                     ghost_mode="shared_facet")
     disc = Discretisation(mesh, cells, facets)
@@ -118,21 +121,31 @@ def test_von_mises_percentiles_converge(pair):
     assert pair[1]["max_von_mises_kPa"] > coarse["scaffold"]["p95"] * 2
 
 
+def _max_over_p95(metrics: dict) -> float:
+    return metrics["max_interface_strain_jump"] / metrics["interface_strain_jump"]["p95"]
+
+
+def _assert_max_pulls_away(coarse: dict, fine: dict) -> None:
+    # The maximum is one facet at the singular interface/pia corner: it does not
+    # settle (0.3/0.21/0.15/0.1 mm: 0.096/0.091/0.101/0.120) while the p95 does, so
+    # it moves away from the p95 under refinement.
+    ratios = _max_over_p95(coarse), _max_over_p95(fine)
+    assert ratios[0] > 1.25 and ratios[1] > ratios[0] + 0.1, ratios
+
+
 def test_interface_strain_jump_converges_and_max_does_not(pair):
     coarse, fine = (m["interface_strain_jump"] for m in pair)
-    assert _rel(coarse["p95"], fine["p95"]) < 0.10, (coarse, fine)
+    assert _rel(coarse["p95"], fine["p95"]) < 0.10, (coarse, fine)  # measured −6.0 %
     assert 0 < fine["mean"] < fine["p95"] < pair[1]["max_interface_strain_jump"]
-    grow = pair[1]["max_interface_strain_jump"] / pair[0]["max_interface_strain_jump"]
-    assert grow > 1.15, grow  # measured +22 %
+    _assert_max_pulls_away(*pair)  # measured max/p95 1.36 → 1.53
 
 
 def test_interface_strain_jump_mean_converges_where_p1_is_asymptotic():
     coarse, fine = _metrics_pair(SOFT_NU)
     a, b = coarse["interface_strain_jump"], fine["interface_strain_jump"]
     assert _rel(a["mean"], b["mean"]) < 0.10, (a, b)  # measured −4 %
-    assert _rel(a["p95"], b["p95"]) < 0.10, (a, b)  # measured −1 %
-    grow = fine["max_interface_strain_jump"] / coarse["max_interface_strain_jump"]
-    assert grow > 1.15, grow  # measured +28 %
+    assert _rel(a["p95"], b["p95"]) < 0.10, (a, b)  # measured −0.2 %
+    _assert_max_pulls_away(coarse, fine)  # measured max/p95 1.30 → 1.50
 
 
 # ---------------------------------------------------------------- peaks, state, porosity
