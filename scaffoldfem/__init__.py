@@ -15,6 +15,26 @@ try:  # pip wheel route; absent on conda-forge / containers
 except ImportError:  # pragma: no cover - depends on the install route
     pass
 
+
+def _one_blas_thread_per_rank() -> None:
+    # Under MPI every rank is already a busy process: OpenBLAS threads on top of it
+    # oversubscribe the cores, and a 36k-entry dot product took 16 ms instead of
+    # 28 µs on 2 ranks of a 2-core machine (docs/model.md §8).
+    import os
+
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.size > 1:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")  # BLAS libraries loaded from now on
+        import numpy  # noqa: F401  (so that threadpoolctl sees its BLAS)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)  # those already loaded
+
+
+_one_blas_thread_per_rank()
+
 try:
     __version__ = version("scaffoldfem")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
