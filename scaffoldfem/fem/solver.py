@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import time as _time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -139,7 +140,15 @@ class LinearSolver:
             ``Σ B_j f_j + L_rest`` with matrices ``B_j = ∂L/∂f_j`` assembled
             together with ``a`` (only when invalidated), so a step costs a few
             sparse mat-vecs instead of a volume assembly. Needs a UFL ``L``;
-            a ValueError says if ``L`` is not affine in one of them.
+            a ValueError says if ``L`` is not affine in one of them. They are also
+            what another field sharing this operator substitutes
+            (:meth:`solve` with ``u`` and ``substitute``).
+        conserve: After each solve, correct the solution along the indicator ``z``
+            of the free (non-Dirichlet) dofs so that ``zᵀ(b − A x) = 0`` to
+            rounding: the global balance of a transport step (Σ over the P1 test
+            functions, which sum to one) then holds exactly whatever the Krylov
+            tolerance (the Galerkin correction on span{z}: it also lowers the
+            A-norm error of an SPD system). Default: on for the ``transport`` preset.
         form_compiler_options, jit_options: Passed to :func:`dolfinx.fem.form`.
     """
 
@@ -149,6 +158,7 @@ class LinearSolver:
                  near_nullspace: bool | PETSc.NullSpace | None = None,
                  rhs_coefficients: Sequence[fem.Function] = (),
                  static_rhs: Sequence[fem.Function] = (),
+                 conserve: bool | None = None,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
         # Right-hand-side coefficients whose matrix B_j never changes (e.g. ∫ f v dx
@@ -165,6 +175,8 @@ class LinearSolver:
         self.L = None if L is None else compile_form(L, **kw)
         self.prefix = _unique_prefix(field)
         self.options = merged_options(preset, petsc_options)
+        self.preset = _preset_of(preset, petsc_options)
+        self.conserve = (self.preset == "transport") if conserve is None else conserve
         self.A = fpetsc.create_matrix(self.a)
         self.A.setOptionsPrefix(f"{self.prefix}A_")
         if near_nullspace is True:
@@ -182,10 +194,19 @@ class LinearSolver:
         # Warm start from the previous step (not allowed with a direct solve).
         self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
         self._stale = True
+        self._z = self._r = None  # free-dof indicator and residual (``conserve``)
+        self._zAz = 0.0
         #: Number of matrix assemblies so far (tests and benchmarks read it).
         self.assemblies = 0
         #: Iterations of the last solve.
         self.iterations = 0
+        #: Solves so far and their wall time in s (right-hand side, solve, checks;
+        #: not the matrix assembly), for ``scaffoldfem bench``.
+        self.solves = 0
+        self.seconds = 0.0
+        #: Balance correction ``zᵀ(b − A x) / zᵀ1`` of the last solve before it was
+        #: removed (``conserve``): the mean residual the Krylov tolerance left.
+        self.correction = 0.0
 
     def _split_rhs(self, L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict) -> ufl.Form | None:
         if not isinstance(L, ufl.Form):
@@ -235,11 +256,39 @@ class LinearSolver:
             B.assemble()
             if id(f) in self._static:
                 self._static_done.add(id(f))
+        if self.conserve:
+            self._prepare_correction()
         self._stale = False
         self.assemblies += 1
 
-    def assemble_rhs(self) -> PETSc.Vec:
-        """Assemble the right-hand side with Dirichlet lifting into :attr:`b`."""
+    def _prepare_correction(self) -> None:
+        """``z`` (1 on free dofs, 0 on Dirichlet dofs) and ``zᵀAz`` for the current A."""
+        if self._z is None:
+            self._z, self._r = self.A.createVecRight(), self.A.createVecLeft()
+            self._z.set(1.0)
+            for bc in self.bcs:  # owned Dirichlet dofs: their rows are not balanced
+                dofs, n_own = bc.dof_indices()
+                self._z.array_w[dofs[:n_own]] = 0.0
+        self.A.mult(self._z, self._r)
+        self._zAz = self._r.dot(self._z)
+
+    def _correct(self, x: PETSc.Vec) -> None:
+        """Remove the free-dof sum of the residual: ``x += β z``, ``β = zᵀr / zᵀAz``."""
+        self.A.mult(x, self._r)
+        self._r.aypx(-1.0, self.b)  # r = b − A x
+        beta = self._r.dot(self._z) / self._zAz if self._zAz else 0.0
+        if beta:
+            x.axpy(beta, self._z)
+        self.correction = beta
+
+    def assemble_rhs(self, substitute: Mapping[fem.Function, fem.Function] | None = None
+                     ) -> PETSc.Vec:
+        """Assemble the right-hand side with Dirichlet lifting into :attr:`b`.
+
+        Args:
+            substitute: For a field sharing this operator: its own Function in place of
+                each ``rhs_coefficients`` entry (e.g. its ``c_old`` for ours).
+        """
         with self.b.localForm() as loc:
             loc.set(0.0)
         if self.L is not None:
@@ -248,19 +297,26 @@ class LinearSolver:
             fpetsc.apply_lifting(self.b, [self.a], bcs=[self.bcs])
         self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         # Precomputed parts act on owned entries only (after the ghost accumulation).
+        sub = substitute or {}
         for _, B, f in self._rhs_ops:
-            B.multAdd(f.x.petsc_vec, self.b, self.b)
+            B.multAdd(sub.get(f, f).x.petsc_vec, self.b, self.b)
         if self.bcs:
             fpetsc.set_bc(self.b, self.bcs)
         return self.b
 
-    def solve(self, time: float = math.nan) -> int:
+    def solve(self, time: float = math.nan, u: fem.Function | None = None,
+              substitute: Mapping[fem.Function, fem.Function] | None = None) -> int:
         """Solve into ``u``; raise :class:`SolverError` on failure.
 
         On failure ``u`` holds a partial iterate: restore the last good state.
 
         Args:
             time: Simulated time of the step, for the error message.
+            u: Another field with the same operator (same space, matrix and boundary
+                conditions) to solve for instead of ours, with ``substitute`` giving
+                its right-hand-side coefficients: the matrix, preconditioner or
+                factorisation are shared.
+            substitute: See :meth:`assemble_rhs`.
 
         Returns:
             Number of Krylov iterations.
@@ -270,23 +326,36 @@ class LinearSolver:
         if self._opts.active:
             self.ksp.setUp()  # reads the setup-time options (GAMG levels) ...
             self._opts.clear()  # ... which can then leave the database
-        self.assemble_rhs()
-        x = self.u.x.petsc_vec
+        tic = _time.perf_counter()
+        u = self.u if u is None else u
+        self.assemble_rhs(substitute)
+        x = u.x.petsc_vec
         self.ksp.solve(self.b, x)
         reason = self.ksp.getConvergedReason()
         self.iterations = self.ksp.getIterationNumber()
-        self.u.x.scatter_forward()
+        if reason >= 0 and self.conserve:
+            self._correct(x)
+        u.x.scatter_forward()
         if reason < 0:
             raise SolverError(self.field, time, _reason_name(PETSc.KSP.ConvergedReason, reason),
                               reason)
-        _check_finite(self.u, self.field, time)
+        _check_finite(u, self.field, time)
+        self.solves += 1
+        self.seconds += _time.perf_counter() - tic
         return self.iterations
 
     def destroy(self) -> None:
         """Free the PETSc objects (collective)."""
         self._opts.clear()
-        for obj in (self.ksp, self.A, self.b, *(B for _, B, _ in self._rhs_ops)):
-            obj.destroy()
+        for obj in (self.ksp, self.A, self.b, self._z, self._r,
+                    *(B for _, B, _ in self._rhs_ops)):
+            if obj is not None:
+                obj.destroy()
+
+
+def _preset_of(preset: str, user: Mapping[str, Any] | None) -> str:
+    """The preset in force: the user's ``preset`` option, if any, replaces ours."""
+    return str((user or {}).get("preset", preset))
 
 
 def _check_finite(u: fem.Function, field: str, time: float) -> None:

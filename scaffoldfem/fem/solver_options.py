@@ -63,10 +63,15 @@ def merged_options(preset: str, user: Mapping[str, Any] | None = None) -> dict[s
 
     Args:
         preset: Key of :data:`PRESETS`.
-        user: PETSc options without prefix (``{"ksp_rtol": 1e-8}``).
+        user: PETSc options without prefix (``{"ksp_rtol": 1e-8}``); a ``preset`` key
+            names another preset to start from.
     """
-    opts = dict(PRESETS[preset])
     user = dict(user or {})
+    # ``preset = "mumps"`` in a [solver.<field>] section replaces the field's preset.
+    preset = str(user.pop("preset", preset))
+    if preset not in PRESETS:
+        raise ValueError(f"unknown solver preset {preset!r}; one of {', '.join(PRESETS)}")
+    opts = dict(PRESETS[preset])
     if "pc_type" in user and user["pc_type"] != opts.get("pc_type"):
         opts = {k: v for k, v in opts.items() if not k.startswith(("pc_gamg", "mg_"))}
     opts.update(user)

@@ -8,6 +8,12 @@ S = Σ_cohorts σ ρ̄ · 1000 from the grafts (:mod:`scaffoldfem.model.cells`);
 spread uniformly over their region (docs/model.md §10). Then one implicit step
 (backward Euler, or BDF2 after the first step) from matrices refreshed only when α,
 D, ω or Δt changed (every step for a species with affinity binding, whose sink moves).
+
+Species whose transport operators coincide (same free diffusivity, tortuosity,
+half-life and end conditions; no uptake, no affinity carriers: :func:`operator_key`)
+share one solver: one matrix, one preconditioner, one assembly per refresh; each
+solves its own right-hand side with it (docs/model.md §8). A study that gives them
+different parameters gets separate solvers automatically.
 """
 
 from __future__ import annotations
@@ -59,10 +65,35 @@ class SpeciesField:
     params: dict[str, TransportParams] = field(default_factory=dict)
     solvers: dict[str, Solver] = field(default_factory=dict)
     dirichlet_dofs: np.ndarray | None = None
+    shares: SpeciesField | None = None  # the species whose solvers this one uses
 
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def substitute(self) -> dict[fem.Function, fem.Function]:
+        """Its own right-hand-side Functions in place of the sharing leader's."""
+        lead = self.shares
+        assert lead is not None
+        return {lead.c_old: self.c_old, lead.c_old2: self.c_old2, lead.release: self.release,
+                lead.secretion: self.secretion, lead.dose: self.dose}
+
+    def solve(self, scheme: str, t1: float) -> int:
+        """Solve this species' step ``scheme`` to ``t1`` (with the shared solver if any)."""
+        if self.shares is None:
+            return self.solvers[scheme].solve(t1)
+        return self.shares.solvers[scheme].solve(t1, u=self.c, substitute=self.substitute())
+
+
+def operator_key(cfg: Species) -> tuple | None:
+    """What a species' transport matrix depends on beyond the shared α, D(φ) and Δt;
+    None if it may not share (uptake makes the step nonlinear; affinity carriers put
+    a sink of their own into the matrix)."""
+    if cfg.uptake.enabled or any(c.law == "affinity" for c in cfg.carriers):
+        return None
+    return (cfg.diffusivity_free, cfg.tissue_tortuosity(), cfg.half_life,
+            tuple(sorted(cfg.rostral_end.model_dump().items())),
+            tuple(sorted(cfg.caudal_end.model_dump().items())))
 
 
 def dose_source(d: Discretisation, cfg: Species, t0: float, t1: float, dt: float) -> np.ndarray:
@@ -118,7 +149,16 @@ class SpeciesTransport:
         self.bdf2 = scheme == "bdf2"
         self.omega = fem.Constant(disc.mesh, 1.0)
         self._cg = fem.Function(disc.Q)  # cell means of c (affinity binding)
+        self._leaders: dict[tuple, SpeciesField] = {}
         self.members = [self._build(cfg, dt, solver_options) for cfg in species]
+
+    @property
+    def operator_groups(self) -> list[tuple[str, ...]]:
+        """Species names by shared solver (the first of each group owns it)."""
+        groups: dict[str, list[str]] = {}
+        for sp in self.members:
+            groups.setdefault((sp.shares or sp).name, []).append(sp.name)
+        return [tuple(g) for g in groups.values()]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -167,8 +207,14 @@ class SpeciesTransport:
         sp.params["be"] = base
         if self.bdf2:
             sp.params["bdf2"] = base.bdf2(sp.c_old2, mat.alpha_prev2, self.omega)
+        key = operator_key(cfg)
+        if key is not None and key in self._leaders:
+            sp.shares = self._leaders[key]
+            return sp
         for scheme, p in sp.params.items():
             sp.solvers[scheme] = self._solver(sp, p, bcs, opts)
+        if key is not None:
+            self._leaders[key] = sp
         return sp
 
     def _boundaries(self, sp: SpeciesField) -> tuple[list[Robin], list[fem.DirichletBC]]:
@@ -295,13 +341,13 @@ class SpeciesTransport:
         if scheme == "bdf2" and omega != float(self.omega.value):
             self.omega.value = omega  # the BDF2 matrix depends on ω
             for sp in self.members:
-                if isinstance(sp.solvers["bdf2"], LinearSolver):
+                if isinstance(sp.solvers.get("bdf2"), LinearSolver):
                     sp.solvers["bdf2"].invalidate()
         iters = {}
         for sp in self.members:
             sp.c_old2.x.array[:] = sp.c_old.x.array
             sp.c_old.x.array[:] = sp.c.x.array
-            iters[sp.name] = sp.solvers[scheme].solve(t1)
+            iters[sp.name] = sp.solve(scheme, t1)
             self.disc.check_concentration(sp.c, sp.name, t1, self.tolerance)
         return iters
 
