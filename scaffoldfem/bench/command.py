@@ -10,6 +10,10 @@ Sections (``scaffoldfem bench SECTION...``):
 * ``dt`` — time-step convergence of the headline metrics (coarse mesh, dt, dt/2, dt/4).
 * ``axons`` — axon outcomes in frozen fields under mesh refinement (h, h/√2, h/2) and a
   halved arc-length step, 2000 axons with common random numbers (:mod:`scaffoldfem.bench.axons`).
+* ``floor`` — every transport solve of the medium baseline (species sharing an operator
+  together) against bare CG + GAMG at the same tolerance and a stored MUMPS factorisation
+  on the same matrices, with iterations and balance errors; the elasticity solve
+  (:mod:`scaffoldfem.bench.floor`).
 
 Timings belong here, never in tests. Results print on rank 0 and go to ``--out``.
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scaffoldfem.bench import axons as bench_axon_convergence
+from scaffoldfem.bench import floor as bench_floor_module
 from scaffoldfem.bench.solver import bench_transport as _bench_transport
 from scaffoldfem.bench.tracing import bench_locate
 from scaffoldfem.config.study import Study
@@ -33,7 +38,7 @@ from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.mpi import say
 from scaffoldfem.run.loop import run_study
 
-SECTIONS = ("meshing", "transport", "tracing", "run", "dt", "axons")
+SECTIONS = ("meshing", "transport", "tracing", "run", "dt", "axons", "floor")
 
 
 def bench_meshing(comm: Any) -> dict[str, Any]:
@@ -129,6 +134,14 @@ def bench_axons(comm: Any) -> dict[str, Any]:
     r = bench_axon_convergence.bench_axons(comm)
     say(comm, bench_axon_convergence.table(r))
     return bench_axon_convergence.jsonable(r)
+
+
+def bench_floor(comm: Any) -> dict[str, Any]:
+    """The model's own solves (medium baseline matrices) against bare GAMG and a stored
+    factorisation (:mod:`scaffoldfem.bench.floor`)."""
+    r = bench_floor_module.bench_floor(comm)
+    say(comm, bench_floor_module.table(r))
+    return r
 
 
 def run_bench(what: list[str], comm: Any, out: Path | None = None) -> int:

@@ -276,7 +276,7 @@ class LinearSolver:
         """Remove the free-dof sum of the residual: ``x += β z``, ``β = zᵀr / zᵀAz``."""
         self.A.mult(x, self._r)
         self._r.aypx(-1.0, self.b)  # r = b − A x
-        beta = self._r.dot(self._z) / self._zAz if self._zAz else 0.0
+        beta = self._r.dot(self._z) / self._zAz if self._zAz > 0 else 0.0
         if beta:
             x.axpy(beta, self._z)
         self.correction = beta

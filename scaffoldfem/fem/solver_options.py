@@ -16,11 +16,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "transport": {
         "ksp_type": "cg",
         "pc_type": "gamg",
-        # Mass balance is an identity of the *solved* system: a tight true-residual
-        # tolerance keeps the balance error ~1e-10 (docs/model.md).
-        "ksp_rtol": 1.0e-10,
+        # The step's global balance no longer rests on the Krylov tolerance: the
+        # solver's Galerkin correction (LinearSolver ``conserve``) makes it exact to
+        # rounding, so the tolerance is set for the field's accuracy (1e-8 relative,
+        # CG's own preconditioned norm). Measured on the coarse baseline: 7-10
+        # iterations instead of 10-16 at 1e-10 in the true residual (docs/model.md §8).
+        "ksp_rtol": 1.0e-8,
         "ksp_atol": 1.0e-30,
-        "ksp_norm_type": "unpreconditioned",
+        "ksp_norm_type": "preconditioned",
         "ksp_max_it": 500,
         # Matrix changes (new Δt, new D from degradation) keep the sparsity:
         # reuse the aggregation/prolongation, recompute only coarse operators.
@@ -35,6 +38,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pc_gamg_coarse_eq_limit": 1000,
         "ksp_rtol": 1.0e-9,
         "ksp_max_it": 1000,
+        # Every re-solve follows a stiffness change on the same sparsity: keep the
+        # aggregates and prolongators, recompute only the Galerkin coarse operators.
+        "pc_gamg_reuse_interpolation": True,
         # SPD operator: CG gives the sharper eigenvalue estimate for Chebyshev.
         "mg_levels_esteig_ksp_type": "cg",
     },
