@@ -164,13 +164,20 @@ def bench_floor(comm: Any, resolution: str = "medium", warm_steps: int = 4,
             gamg.destroy()
             lu.destroy()
         mech = model.mechanics
+        # A re-solve after a stiffness change, as in the run: new E, same sparsity.
+        mech.material.E.x.array[:] *= 0.9
+        ms = mech.solver
+        a0, s0 = ms.assembly_seconds, ms.seconds
         tic = time.perf_counter()
         its = mech.advance(model.t, force=True).get("mechanics", 0)
         mech_again = comm.allreduce(time.perf_counter() - tic, op=MPI.MAX)
+        mech_assembly = comm.allreduce(ms.assembly_seconds - a0, op=MPI.MAX)
+        mech_solve = comm.allreduce(ms.seconds - s0, op=MPI.MAX)
         vertices = mesh.topology.index_map(0).size_global
     return {"vertices": vertices, "solvers": rows,
             "mechanics": {"s_first_solve": mech_first, "s_resolve": mech_again,
-                          "iterations": its}}
+                          "s_resolve_assembly": mech_assembly,
+                          "s_resolve_setup_and_solve": mech_solve, "iterations": its}}
 
 
 def table(r: dict[str, Any]) -> str:
@@ -187,6 +194,8 @@ def table(r: dict[str, Any]) -> str:
             f"{w['balance_ours']:.1e} | {w['balance_gamg']:.1e} | {w['balance_lu']:.1e} |")
     m = r["mechanics"]
     lines.append("")
-    lines.append(f"elasticity: first solve {m['s_first_solve']:.2f} s, a re-solve "
-                 f"{m['s_resolve']:.2f} s ({m['iterations']} CG iterations)")
+    lines.append(f"elasticity: first solve {m['s_first_solve']:.2f} s; a re-solve after a "
+                 f"10 % stiffness change {m['s_resolve']:.2f} s (assembly "
+                 f"{m['s_resolve_assembly']:.2f} s, GAMG set-up + {m['iterations']} CG "
+                 f"iterations {m['s_resolve_setup_and_solve']:.2f} s)")
     return "\n".join(lines)

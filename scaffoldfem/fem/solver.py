@@ -17,23 +17,29 @@ small or hard problems).
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 import time as _time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dolfinx.fem.petsc as fpetsc
-import numpy as np
 import ufl
-from dolfinx import fem, la
-from mpi4py import MPI
+from dolfinx import fem
 from petsc4py import PETSc
 from ufl.algorithms import expand_derivatives
 
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
+from scaffoldfem.fem.solver_base import (
+    Options,
+    check_finite,
+    preset_of,
+    reason_name,
+    rigid_body_modes,
+    solver_statistics,
+    track,
+    unique_prefix,
+)
 from scaffoldfem.fem.solver_options import PRESETS, SNES_DEFAULTS, merged_options
 
 __all__ = [
@@ -43,78 +49,8 @@ __all__ = [
     "SolverError",
     "merged_options",
     "rigid_body_modes",
+    "solver_statistics",
 ]
-
-_counter = itertools.count()
-
-
-def _reason_name(enum: Any, code: int) -> str:
-    for name in dir(enum):
-        if not name.startswith("_") and getattr(enum, name) == code:
-            return name
-    return f"reason {code}"
-
-
-def _unique_prefix(field: str) -> str:
-    # Same on all ranks: solvers are created collectively in the same order.
-    return f"sfem_{re.sub(r'[^A-Za-z0-9]', '_', field)}_{next(_counter)}_"
-
-
-class _Options:
-    """Options of one solver in PETSc's database under its unique prefix.
-
-    They stay in the database until the first setup, because PETSc reads some
-    of them only then (multigrid level smoothers are created in PCSetUp), and
-    are removed afterwards so no unused-option warnings remain at exit.
-    """
-
-    def __init__(self, prefix: str, opts: Mapping[str, Any]):
-        self.prefix, self.opts = prefix, dict(opts)
-        # An Options object with its own prefix (prefixPush is ignored by delValue).
-        self._db = PETSc.Options(prefix)
-        for k, v in self.opts.items():
-            self._db[k] = "" if v is None else v
-        self.active = True
-
-    def clear(self) -> None:
-        if self.active:
-            for k in self.opts:
-                del self._db[k]
-            self.active = False
-
-
-def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:
-    """Orthonormal rigid-body modes (3 translations + 3 rotations in 3D) of ``V``.
-
-    The near-nullspace lets smoothed-aggregation GAMG build coarse spaces that
-    represent rigid motions, which elasticity needs for mesh-independent
-    iteration counts (Vaněk, Mandel & Brezina 1996).
-    """
-    gdim = V.mesh.geometry.dim
-    bs = V.dofmap.index_map_bs
-    if bs != gdim:
-        raise ValueError("rigid-body modes need a vector space with block size = gdim")
-    n_modes = 6 if gdim == 3 else 3
-    n_own = V.dofmap.index_map.size_local
-    basis = [la.vector(V.dofmap.index_map, bs=bs, dtype=PETSc.ScalarType) for _ in range(n_modes)]
-    x = V.tabulate_dof_coordinates()[:n_own]
-    arrs = [b.array[: n_own * bs].reshape(n_own, bs) for b in basis]
-    for i in range(gdim):
-        arrs[i][:, i] = 1.0
-    if gdim == 3:
-        arrs[3][:, 0], arrs[3][:, 1] = -x[:, 1], x[:, 0]
-        arrs[4][:, 0], arrs[4][:, 2] = x[:, 2], -x[:, 0]
-        arrs[5][:, 2], arrs[5][:, 1] = x[:, 1], -x[:, 2]
-    else:
-        arrs[2][:, 0], arrs[2][:, 1] = -x[:, 1], x[:, 0]
-    la.orthonormalize(basis)
-    vecs = []
-    for b in basis:
-        vec = PETSc.Vec().createWithArray(b.array[: n_own * bs], bsize=bs, comm=V.mesh.comm)
-        vec.setAttr("_sfem_owner", b)  # the Vec shares memory with b: keep b alive
-        vecs.append(vec)
-    return PETSc.NullSpace().create(vectors=vecs, comm=V.mesh.comm)
-
 
 class LinearSolver:
     """Linear solve ``a(u, v) = L(v)`` with matrix reuse and checked convergence.
@@ -173,9 +109,9 @@ class LinearSolver:
         if rhs_coefficients:
             L = self._split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
-        self.prefix = _unique_prefix(field)
+        self.prefix = unique_prefix(field)
         self.options = merged_options(preset, petsc_options)
-        self.preset = _preset_of(preset, petsc_options)
+        self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
         self.A = fpetsc.create_matrix(self.a)
         self.A.setOptionsPrefix(f"{self.prefix}A_")
@@ -189,7 +125,7 @@ class LinearSolver:
         self.ksp = PETSc.KSP().create(self.A.getComm())
         self.ksp.setOptionsPrefix(self.prefix)
         self.ksp.setOperators(self.A)
-        self._opts = _Options(self.prefix, self.options)
+        self._opts = Options(self.prefix, self.options)
         self.ksp.setFromOptions()
         # Warm start from the previous step (not allowed with a direct solve).
         self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
@@ -204,6 +140,10 @@ class LinearSolver:
         #: not the matrix assembly), for ``scaffoldfem bench``.
         self.solves = 0
         self.seconds = 0.0
+        self.total_iterations = 0
+        #: Wall time (s) of the matrix assemblies (A and the right-hand-side matrices).
+        self.assembly_seconds = 0.0
+        track(self)
         #: Balance correction ``zᵀ(b − A x) / zᵀ1`` of the last solve before it was
         #: removed (``conserve``): the mean residual the Krylov tolerance left.
         self.correction = 0.0
@@ -237,14 +177,17 @@ class LinearSolver:
         coefficients changed but the system matrix did not, e.g. α of the old level)."""
         if self._stale:
             return  # the next solve re-assembles everything anyway
+        tic = _time.perf_counter()
         for B_form, B, g in self._rhs_ops:
             if g is f:
                 B.zeroEntries()
                 fpetsc.assemble_matrix(B, B_form)
                 B.assemble()
+        self.assembly_seconds += _time.perf_counter() - tic
 
     def assemble_matrix(self) -> None:
         """Assemble the matrix now (Dirichlet rows get a unit diagonal)."""
+        tic = _time.perf_counter()
         self.A.zeroEntries()
         fpetsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
         self.A.assemble()
@@ -260,6 +203,7 @@ class LinearSolver:
             self._prepare_correction()
         self._stale = False
         self.assemblies += 1
+        self.assembly_seconds += _time.perf_counter() - tic
 
     def _prepare_correction(self) -> None:
         """``z`` (1 on free dofs, 0 on Dirichlet dofs) and ``zᵀAz`` for the current A."""
@@ -337,10 +281,11 @@ class LinearSolver:
             self._correct(x)
         u.x.scatter_forward()
         if reason < 0:
-            raise SolverError(self.field, time, _reason_name(PETSc.KSP.ConvergedReason, reason),
+            raise SolverError(self.field, time, reason_name(PETSc.KSP.ConvergedReason, reason),
                               reason)
-        _check_finite(u, self.field, time)
+        check_finite(u, self.field, time)
         self.solves += 1
+        self.total_iterations += self.iterations
         self.seconds += _time.perf_counter() - tic
         return self.iterations
 
@@ -351,19 +296,6 @@ class LinearSolver:
                     *(B for _, B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()
-
-
-def _preset_of(preset: str, user: Mapping[str, Any] | None) -> str:
-    """The preset in force: the user's ``preset`` option, if any, replaces ours."""
-    return str((user or {}).get("preset", preset))
-
-
-def _check_finite(u: fem.Function, field: str, time: float) -> None:
-    n_own = u.function_space.dofmap.index_map.size_local * u.function_space.dofmap.index_map_bs
-    bad = int(not np.all(np.isfinite(u.x.array[:n_own])))
-    # Every rank takes the same decision (never raise on one rank only).
-    if u.function_space.mesh.comm.allreduce(bad, op=MPI.MAX):
-        raise SolverError(field, time, "NaN/Inf in solution")
 
 
 class NonlinearSolver:
@@ -387,7 +319,7 @@ class NonlinearSolver:
                  petsc_options: Mapping[str, Any] | None = None, J: ufl.Form | None = None,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         self.field = field
-        self.prefix = _unique_prefix(field)
+        self.prefix = unique_prefix(field)
         opts = dict(SNES_DEFAULTS)
         opts.update(merged_options(preset, {k: v for k, v in (petsc_options or {}).items()
                                             if not k.startswith("snes_")}))
@@ -399,7 +331,7 @@ class NonlinearSolver:
             F, u, bcs=list(bcs), J=J, petsc_options_prefix=self.prefix,
             form_compiler_options=form_compiler_options, jit_options=jit_options)
         self.snes = self.problem.solver
-        self._opts = _Options(self.prefix, opts)
+        self._opts = Options(self.prefix, opts)
         self.snes.setFromOptions()
         self.u = u
         self.newton_iterations = 0
@@ -417,9 +349,9 @@ class NonlinearSolver:
         self.newton_iterations = self.snes.getIterationNumber()
         self.linear_iterations = self.snes.getLinearSolveIterations()
         if reason <= 0:
-            raise SolverError(self.field, time, _reason_name(PETSc.SNES.ConvergedReason, reason),
+            raise SolverError(self.field, time, reason_name(PETSc.SNES.ConvergedReason, reason),
                               reason)
-        _check_finite(self.u, self.field, time)
+        check_finite(self.u, self.field, time)
         return self.newton_iterations
 
     def destroy(self) -> None:

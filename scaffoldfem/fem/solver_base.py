@@ -1,0 +1,129 @@
+"""What the solvers of :mod:`scaffoldfem.fem.solver` share: options prefixes and their
+database entries, converged-reason names, the finiteness check, the rigid-body
+near-nullspace, and the per-field statistics of the live solvers."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from dolfinx import fem, la
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.errors import SolverError
+
+__all__ = ["Options", "check_finite", "preset_of", "reason_name", "rigid_body_modes",
+           "solver_statistics", "track", "unique_prefix"]
+
+_counter = itertools.count()
+#: Every LinearSolver alive in this process, for :func:`solver_statistics`.
+_live: weakref.WeakSet = weakref.WeakSet()
+
+
+def track(solver: Any) -> None:
+    """Count ``solver`` in :func:`solver_statistics` while it lives."""
+    _live.add(solver)
+
+
+def solver_statistics() -> dict[str, dict[str, float]]:
+    """Per field name, over the live :class:`LinearSolver` objects of this rank: solves,
+    their wall time (s), Krylov iterations, matrix assemblies and their time (s)."""
+    out: dict[str, dict[str, float]] = {}
+    for s in sorted(_live, key=lambda s: s.prefix):
+        row = out.setdefault(s.field, dict.fromkeys(
+            ("solves", "seconds", "iterations", "assemblies", "assembly_seconds"), 0.0))
+        row["solves"] += s.solves
+        row["seconds"] += s.seconds
+        row["iterations"] += s.total_iterations
+        row["assemblies"] += s.assemblies
+        row["assembly_seconds"] += s.assembly_seconds
+    return out
+
+
+def reason_name(enum: Any, code: int) -> str:
+    for name in dir(enum):
+        if not name.startswith("_") and getattr(enum, name) == code:
+            return name
+    return f"reason {code}"
+
+
+def unique_prefix(field: str) -> str:
+    # Same on all ranks: solvers are created collectively in the same order.
+    return f"sfem_{re.sub(r'[^A-Za-z0-9]', '_', field)}_{next(_counter)}_"
+
+
+class Options:
+    """Options of one solver in PETSc's database under its unique prefix.
+
+    They stay in the database until the first setup, because PETSc reads some
+    of them only then (multigrid level smoothers are created in PCSetUp), and
+    are removed afterwards so no unused-option warnings remain at exit.
+    """
+
+    def __init__(self, prefix: str, opts: Mapping[str, Any]):
+        self.prefix, self.opts = prefix, dict(opts)
+        # An Options object with its own prefix (prefixPush is ignored by delValue).
+        self._db = PETSc.Options(prefix)
+        for k, v in self.opts.items():
+            self._db[k] = "" if v is None else v
+        self.active = True
+
+    def clear(self) -> None:
+        if self.active:
+            for k in self.opts:
+                del self._db[k]
+            self.active = False
+
+
+def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:
+    """Orthonormal rigid-body modes (3 translations + 3 rotations in 3D) of ``V``.
+
+    The near-nullspace lets smoothed-aggregation GAMG build coarse spaces that
+    represent rigid motions, which elasticity needs for mesh-independent
+    iteration counts (Vaněk, Mandel & Brezina 1996).
+    """
+    gdim = V.mesh.geometry.dim
+    bs = V.dofmap.index_map_bs
+    if bs != gdim:
+        raise ValueError("rigid-body modes need a vector space with block size = gdim")
+    n_modes = 6 if gdim == 3 else 3
+    n_own = V.dofmap.index_map.size_local
+    basis = [la.vector(V.dofmap.index_map, bs=bs, dtype=PETSc.ScalarType) for _ in range(n_modes)]
+    x = V.tabulate_dof_coordinates()[:n_own]
+    arrs = [b.array[: n_own * bs].reshape(n_own, bs) for b in basis]
+    for i in range(gdim):
+        arrs[i][:, i] = 1.0
+    if gdim == 3:
+        arrs[3][:, 0], arrs[3][:, 1] = -x[:, 1], x[:, 0]
+        arrs[4][:, 0], arrs[4][:, 2] = x[:, 2], -x[:, 0]
+        arrs[5][:, 2], arrs[5][:, 1] = x[:, 1], -x[:, 2]
+    else:
+        arrs[2][:, 0], arrs[2][:, 1] = -x[:, 1], x[:, 0]
+    la.orthonormalize(basis)
+    vecs = []
+    for b in basis:
+        vec = PETSc.Vec().createWithArray(b.array[: n_own * bs], bsize=bs, comm=V.mesh.comm)
+        vec.setAttr("_sfem_owner", b)  # the Vec shares memory with b: keep b alive
+        vecs.append(vec)
+    return PETSc.NullSpace().create(vectors=vecs, comm=V.mesh.comm)
+
+
+def preset_of(preset: str, user: Mapping[str, Any] | None) -> str:
+    """The preset in force: the user's ``preset`` option, if any, replaces ours."""
+    return str((user or {}).get("preset", preset))
+
+
+def check_finite(u: fem.Function, field: str, time: float) -> None:
+    n_own = u.function_space.dofmap.index_map.size_local * u.function_space.dofmap.index_map_bs
+    bad = int(not np.all(np.isfinite(u.x.array[:n_own])))
+    # Every rank takes the same decision (never raise on one rank only).
+    if u.function_space.mesh.comm.allreduce(bad, op=MPI.MAX):
+        raise SolverError(field, time, "NaN/Inf in solution")
+
+
