@@ -118,6 +118,38 @@ def dose_source(d: Discretisation, cfg: Species, t0: float, t1: float, dt: float
     return out
 
 
+def species_solver(
+    sp: SpeciesField,
+    p: TransportParams,
+    bcs: list[fem.DirichletBC],
+    opts: Mapping[str, Any] | None,
+) -> Solver:
+    """The solver of one species' step ``p`` (Newton with uptake, else linear with its
+    right-hand side from stored matrices)."""
+    if not p.linear:
+        return NonlinearSolver(
+            p.residual(sp.c), sp.c, bcs, field=sp.name, preset="transport", petsc_options=opts
+        )
+    a, L = p.forms(sp.c.function_space)
+    # The right-hand side as Σ B_j f_j from matrices assembled with A:
+    # a step costs a few mat-vecs instead of a volume assembly.
+    static = [sp.release, sp.secretion, sp.dose] + ([sp.unbind] if sp.unbind else [])
+    rhs = [sp.c_old, *static]
+    if p.scheme == "bdf2":
+        rhs.append(sp.c_old2)
+    return LinearSolver(
+        a,
+        L,
+        sp.c,
+        bcs,
+        field=sp.name,
+        preset="transport",
+        petsc_options=opts,
+        rhs_coefficients=rhs,
+        static_rhs=static,
+    )
+
+
 class SpeciesTransport:
     """All growth factors of a study.
 
@@ -212,7 +244,7 @@ class SpeciesTransport:
             sp.shares = self._leaders[key]
             return sp
         for scheme, p in sp.params.items():
-            sp.solvers[scheme] = self._solver(sp, p, bcs, opts)
+            sp.solvers[scheme] = species_solver(sp, p, bcs, opts)
         if key is not None:
             self._leaders[key] = sp
         return sp
@@ -232,36 +264,6 @@ class SpeciesTransport:
                 dofs.append(dd)
         sp.dirichlet_dofs = np.unique(np.concatenate(dofs)) if dofs else None
         return robin, bcs
-
-    @staticmethod
-    def _solver(
-        sp: SpeciesField,
-        p: TransportParams,
-        bcs: list[fem.DirichletBC],
-        opts: Mapping[str, Any] | None,
-    ) -> Solver:
-        if not p.linear:
-            return NonlinearSolver(
-                p.residual(sp.c), sp.c, bcs, field=sp.name, preset="transport", petsc_options=opts
-            )
-        a, L = p.forms(sp.c.function_space)
-        # The right-hand side as Σ B_j f_j from matrices assembled with A:
-        # a step costs a few mat-vecs instead of a volume assembly.
-        static = [sp.release, sp.secretion, sp.dose] + ([sp.unbind] if sp.unbind else [])
-        rhs = [sp.c_old, *static]
-        if p.scheme == "bdf2":
-            rhs.append(sp.c_old2)
-        return LinearSolver(
-            a,
-            L,
-            sp.c,
-            bcs,
-            field=sp.name,
-            preset="transport",
-            petsc_options=opts,
-            rhs_coefficients=rhs,
-            static_rhs=static,
-        )
 
     # ------------------------------------------------------------------ stepping
     def set_sources(
