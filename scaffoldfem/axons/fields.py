@@ -8,7 +8,8 @@
   cells) and the saturated log-modulus ``q = ln(E/(1 + E/E_sat))`` of
   ``GrowthFields.stiffness``, both smoothed by the Helmholtz filter of
   :mod:`scaffoldfem.fem.smoothing` over ``axons.cue_smoothing`` (re-smoothed only
-  when the input changed) with continuous nodal gradients;
+  when the input moved by more than a tolerance, solved only once a cone samples
+  them: :mod:`scaffoldfem.axons.cues`) with continuous nodal gradients;
 * the contact-guidance curvature per cell (by region) and the guidance axis.
 
 :meth:`CueFields.gather` collects the cones' cell data once per step (one gather of
@@ -26,12 +27,12 @@ import numpy as np
 
 import scaffoldfem  # noqa: F401
 from dolfinx import fem
-from mpi4py import MPI
 
 from scaffoldfem.axons import guidance as am
+from scaffoldfem.axons.cues import SmoothedCues
 from scaffoldfem.config.axons import AxonsConfig
 from scaffoldfem.fem.cells import barycentric_affine
-from scaffoldfem.fem.smoothing import HelmholtzFilter, NodalGradient, check_resolution
+from scaffoldfem.fem.smoothing import check_resolution
 from scaffoldfem.regions import CELL_TAGS, cell_tag
 
 #: Re-smooth the log-modulus when it moved by more than this anywhere (0.1 % in E).
@@ -114,52 +115,37 @@ class CueFields:
         #: Median cell size where regions meet (the smoothing length must be >= 2 of them).
         self.border_h = check_resolution(loc, region, params.cue_smoothing,
                                          "axons.cue_smoothing", "regions meet")
-        self._filters: dict[str, HelmholtzFilter] = {}
-        self._grad = NodalGradient(loc)
-        self._src: dict[str, np.ndarray] = {}
-        #: Smoothed nodal fields and their nodal gradients: "s", "q" -> (values, gradient).
-        self.smooth: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        #: The same as P1 Functions (for output).
-        self.functions: dict[str, fem.Function] = {}
+        #: The smoothed cues s~, q~ (accepted inputs, deferred solves, checkpoint state).
+        self.cues = SmoothedCues(loc, params.cue_smoothing)
         self.conc: list[np.ndarray] = []
         self.axis: tuple[str, np.ndarray] | None = None
+        self._stacked = False
+
+    @property
+    def smooth(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Smoothed nodal fields and their nodal gradients: "s", "q" -> (values, gradient)
+        (those solved: see :meth:`ensure`)."""
+        return self.cues.smooth
+
+    @property
+    def functions(self) -> dict[str, fem.Function]:
+        """The smoothed fields as P1 Functions (for output)."""
+        return self.cues.functions
 
     # -- preparation (collective) -------------------------------------------
-    def _filter(self, kind: str, key: str) -> HelmholtzFilter:
-        # One filter per cue: its solver starts from its own last output, so a small
-        # CSPG level is never solved from the log-modulus as initial guess.
-        if key + kind not in self._filters:
-            self._filters[key + kind] = HelmholtzFilter(
-                self.loc.mesh, self.p.cue_smoothing, f"axon_cue_{key}_{kind}", source=kind)
-        return self._filters[key + kind]
-
-    def _update(self, key: str, kind: str, values: np.ndarray, tol: float) -> None:
-        """Smooth ``values`` (per cell for DG0, P1 dof array) into ``self.smooth[key]``
-        unless they moved by at most ``tol`` since the last smoothing (decided together)."""
-        old = self._src.get(key + kind)
-        n = self.loc.num_owned if kind == "DG0" else len(values)
-        moved = (np.inf if old is None or old.shape != values.shape
-                 else float(np.max(np.abs(values[:n] - old[:n]), initial=0.0)))
-        if self.comm.allreduce(moved, op=MPI.MAX) <= tol and key in self.smooth:
-            return
-        self._src[key + kind] = values.copy()
-        out = self._filter(kind, key).smooth(values)
-        nodal = self.loc.nodal_values(out).copy()
-        self.smooth[key] = (nodal, self._grad(nodal))
-        self.functions[key] = out.copy()
-
     def _source(self, u: fem.Function, f, key: str) -> tuple[str, np.ndarray]:
         """Input kind and values ``f(u)`` per local cell (DG0) or per dof of the filter's
         own P1 space (P1)."""
         u.x.scatter_forward()
         if _is_dg0(u):
             return "DG0", f(self.loc.cell_values(u))
-        src = self._filter("P1", key).src
+        src = self.cues.filter("P1").src
         src.interpolate(u)
         return "P1", f(src.x.array.real.copy())
 
     def prepare(self, fields: GrowthFields | Mapping) -> None:
-        """Collective: read the fields of this solver step."""
+        """Collective: read the fields of this solver step and decide which cues are
+        re-smoothed; their solves wait for :meth:`ensure`."""
         if isinstance(fields, Mapping):
             fields = GrowthFields(**fields)
         missing = [s for s in self.species if s not in fields.concentrations]
@@ -172,22 +158,20 @@ class CueFields:
             self.conc.append(self.loc.nodal_values(u))
         if fields.cspg is not None:
             kind, vals = self._source(fields.cspg, lambda a: np.maximum(a, 0.0), "s")
-            self._update("s", kind, vals, S_TOLERANCE)
+            self.cues.offer("s", kind, vals, S_TOLERANCE)
         elif self.has_scar:
-            self._update("s", "DG0", self.scar_cells, S_TOLERANCE)
+            self.cues.offer("s", "DG0", self.scar_cells, S_TOLERANCE)
         else:
-            self.smooth.pop("s", None)
-            self.functions.pop("s", None)
+            self.cues.drop("s")
         p = self.p
         if fields.stiffness is not None and (p.cues.durotaxis > 0 or p.stiffness_half_speed > 0
                                              or p.stiffness_half_persistence > 0):
             kind, vals = self._source(
                 fields.stiffness, lambda a: am.saturated_log_modulus(a, p.durotaxis_saturation),
                 "q")
-            self._update("q", kind, vals, Q_TOLERANCE)
+            self.cues.offer("q", kind, vals, Q_TOLERANCE)
         else:
-            self.smooth.pop("q", None)
-            self.functions.pop("q", None)
+            self.cues.drop("q")
         ax = fields.guidance_axis
         if ax is not None:
             ax.x.scatter_forward()
@@ -195,7 +179,17 @@ class CueFields:
                          else ("node", self.loc.nodal_values(ax)))
         else:
             self.axis = None
-        self._stack()
+        self._stacked = False
+        if self.cues.ready:
+            self._stack()
+
+    def ensure(self, time: float = float("nan")) -> None:
+        """Collective (when a solve is pending, the same on every rank): solve the
+        cues accepted by :meth:`prepare` and make the fields ready to sample."""
+        if not self.cues.ready:
+            self.cues.solve(time)
+        if not self._stacked:
+            self._stack()
 
     # -- sampling ------------------------------------------------------------
     def _stack(self) -> None:
@@ -212,9 +206,12 @@ class CueFields:
             cols += [self.axis[1][:, k] for k in range(3)]
         self._cols = at
         self._nodal = (np.column_stack(cols) if cols else np.zeros((len(self.loc.x), 0)))
+        self._stacked = True
 
     def gather(self, cells: np.ndarray) -> Local:
         """The cones' cell data: affine map, vertex values, cellwise ∇c, κ_g, DG0 axis."""
+        if not self._stacked:
+            raise RuntimeError("CueFields.ensure() must follow prepare() before sampling")
         loc = self.loc
         aff = np.take(loc.affine, cells, axis=0)
         nodes = np.take(loc.nodes, cells, axis=0)
@@ -260,8 +257,9 @@ class CueFields:
         return self.sample(L, self.barycentric(L, x))
 
     def smoothed_functions(self) -> dict[str, fem.Function]:
-        """The smoothed fields in use as P1 Functions (for output), by name
+        """Collective: the smoothed fields in use as P1 Functions (for output), by name
         ``cspg_smoothed`` (s~) and ``log_modulus_smoothed`` (q~)."""
+        self.ensure()
         names = {"s": "cspg_smoothed", "q": "log_modulus_smoothed"}
         out = {}
         for key, u in self.functions.items():

@@ -166,6 +166,11 @@ class Motion:
     def _active(self) -> np.ndarray:
         return self._live(self.c["state"])
 
+    def _any_moving(self, t1: float) -> bool:
+        """Collective: does a cone on any rank grow before ``t1`` (the same on all)?"""
+        moving = int(np.any(self._active() & (self.c["t"] < t1)))
+        return bool(self.comm.allreduce(moving, op=MPI.MAX))
+
     def _exchange(self) -> int:
         """Collective, the one exchange of a round: cones whose walk left this rank go
         to the rank that continues it, settled live cones in a ghost cell to its
@@ -182,6 +187,7 @@ class Motion:
         out = np.column_stack([counts, np.full(comm.size, counts.sum())])
         inc = np.empty_like(out)
         comm.Alltoall(out, inc)
+        self.n_exchanges += 1
         total = int(inc[:, 1].sum())
         if total == 0:
             return 0

@@ -109,8 +109,8 @@ class Tracer(Motion, Seeding, TracerOutputs):
         self.time: float | None = None
         self.next_id = 0
         self._F: dict | None = None
-        #: Cones this rank has sent to other ranks (diagnostics).
-        self.n_migrated = 0
+        #: Cones this rank has sent to other ranks, and collective exchanges (diagnostics).
+        self.n_migrated = self.n_exchanges = 0
 
     def _cell_regions(self, ct: dmesh.MeshTags) -> np.ndarray:
         """Region tag per local cell, ghosts filled from their owners (-1 untagged)."""
@@ -244,6 +244,8 @@ class Tracer(Motion, Seeding, TracerOutputs):
         self.fields.prepare(fields)
         self._F = {"conc": self.fields.conc}
         self._record_seeds()
+        if self._any_moving(t1):  # else no cue is sampled: solves wait (die-back delay)
+            self.fields.ensure(t1)
         while True:
             self._run_local(t1)
             if self.comm.size == 1 or self._exchange() == 0:
@@ -271,8 +273,9 @@ class Tracer(Motion, Seeding, TracerOutputs):
 
     # -- checkpoint: the extra columns ride along -----------------------------------
     def get_state(self, root: int = 0) -> dict | None:
-        """Collective: :meth:`TracerOutputs.get_state` plus ``cones_extra`` (id, then
-        the extra columns), sorted by id."""
+        """Collective: :meth:`TracerOutputs.get_state`, ``cones_extra`` (id, then the extra
+        columns) sorted by id, and the cues' history (``cue_*``, :mod:`~.axons.cues`)."""
+        cues = self.fields.cues.get_state(root)
         state = super().get_state(root)
         n = len(self.c["id"])
         cols = [self.c["id"].reshape(n, 1).astype(np.float64)] + [
@@ -281,12 +284,12 @@ class Tracer(Motion, Seeding, TracerOutputs):
         if state is None:
             return None
         rows = np.vstack(rows)
-        state["cones_extra"] = rows[np.argsort(rows[:, 0], kind="stable")]
-        return state
+        return {**state, **cues, "cones_extra": rows[np.argsort(rows[:, 0], kind="stable")]}
 
     def set_state(self, state: dict | None, root: int = 0) -> None:
         """Collective: restore :meth:`get_state` output on any number of ranks."""
         super().set_state(state, root)
+        self.fields.cues.set_state(state, root)
         ex = self.comm.bcast(None if state is None else state.get("cones_extra"), root=root)
         n = len(self.c["id"])
         pos = None

@@ -10,6 +10,8 @@ Sections (``scaffoldfem bench SECTION...``):
 * ``dt`` — time-step convergence of the headline metrics (coarse mesh, dt, dt/2, dt/4).
 * ``axons`` — axon outcomes in frozen fields under mesh refinement (h, h/√2, h/2) and a
   halved arc-length step, 2000 axons with common random numbers (:mod:`scaffoldfem.bench.axons`).
+* ``tracing_run`` — the tracing phase of the medium baseline (500 axons, 8 weeks): cue
+  solves, cone steps/s and exchanges per solver step (target <= 5 s).
 * ``floor`` — every transport solve of the medium baseline (species sharing an operator
   together) against bare CG + GAMG at the same tolerance and a stored MUMPS factorisation
   on the same matrices, with iterations and balance errors; the elasticity solve
@@ -29,7 +31,7 @@ from typing import Any
 from scaffoldfem.bench import axons as bench_axon_convergence
 from scaffoldfem.bench import floor as bench_floor_module
 from scaffoldfem.bench.solver import bench_transport as _bench_transport
-from scaffoldfem.bench.tracing import bench_locate
+from scaffoldfem.bench.tracing import bench_baseline_tracing, bench_locate
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import UsageError
 from scaffoldfem.files import atomic_write_json
@@ -38,7 +40,7 @@ from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.mpi import say
 from scaffoldfem.run.loop import run_study
 
-SECTIONS = ("meshing", "transport", "tracing", "run", "dt", "axons", "floor")
+SECTIONS = ("meshing", "transport", "tracing", "run", "dt", "axons", "floor", "tracing_run")
 
 
 def bench_meshing(comm: Any) -> dict[str, Any]:
@@ -134,6 +136,14 @@ def bench_axons(comm: Any) -> dict[str, Any]:
     r = bench_axon_convergence.bench_axons(comm)
     say(comm, bench_axon_convergence.table(r))
     return bench_axon_convergence.jsonable(r)
+
+
+def bench_tracing_run(comm: Any) -> dict[str, Any]:
+    """The tracing phase of the medium baseline: cue solves, cone steps/s, exchanges
+    per solver step (:func:`scaffoldfem.bench.tracing.bench_baseline_tracing`)."""
+    r = bench_baseline_tracing(comm)
+    r["target_s"] = 5.0
+    return r
 
 
 def bench_floor(comm: Any) -> dict[str, Any]:

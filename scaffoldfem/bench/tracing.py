@@ -8,15 +8,23 @@ small random steps (a fraction of a cell), as growth cones do. For reference
 it also times DOLFINx's generic ``compute_colliding_cells`` on the same points,
 and a full :class:`~scaffoldfem.axons.tracer.Tracer` step with every cue switched on.
 
-Run ``python -m scaffoldfem.bench.tracing [--n 58] [--cones 100000] [--steps 20]``
-(also under ``mpiexec``; the rate is reported per core).
+:func:`bench_baseline_tracing` runs the default study (``medium`` mesh, 500 axons,
+8 weeks, no figures) and reports its tracing phase: wall time, split into cue
+preparation (decisions + Helmholtz solves) and the walk, growth-cone steps per
+second, exchanges per solver step and Helmholtz solves.
+
+Run ``python -m scaffoldfem.bench.tracing [--n 58] [--cones 100000] [--steps 20]
+[--baseline]`` (also under ``mpiexec``; the rate is reported per core).
 """
 
 from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
 
 import argparse
+import contextlib
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -26,10 +34,13 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from scaffoldfem.axons.fields import CueFields
 from scaffoldfem.axons.tracer import GrowthFields, Tracer
 from scaffoldfem.config.axons import AxonsConfig
+from scaffoldfem.config.study import Study
 from scaffoldfem.fem.locate import FOUND, LOST, Locator
 from scaffoldfem.regions import cell_tag
+from scaffoldfem.run.loop import run_study
 
 
 def _fields(msh):
@@ -146,6 +157,60 @@ def bench_tracer(n: int = 30, cones: int = 2000, days: float = 2.0, comm=MPI.COM
             "cone_steps_per_s": total_steps / el / comm.size}
 
 
+@contextlib.contextmanager
+def _timed_tracer(stats: dict):
+    """Time :meth:`Tracer.advance` and :meth:`CueFields.ensure` of every tracer built
+    inside (keeps the last tracer in ``stats["tracer"]``); restored on exit."""
+    advance, ensure = Tracer.advance, CueFields.ensure
+
+    def timed_advance(self, t0, t1, fields):
+        tic = time.perf_counter()
+        advance(self, t0, t1, fields)
+        stats["advance_s"] = stats.get("advance_s", 0.0) + time.perf_counter() - tic
+        stats["tracer"] = self
+
+    def timed_ensure(self, time_=float("nan")):
+        tic = time.perf_counter()
+        ensure(self, time_)
+        stats["ensure_s"] = stats.get("ensure_s", 0.0) + time.perf_counter() - tic
+
+    Tracer.advance, CueFields.ensure = timed_advance, timed_ensure
+    try:
+        yield stats
+    finally:
+        Tracer.advance, CueFields.ensure = advance, ensure
+
+
+def bench_baseline_tracing(comm=MPI.COMM_WORLD, resolution: str = "medium") -> dict:
+    """Run the default study (no figures) and report its tracing phase.
+
+    Returns:
+        ``tracing_s`` (the run's tracing phase), ``cue_solve_s`` (Helmholtz solves and
+        gradients, max over ranks), ``prepare_and_walk_s``, ``solver_steps``,
+        ``cone_steps``, ``cone_steps_per_s`` (over the tracing phase),
+        ``exchanges_per_solver_step``, ``helmholtz_solves``, ``run_wall_s``.
+    """
+    study = Study.default({"output.figures": False, "geometry.resolution": resolution})
+    tmp = comm.bcast(tempfile.mkdtemp(prefix="scaffoldfem-bench-") if comm.rank == 0 else None)
+    out = Path(tmp) / "run"
+    stats: dict = {}
+    tic = time.perf_counter()
+    with _timed_tracer(stats):
+        run_study(study, out, comm, quiet=True)
+    wall = time.perf_counter() - tic
+    tr = stats["tracer"]
+    prov = json.loads((out / "provenance.json").read_text())
+    tracing = float(prov["timing_s"]["tracing"])
+    steps = comm.allreduce(int(tr.c["k"].sum()), op=MPI.SUM)
+    ensure_s = comm.allreduce(stats.get("ensure_s", 0.0), op=MPI.MAX)
+    return {"resolution": resolution, "ranks": comm.size, "axons": study.axons.count,
+            "tracing_s": tracing, "cue_solve_s": ensure_s,
+            "prepare_and_walk_s": tracing - ensure_s, "solver_steps": tr.step,
+            "cone_steps": steps, "cone_steps_per_s": steps / tracing,
+            "exchanges_per_solver_step": tr.n_exchanges / max(tr.step, 1),
+            "helmholtz_solves": tr.fields.cues.solves(), "run_wall_s": wall, "dir": str(out)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Command-line entry: print the benchmark results as JSON on rank 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,10 +218,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cones", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--no-tracer", action="store_true", help="skip the full-tracer timing")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also run the default study on the medium mesh (minutes)")
     a = ap.parse_args(argv)
     out = {"locate_sample": bench_locate(a.n, a.cones, a.steps)}
     if not a.no_tracer:
         out["tracer"] = bench_tracer()
+    if a.baseline:
+        out["baseline"] = bench_baseline_tracing()
     if MPI.COMM_WORLD.rank == 0:
         print(json.dumps(out, indent=2))
     return out

@@ -22,13 +22,13 @@ __all__ = ["CellFields"]
 class CellFields(LocalCells):
     """:class:`LocalCells` plus reading and evaluating P1/DG0 fields on them."""
 
-    def nodal_values(self, u: fem.Function) -> np.ndarray:
-        """Values of a P1 function at the geometry nodes, shape (nodes,) or (nodes, bs).
+    def p1_perm(self, V: fem.FunctionSpace) -> np.ndarray:
+        """P1 dof of each geometry node of a P1 space ``V``: ``u.x.array[perm]`` are the
+        nodal values and ``u.x.array[perm] = nodal`` sets them.
 
         Requires the P1 dof layout to follow the cell's geometry node order
         (true for Lagrange P1 on a P1 mesh; checked once per space).
         """
-        V = u.function_space
         key = id(V)
         perms = self.__dict__.setdefault("_perms", {})
         if key not in perms:
@@ -40,8 +40,14 @@ class CellFields(LocalCells):
                 raise ValueError("P1 dof layout does not follow the geometry nodes")
             perm = np.empty(len(self.x), dtype=np.int32)
             perm[self.nodes.ravel()] = dm.ravel()
-            perms[key] = (V, perm)
-        perm = perms[key][1]
+            perms[key] = (V, perm)  # V kept alive, so its id is not reused
+        return perms[key][1]
+
+    def nodal_values(self, u: fem.Function) -> np.ndarray:
+        """Values of a P1 function at the geometry nodes, shape (nodes,) or (nodes, bs)
+        (see :meth:`p1_perm`)."""
+        V = u.function_space
+        perm = self.p1_perm(V)
         bs = V.dofmap.bs
         arr = u.x.array.real
         return arr[perm] if bs == 1 else arr.reshape(-1, bs)[perm]

@@ -22,6 +22,7 @@ from mpi4py import MPI
 from scaffoldfem.regions import facet_tag
 
 __all__ = [
+    "compile_expression",
     "compile_form",
     "create_petsc_vector",
     "facet_dofs",
@@ -48,9 +49,19 @@ def interpolation_points(V: fem.FunctionSpace) -> np.ndarray:
     return pts() if callable(pts) else pts
 
 
-def interpolate_expression(f: fem.Function, expr: ufl.core.expr.Expr) -> fem.Function:
-    """Interpolate a UFL expression into ``f`` (in place) and return ``f``."""
-    f.interpolate(fem.Expression(expr, interpolation_points(f.function_space)))
+def compile_expression(expr: ufl.core.expr.Expr, V: fem.FunctionSpace) -> fem.Expression:
+    """Compile a UFL expression once for interpolation into ``V`` (an FFCx JIT call:
+    do it at set-up, not in the time loop)."""
+    return fem.Expression(expr, interpolation_points(V))
+
+
+def interpolate_expression(f: fem.Function, expr: ufl.core.expr.Expr | fem.Expression
+                           ) -> fem.Function:
+    """Interpolate an expression into ``f`` (in place) and return ``f``; a UFL one is
+    compiled first (:func:`compile_expression` keeps it for repeated calls)."""
+    if not isinstance(expr, fem.Expression):
+        expr = compile_expression(expr, f.function_space)
+    f.interpolate(expr)
     f.x.scatter_forward()
     return f
 

@@ -71,21 +71,25 @@ class BalanceLedger:
                 wr = disc.owned_vector(r.h * v * disc.ds(facet_tag(r.name)))
                 weights.append((r.name, wr, float(r.c_ext.value)))
             self.accounts[sp.name] = _Account(sp, forms, residuals, weights)
+        # ∫α φ_i and ∫α_prev φ_i: the Functions keep their identity, only their values
+        # change, so the forms are compiled once here.
+        self._alpha_forms = (compile_form(material.alpha * v * disc.dx),
+                             compile_form(material.alpha_prev * v * disc.dx))
         self.refresh_weights()
 
     # ------------------------------------------------------------------ storage weights
     def refresh_weights(self) -> None:
         """Vectors ``∫α φ_i`` for the current and previous α."""
-        v, d = ufl.TestFunction(self.disc.V), self.disc
-        self.w_alpha = d.owned_vector(self.material.alpha * v * d.dx)
-        self.w_alpha_prev = d.owned_vector(self.material.alpha_prev * v * d.dx)
+        d = self.disc
+        self.w_alpha = d.owned_vector(self._alpha_forms[0])
+        self.w_alpha_prev = d.owned_vector(self._alpha_forms[1])
 
     def shift_weights(self, refreshed: bool) -> None:
-        """A new time level: the current weights become the old; new ones if α changed."""
+        """A new time level: the current weights become the old; new ones if α changed
+        (assembled from the form compiled at set-up: no JIT in the step)."""
         self.w_alpha_prev = self.w_alpha
         if refreshed:
-            v, d = ufl.TestFunction(self.disc.V), self.disc
-            self.w_alpha = d.owned_vector(self.material.alpha * v * d.dx)
+            self.w_alpha = self.disc.owned_vector(self._alpha_forms[0])
 
     def content(self, name: str) -> float:
         """Free content ∫αc dV in ng (``∫αc = Σ_i c_i ∫α φ_i``, the weights vector)."""

@@ -137,8 +137,8 @@ class CSPG:
     def state(self) -> ModelState:
         out = self.chabc.state()
         if self.s is not None:
-            out.cells["cspg"] = self.cells().copy()
-            out.cells["cspg_cue"] = self.disc.cells_of(self.cue).copy()
+            out.cells["cspg"] = self.cells()  # cells_of: a new array
+            out.cells["cspg_cue"] = self.disc.cells_of(self.cue)
         return out
 
     def restore(self, state: ModelState) -> None:

@@ -46,6 +46,9 @@ class Discretisation:
         self.Q = fem.functionspace(mesh, ("DG", 0))
         self.n_owned_dofs = self.V.dofmap.index_map.size_local
         self.qdof = self.Q.dofmap.list[:, 0]  # cell -> DG0 dof
+        # DOLFINx numbers DG0 dofs by cell; when it does, whole-array copies replace
+        # the gathers and scatters through ``qdof`` (a step sets and reads ~20 of them).
+        self._q_identity = bool(np.array_equal(self.qdof, np.arange(len(self.qdof))))
         self.dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell_tags)
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
         self.dS = ufl.Measure("dS", domain=mesh, subdomain_data=facet_tags)
@@ -72,11 +75,16 @@ class Discretisation:
 
     def set_cells(self, f: fem.Function, values: np.ndarray | float) -> None:
         """Set a DG0 function from per-cell values (owned and ghost cells)."""
-        f.x.array[self.qdof] = values
-        f.x.scatter_forward()
+        if self._q_identity:
+            f.x.array[: self.n_cells] = values
+        else:
+            f.x.array[self.qdof] = values
+        f.x.scatter_forward()  # ghosts take their owners' values, whatever was passed
 
     def cells_of(self, f: fem.Function) -> np.ndarray:
-        """Per-cell values of a DG0 function."""
+        """Per-cell values of a DG0 function (a new array, never a view)."""
+        if self._q_identity:
+            return f.x.array[: self.n_cells].copy()
         return f.x.array[self.qdof]
 
     def _cell_volumes(self) -> np.ndarray:

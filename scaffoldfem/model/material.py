@@ -20,7 +20,7 @@ from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.physics import ScaffoldConfig, TissueConfig
-from scaffoldfem.fem.compat import integrate
+from scaffoldfem.fem.compat import compile_form, integrate
 from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.state import ModelState
 from scaffoldfem.physics import degradation as deg
@@ -80,6 +80,8 @@ class Material:
         self.fill: np.ndarray | None = None
         self.fill_used: np.ndarray | None = None
         self._size_factors: dict[float, fem.Function] = {}  # by molecular tortuosity
+        # ∫_scaffold f per output field f, compiled once (an output must not JIT a form).
+        self._scaffold_forms: dict[int, tuple[fem.Function, fem.Form]] = {}
         nu = np.full(disc.n_cells, scaffold.poisson)
         for name, region in self._host_regions(with_cavity=True).items():
             nu[disc.region == cell_tag(name)] = region.poisson
@@ -240,10 +242,15 @@ class Material:
         return num / den if den > 0 else float("nan")
 
     def scaffold_mean(self, f: fem.Function) -> float:
-        """Mean of ``f`` over the scaffold (NaN without one)."""
+        """Mean of ``f`` over the scaffold (NaN without one); the form of each ``f`` is
+        compiled at its first call only."""
         d = self.disc
         vol = d.volumes["scaffold"]
-        return integrate(f * d.dx(cell_tag("scaffold")), d.comm) / vol if vol else float("nan")
+        if not vol:
+            return float("nan")
+        if id(f) not in self._scaffold_forms:  # f is kept with its form: the id stays its own
+            self._scaffold_forms[id(f)] = (f, compile_form(f * d.dx(cell_tag("scaffold"))))
+        return integrate(self._scaffold_forms[id(f)][1], d.comm) / vol
 
     # ------------------------------------------------------------------ part protocol
     def fields(self) -> dict[str, fem.Function]:
@@ -255,7 +262,7 @@ class Material:
             cells={
                 "w": self.w.copy(),
                 "phi_used": self.phi_used.copy(),
-                "alpha_prev": self.disc.cells_of(self.alpha_prev).copy(),
+                "alpha_prev": self.disc.cells_of(self.alpha_prev),  # a new array
                 **({} if self.fill_used is None else {"fill_used": self.fill_used.copy()}),
             },
         )

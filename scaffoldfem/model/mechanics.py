@@ -23,7 +23,7 @@ from mpi4py import MPI
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.physics import MechanicsConfig
 from scaffoldfem.fem.ball_average import BallAverage
-from scaffoldfem.fem.compat import compile_form, interpolate_expression
+from scaffoldfem.fem.compat import compile_expression, compile_form, interpolate_expression
 from scaffoldfem.fem.solver import LinearSolver
 from scaffoldfem.model.discretisation import Discretisation
 from scaffoldfem.model.material import Material
@@ -114,8 +114,11 @@ class Mechanics:
     def _derived_forms(self) -> None:
         d = self.disc
         E, nu = self.material.E, self.material.nu
-        self._vm_expr = mech.von_mises(mech.sigma(self.u, E, nu))
-        self._ev_expr = mech.volumetric_strain(self.u)
+        # Compiled once: an Expression is an FFCx JIT call (not one per solve).
+        self._vm_expr = compile_expression(mech.von_mises(mech.sigma(self.u, E, nu)),
+                                           self.von_mises.function_space)
+        self._ev_expr = compile_expression(mech.volumetric_strain(self.u),
+                                           self.eps_vol.function_space)
         # Jump per interface facet: with CR test functions (∫_F φ_j = δ_ij |F|) the
         # vector ∫ [n·εn]² avg(φ_i) dS over the facets is |F_i| [n·εn]²_i (the two
         # cells' values for P1; the facet RMS of the traces' jump for P2).

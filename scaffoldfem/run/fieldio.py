@@ -60,8 +60,11 @@ class FieldOutput:
             if not funcs:
                 continue
             if dolfinx.has_adios2:
+                # The mesh never moves (the displacement is a field): written once, not
+                # at every output.
                 self.writers.append(
-                    dolfinx.io.VTXWriter(self.comm, self.dir / f"{name}.bp", funcs, engine="BP4")
+                    dolfinx.io.VTXWriter(self.comm, self.dir / f"{name}.bp", funcs, engine="BP4",
+                                         mesh_policy=dolfinx.io.VTXMeshPolicy.reuse)
                 )
             else:  # XDMF fallback (P1 / DG0 only)
                 xf = dolfinx.io.XDMFFile(self.comm, self.dir / f"{name}.xdmf", "w")

@@ -257,7 +257,7 @@ class RunWriter:
         extra = oc.timeseries(times).drop(columns="t_day").to_dict("records")
         for row, more in zip(self.tables.rows, extra, strict=True):
             row.update(more)
-        self.tables.write()
+        self.tables.write(changed=True)  # rows changed in place: format them all again
         atomic_write_bytes(self.out / "axons_crossing.csv", csv_bytes(oc.crossing_table(times)))
         for line in oc.warnings():
             self.log(line)

@@ -206,42 +206,54 @@ def render_growth(slices: Sequence[tuple[float, object]], axons: Axons | None,
     plot_w = w - left - right
     plot_h = plot_w * (yh - yl) / (zh - zl)
     h = top + plot_h + below + foot
+    # One figure for every frame: only the slice, the axons and two texts change. A
+    # new figure per frame spent most of the animation building axes and ticks again;
+    # the pixels are the same (same artists, order and limits).
+    fig = plt.figure(figsize=(w, h), dpi=dpi, facecolor="white")
+    ax = fig.add_axes((left / w, (below + foot) / h, plot_w / w, plot_h / h))
+    if lesion is not None:
+        for z in lesion:
+            ax.axvline(z, color="#1a1a1a", ls=(0, (4, 3)), lw=0.8, zorder=4)
+    ax.set_xlabel("z, rostral → caudal (mm)", labelpad=2)
+    ax.set_ylabel("y, dorsal (mm)")
+    title = fig.text(left / w, 1 - 0.12 / h, "", fontsize=12, va="top")
+    counts_text = (fig.text(1 - right / w, 1 - 0.14 / h, "", fontsize=9, va="top", ha="right",
+                            color="#333333") if axons is not None else None)
+    cax = None
+    legend_due = axons is not None and axons.count
     frames = []
     for t, poly in slices:
         sl = slice_2d(poly, scale.name, "x")
-        fig = plt.figure(figsize=(w, h), dpi=dpi, facecolor="white")
-        ax = fig.add_axes((left / w, (below + foot) / h, plot_w / w, plot_h / h))
+        before = list(ax.collections)
         m = _draw_slice(ax, sl, scale)
         states = np.zeros(0, dtype=np.int64)
         if axons is not None and axons.count:
             paths, states = axons.grown_until(t)
             _draw_axon_paths(ax, paths, states)
-        if lesion is not None:
-            for z in lesion:
-                ax.axvline(z, color="#1a1a1a", ls=(0, (4, 3)), lw=0.8, zorder=4)
         ax.set_xlim(zl, zh)
         ax.set_ylim(yl, yh)
-        ax.set_xlabel("z, rostral → caudal (mm)", labelpad=2)
-        ax.set_ylabel("y, dorsal (mm)")
-        fig.text(left / w, 1 - 0.12 / h, f"Day {t:.1f}: {scale.name} on the mid-sagittal plane",
-                 fontsize=12, va="top")
-        if axons is not None:
+        title.set_text(f"Day {t:.1f}: {scale.name} on the mid-sagittal plane")
+        if counts_text is not None:
             counts = ", ".join(f"{int(np.sum(states == k))} {name}"
                                for k, name in enumerate(STATE_NAMES))
-            fig.text(1 - right / w, 1 - 0.14 / h, f"axons ({axons.count} seeded): {counts}",
-                     fontsize=9, va="top", ha="right", color="#333333")
-        if m is not None:
+            counts_text.set_text(f"axons ({axons.count} seeded): {counts}")
+        if m is not None and cax is None:
             cax = fig.add_axes((left / w, 0.25 / h, 0.35 * plot_w / w, 0.13 / h))
             colourbar(fig, m, scale, cax=cax, orientation="horizontal")
-        if axons is not None and axons.count:
+        if cax is not None:
+            cax.set_visible(m is not None)
+        if legend_due:
             fig.legend(handles=_state_legend_handles(range(len(STATE_NAMES)), marker=False),
                        loc="center right", bbox_to_anchor=(1 - right / w, 0.33 / h), ncols=4,
                        fontsize=9, frameon=False,
                        title="axons projected on the plane, by outcome so far",
                        title_fontsize=9)
+            legend_due = False
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        plt.close(fig)
+        for c in [c for c in ax.collections if c not in before]:  # this frame's slice, axons
+            c.remove()
+    plt.close(fig)
     gif.parent.mkdir(parents=True, exist_ok=True)
     durations = [1000.0 / fps] * len(frames)
     durations[-1] = 2500.0  # hold the last frame
