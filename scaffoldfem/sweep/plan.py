@@ -70,6 +70,11 @@ class SweepFile(Section):
     sample: Sample | None = None
     # The two parameters the heatmaps use (x, y); default: the first two varied.
     plot: list[str] = Field(default_factory=list, max_length=2)
+    # The question the sweep answers (studies/questions/), in the reader's words.
+    question: str = ""
+    # The results.csv columns it compares, headline first (e.g.
+    # "axons.crossing_fraction"); each must carry its uncertainty where it has one.
+    outcomes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +144,9 @@ class SweepPlan:
     #: Heatmap axes (x, y) or one key for line plots.
     plot: list[str] = field(default_factory=list)
     source: str = ""
+    #: The question it answers and the results.csv columns it compares.
+    question: str = ""
+    outcomes: list[str] = field(default_factory=list)
 
     def digest(self) -> str:
         """Hash of all case ids and studies (detects an edited sweep on resume)."""
@@ -255,7 +263,8 @@ def load_sweep(path: str | Path) -> SweepPlan:
                           *errors])
     plot = sweep.plot or [p for p in parameters if _is_numeric_param(cases, p)][:2]
     return SweepPlan(name=name, path=path.resolve(), base=base_path,
-                     cases=cases, parameters=parameters, plot=plot, source=path.read_text())
+                     cases=cases, parameters=parameters, plot=plot, source=path.read_text(),
+                     question=sweep.question, outcomes=list(sweep.outcomes))
 
 
 def _count_cases(sweep: SweepFile) -> int:
