@@ -1,4 +1,4 @@
-"""Command line: ``scaffoldfem {check,init,mesh,run,sweep,bench,plot}``.
+"""Command line: ``scaffoldfem {check,init,mesh,run,sweep,bench,plot,report}``.
 
 A thin layer over :mod:`scaffoldfem.api` (``run``, ``sweep``, ``plot``) and the
 stage commands (``mesh``, ``bench``). Those are imported inside their command
@@ -157,6 +157,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from scaffoldfem.viz.report_page import report_kind, write_report  # lazy: matplotlib
+
+    comm = MPI.COMM_WORLD
+    # Rank 0 checks and writes; every rank raises the same error if it cannot (a
+    # directory that is neither a run nor a sweep: RunDirError, exit 2).
+    kind, path = on_rank0(comm, lambda: (report_kind(args.dir), write_report(args.dir)))
+    say(comm, f"wrote {path} (report of the {kind}; one self-contained file)")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.out is None and not args.slurm:
         raise UsageError("--out DIR is required (or --slurm to write a batch script)")
@@ -237,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="redraw the figures of a run or sweep directory")
     p.add_argument("dir", type=Path)
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="write DIR/report.html: one self-contained page of a "
+                       "run or sweep directory")
+    p.add_argument("dir", type=Path, help="run or sweep directory")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Running studies and sweeps from Python; the CLI's ``run``, ``sweep`` and ``plot``.
 
-This is the layer that draws: it hands :func:`scaffoldfem.viz.plots.plot_run` to
+This is the layer that draws (and writes the report page, ``report.html``, once a
+run or sweep is done): it hands :func:`scaffoldfem.viz.plots.plot_run` to
 the run (``on_done``) and to every case of a sweep, and
 :func:`scaffoldfem.viz.sweep_plots.plot_sweep` to the sweep, so that neither
 ``run`` nor ``sweep`` imports the pictures.
@@ -20,6 +21,7 @@ from scaffoldfem.run.loop import run_study
 from scaffoldfem.sweep.coordinator import Runner
 from scaffoldfem.sweep.runner import SweepSummary, load_sweep_mpi, run_sweep, write_slurm
 from scaffoldfem.viz.plots import plot_run
+from scaffoldfem.viz.report_page import report_after
 from scaffoldfem.viz.sweep_plots import plot_sweep
 
 
@@ -60,6 +62,8 @@ def run(study: Study | str | Path, out: str | Path, comm: Any = None, *, resume:
                      on_done=plot_run if figures else None)
     if code != 0:  # run_study raises on failure; a code is a broken contract
         raise InternalError(f"run of {out} returned exit code {code}")
+    if comm.rank == 0:
+        report_after(out)  # after DONE: the page reports the finished run (never raises)
     return Results(out)
 
 
@@ -94,10 +98,13 @@ def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_pe
     """
     comm = _comm(comm)
     plan = load_sweep_mpi(comm, Path(sweep_file))
-    return run_sweep(plan, Path(out), comm, ranks_per_case=ranks_per_case, runner=runner,
-                     overwrite=overwrite, collect_only=collect_only, quiet=quiet,
-                     on_case_done=plot_run if figures else None,
-                     on_done=plot_sweep if figures else None)
+    summary = run_sweep(plan, Path(out), comm, ranks_per_case=ranks_per_case, runner=runner,
+                        overwrite=overwrite, collect_only=collect_only, quiet=quiet,
+                        on_case_done=plot_run if figures else None,
+                        on_done=plot_sweep if figures else None)
+    if comm.rank == 0:
+        report_after(Path(out))  # the sweep's page (never raises)
+    return summary
 
 
 def slurm_scripts(sweep_file: str | Path, out: str | Path | None = None, comm: Any = None, *,

@@ -2,7 +2,9 @@
 
 World rank 0 is the one writer: :class:`ResultsWriter` rewrites ``results.csv`` and
 ``results.parquet`` through a temporary file and a rename after every case, keyed
-by case id, so a rerun replaces a row rather than adding one.
+by case id, so a rerun replaces a row rather than adding one. Once every case of a
+Saltelli sweep has a row it also writes ``sensitivity.csv``, the Sobol' indices of
+the headline metrics (:mod:`scaffoldfem.sweep.sensitivity`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 
 from scaffoldfem.files import atomic_write_bytes, atomic_write_text
 from scaffoldfem.sweep.plan import SweepPlan, parameter_column, parameter_value
+from scaffoldfem.sweep.sensitivity import write_sensitivity
 
 #: Headline metrics: always a column (NaN when the run did not write them).
 HEADLINE = (
@@ -144,9 +147,21 @@ class ResultsWriter:
         return df
 
     def write(self) -> None:
-        """Rewrite results.csv and results.parquet via temporary files and renames."""
+        """Rewrite results.csv and results.parquet via temporary files and renames;
+        then, when every case has a row, the sensitivity indices."""
         df = self.frame()
         atomic_write_text(self.out / "results.csv", df.to_csv(index=False))
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
         atomic_write_bytes(self.out / "results.parquet", buf.getvalue())
+        if self.plan.cases and all(c.id in self.rows for c in self.plan.cases):
+            self.write_sensitivity(df)
+
+    def write_sensitivity(self, df: pd.DataFrame) -> None:
+        """``sensitivity.csv`` of a Saltelli sweep (nothing for other designs); a failure
+        is a warning: the indices must never cost the sweep its results table."""
+        try:
+            write_sensitivity(self.out, df)
+        except Exception as err:  # SALib missing, a degenerate table, a full disk, ...
+            print(f"warning: sensitivity.csv not written: {type(err).__name__}: {err}",
+                  flush=True)

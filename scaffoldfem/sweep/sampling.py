@@ -1,9 +1,15 @@
-"""Sampled sweep dimensions: ``[sample]`` of a sweep file (Latin hypercube, Sobol').
+"""Sampled sweep dimensions: ``[sample]`` of a sweep file (Latin hypercube, Sobol', Saltelli).
 
 Each ``[sample.ranges]`` entry is a :class:`Range`, ``low``..``high`` as plain
 numbers or as strings with a unit (``{ low = "1 kPa", high = "1 MPa", log = true }``);
 :meth:`Sample.points` draws reproducible points in the unit cube that
 :meth:`Range.values` maps to study values.
+
+``method = "saltelli"`` is the design Sobol' sensitivity indices need
+(:mod:`scaffoldfem.sweep.sensitivity`): not a plain Sobol' sequence but Saltelli's
+scheme of two scrambled Sobol' matrices A, B and the d matrices with column i of A
+taken from B, N rows each (SALib's ``sample.sobol``, first and total order only).
+``n`` is still the number of cases, so it must be N·(d + 2) with N a power of 2.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ class Range(Section):
 class Sample(Section):
     """A space-filling sample of ranges (scipy.stats.qmc)."""
 
-    method: Literal["lhs", "sobol"] = "lhs"
+    method: Literal["lhs", "sobol", "saltelli"] = "lhs"
     n: int = Field(gt=0)
     seed: int = 0
     ranges: dict[str, Range] = Field(min_length=1)
@@ -117,7 +123,20 @@ class Sample(Section):
         if self.method == "sobol" and self.n & (self.n - 1):
             raise ValueError(f"sobol needs n a power of 2 to keep its balance properties "
                              f"(got {self.n}); use 2^m or method = 'lhs'")
+        if self.method == "saltelli":
+            k = len(self.ranges) + 2
+            base = self.n // k
+            if self.n % k or base < 2 or base & (base - 1):
+                good = ", ".join(str(k * 2**m) for m in range(1, 6))
+                raise ValueError(f"saltelli with {len(self.ranges)} ranges needs n = N*(d+2) = "
+                                 f"{k}*N cases with N >= 2 a power of 2 (got {self.n}; e.g. "
+                                 f"{good})")
         return self
+
+    @property
+    def base_n(self) -> int:
+        """Saltelli's N, the rows of each of its matrices (``n`` for the other methods)."""
+        return self.n // (len(self.ranges) + 2) if self.method == "saltelli" else self.n
 
     def points(self) -> np.ndarray:
         """(n, d) points in the unit cube, reproducible from ``seed``."""
@@ -125,4 +144,23 @@ class Sample(Section):
         rng = np.random.default_rng(self.seed)
         if self.method == "lhs":
             return qmc.LatinHypercube(d=d, rng=rng).random(self.n)
+        if self.method == "saltelli":
+            return saltelli_points(d, self.base_n, self.seed)
         return qmc.Sobol(d=d, scramble=True, rng=rng).random_base2(int(math.log2(self.n)))
+
+
+def unit_problem(names: list[str]) -> dict[str, Any]:
+    """SALib's problem for ``names`` on the unit cube (:meth:`Range.values` maps it)."""
+    return {"num_vars": len(names), "names": list(names), "bounds": [[0.0, 1.0]] * len(names)}
+
+
+def saltelli_points(d: int, base_n: int, seed: int) -> np.ndarray:
+    """Saltelli's design for first- and total-order indices, (base_n·(d + 2), d) in [0, 1]^d.
+
+    The row order (A, the d AB matrices, B per block of d + 2 rows) is the one
+    ``SALib.analyze.sobol.analyze(..., calc_second_order=False)`` expects.
+    """
+    from SALib.sample import sobol as salib_sobol  # imported here: only saltelli sweeps need it
+
+    return salib_sobol.sample(unit_problem([f"x{i}" for i in range(d)]), base_n,
+                              calc_second_order=False, scramble=True, seed=seed)
