@@ -1,4 +1,4 @@
-"""Shared fixtures: MPI teardown discipline and a clean CLI runner."""
+"""Shared fixtures: MPI teardown discipline, a leak guard and a clean CLI runner."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import gc
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (orders MPI before dolfinx)
+from scaffoldfem.fem.compat import uncache_singledispatchmethods
 
 ROOT = Path(__file__).resolve().parents[1]
+
+uncache_singledispatchmethods()
 
 
 def pytest_configure(config):
@@ -24,11 +28,36 @@ def pytest_configure(config):
         sys.stdout = open(os.devnull, "w")
 
 
+def free_context_ids(comm: MPI.Comm = MPI.COMM_WORLD, cap: int = 4096) -> int:
+    """Collective: how many more communicators ``comm`` can be duplicated into (the
+    fewest over the ranks); MPICH has ~2048 context ids per process."""
+    dups = []
+    try:
+        while len(dups) < cap:
+            dups.append(comm.Dup())
+    except MPI.Exception:
+        pass
+    n = len(dups)
+    for d in dups:
+        d.Free()
+    return comm.allreduce(n, op=MPI.MIN)
+
+
 @pytest.fixture(autouse=True)
-def _mpi_teardown():
+def _mpi_teardown(request):
+    t0 = time.perf_counter()
     yield
+    uncache_singledispatchmethods()  # modules a test imported late (ffcx formatters)
     gc.collect()  # PETSc objects must be destroyed collectively
     MPI.COMM_WORLD.barrier()
+    # Opt-in leak log: SCAFFOLDFEM_TEST_CONTEXTS=FILE appends "free ids, seconds, test"
+    # per test (the seconds from the test's start to the end of its teardown).
+    log = os.environ.get("SCAFFOLDFEM_TEST_CONTEXTS")
+    if log:
+        n = free_context_ids()
+        if MPI.COMM_WORLD.rank == 0:
+            with open(log, "a") as f:
+                print(n, f"{time.perf_counter() - t0:.1f}", request.node.nodeid, file=f)
 
 
 @pytest.fixture

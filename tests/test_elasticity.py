@@ -29,6 +29,17 @@ from scaffoldfem.physics.mechanics import (
 )
 
 
+def _free(solver: LinearSolver) -> None:
+    """Destroy the solver's PETSc objects now, collectively: left to the garbage
+    collector on a parallel communicator, petsc4py defers their destruction to a
+    cleanup on that (by then freed) communicator, which never comes, and each
+    solver kept ~14 MPI context ids (tests/conftest.py). Its near-nullspace too:
+    ``LinearSolver.destroy`` leaves it."""
+    solver.destroy()
+    if solver._nullspace is not None:
+        solver._nullspace.destroy()
+
+
 def _bar(length: float, nz: int, E, nu: float, stretch: float, degree: int = 1):
     msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 1, length]], [3, 3, nz])
     V = fem.functionspace(msh, ("Lagrange", degree, (3,)))
@@ -66,6 +77,7 @@ def test_uniaxial_stress_is_E_times_strain():
     assert comm.allreduce(np.abs(vm - E * eps).max(), op=MPI.MAX) < 0.01 * E * eps
     assert comm.allreduce(np.abs(ev - (1 - 2 * nu) * eps).max(), op=MPI.MAX) < 1e-3 * eps
     assert 0 < solver.iterations < 100
+    _free(solver)
 
 
 def test_two_materials_in_series():
@@ -75,7 +87,8 @@ def test_two_materials_in_series():
     def E(x):
         return ufl.conditional(ufl.lt(x[2], length / 2), E1, E2)
 
-    msh, u, _, _ = _bar(length, 40, E, nu, eps)
+    msh, u, _, solver = _bar(length, 40, E, nu, eps)
+    _free(solver)
     x = ufl.SpatialCoordinate(msh)
     # Mean axial strain away from the interface and the ends (Saint-Venant).
     w1 = ufl.conditional(ufl.And(ufl.gt(x[2], 1.0), ufl.lt(x[2], 4.0)), 1.0, 0.0)
@@ -104,8 +117,11 @@ def _mms_error(n: int, degree: int, nu: float = 0.3) -> float:
     msh.topology.create_connectivity(2, 3)
     dofs = fem.locate_dofs_topological(V, 2, mesh.exterior_facet_indices(msh.topology))
     u = fem.Function(V)
-    LinearSolver(a, L, u, [fem.dirichletbc(g, dofs)], field="mms_elastic", preset="elasticity",
-                 near_nullspace=True, petsc_options={"ksp_rtol": 1e-12}).solve(0.0)
+    solver = LinearSolver(a, L, u, [fem.dirichletbc(g, dofs)], field="mms_elastic",
+                          preset="elasticity", near_nullspace=True,
+                          petsc_options={"ksp_rtol": 1e-12})
+    solver.solve(0.0)
+    _free(solver)
     dxq = ufl.dx(domain=msh, metadata={"quadrature_degree": 2 * degree + 4})
     return math.sqrt(integrate(ufl.inner(u - u_ex, u - u_ex) * dxq))
 
@@ -136,3 +152,6 @@ def test_rigid_body_modes_are_orthonormal_nullspace():
     A.assemble()
     assert ns.test(A)
     A.destroy()
+    for v in vecs:
+        v.destroy()
+    ns.destroy()

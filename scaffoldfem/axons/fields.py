@@ -256,6 +256,10 @@ class CueFields:
         L = self.gather(cells)
         return self.sample(L, self.barycentric(L, x))
 
+    def destroy(self) -> None:
+        """Free the smoothing filters (collective)."""
+        self.cues.destroy()
+
     def smoothed_functions(self) -> dict[str, fem.Function]:
         """Collective: the smoothed fields in use as P1 Functions (for output), by name
         ``cspg_smoothed`` (s~) and ``log_modulus_smoothed`` (q~)."""

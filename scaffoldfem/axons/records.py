@@ -69,6 +69,11 @@ def ncols() -> int:
 
 
 
+#: Flags of the ``graft`` column: has been in the implant; then reached host tissue
+#: beyond the far lesion face.
+GRAFT_ENTERED, GRAFT_LEFT_FAR = 1, 2
+
+
 class TracerOutputs:
     """Outputs and checkpointing of a :class:`~scaffoldfem.axons.tracer.Tracer` (mixin)."""
 
@@ -269,3 +274,20 @@ class TracerOutputs:
         ok = self.c["cell"] >= 0
         self.c["gcell"][ok] = self.loc.global_cell[self.c["cell"][ok]]
         self.records = [np.asarray(state["records"])] if self.comm.rank == root else []
+
+    def graft_metrics(self) -> dict[str, int]:
+        """Collective: ``graft_entered`` (axons that grew into the implant),
+        ``graft_left_far`` (of those, reached host beyond the far lesion face) and
+        ``graft_trapped`` (entered, not crossed, now between the lesion faces): the
+        behaviour of axons drawn into a factor-loaded graft that do not leave it
+        (Taylor et al. 2006 J Neurosci 26:9713)."""
+        c = self.c
+        ent = (c["graft"] & GRAFT_ENTERED) > 0
+        far = (c["graft"] & GRAFT_LEFT_FAR) > 0
+        z = c["x"][:, 2]
+        inside = (z >= self.lesion_z[0]) & (z <= self.lesion_z[1])
+        local = np.array([ent.sum(), far.sum(), (ent & (c["crossed"] == 0) & inside).sum()])
+        tot = np.zeros_like(local)
+        self.comm.Allreduce(local, tot)
+        return {"graft_entered": int(tot[0]), "graft_left_far": int(tot[1]),
+                "graft_trapped": int(tot[2])}

@@ -41,7 +41,7 @@ from scaffoldfem.axons import records as st
 from scaffoldfem.axons.fields import CueFields, GrowthFields, Local, Sample
 from scaffoldfem.axons.motion import MAX_SLIDES, Motion
 from scaffoldfem.axons.records import (
-    CROSSED, EXITED, GROWING, STALLED, STATE_NAMES, TracerOutputs)
+    CROSSED, EXITED, GRAFT_ENTERED, GRAFT_LEFT_FAR, GROWING, STALLED, STATE_NAMES, TracerOutputs)
 from scaffoldfem.axons.seeding import Seeding
 from scaffoldfem.config.axons import AxonsConfig
 from scaffoldfem.fem.locate import Locator
@@ -49,9 +49,6 @@ from scaffoldfem.regions import IMPLANT_REGIONS, cell_tag
 
 __all__ = ["CROSSED", "EXITED", "GROWING", "STALLED", "STATE_NAMES", "GrowthFields", "Tracer"]
 
-#: Flags of the ``graft`` column: has been in the implant; then reached host tissue
-#: beyond the far lesion face.
-GRAFT_ENTERED, GRAFT_LEFT_FAR = 1, 2
 
 
 class Tracer(Motion, Seeding, TracerOutputs):
@@ -253,23 +250,9 @@ class Tracer(Motion, Seeding, TracerOutputs):
         self.step += 1
         self.time = float(t1)
 
-    # -- graft behaviour ---------------------------------------------------------
-    def graft_metrics(self) -> dict[str, int]:
-        """Collective: ``graft_entered`` (axons that grew into the implant),
-        ``graft_left_far`` (of those, reached host beyond the far lesion face) and
-        ``graft_trapped`` (entered, not crossed, now between the lesion faces): the
-        behaviour of axons drawn into a factor-loaded graft that do not leave it
-        (Taylor et al. 2006 J Neurosci 26:9713)."""
-        c = self.c
-        ent = (c["graft"] & GRAFT_ENTERED) > 0
-        far = (c["graft"] & GRAFT_LEFT_FAR) > 0
-        z = c["x"][:, 2]
-        inside = (z >= self.lesion_z[0]) & (z <= self.lesion_z[1])
-        local = np.array([ent.sum(), far.sum(), (ent & (c["crossed"] == 0) & inside).sum()])
-        tot = np.zeros_like(local)
-        self.comm.Allreduce(local, tot)
-        return {"graft_entered": int(tot[0]), "graft_left_far": int(tot[1]),
-                "graft_trapped": int(tot[2])}
+    def destroy(self) -> None:
+        """Free the cue filters' PETSc objects now (collective), not at collection."""
+        self.fields.destroy()
 
     # -- checkpoint: the extra columns ride along -----------------------------------
     def get_state(self, root: int = 0) -> dict | None:

@@ -6,15 +6,21 @@ location has changed between releases (``create_vector`` took a form before
 ``meshtags`` wants sorted, unique indices; the geometry dofmap became
 ``dofmaps(0)``). Other modules call these wrappers instead of DOLFINx directly,
 so a DOLFINx upgrade is a change to this file only. Point evaluation is in
-:mod:`scaffoldfem.fem.sampling`.
+:mod:`scaffoldfem.fem.sampling`. It also switches off a Python 3.13.0/3.13.1 cache
+that keeps UFL forms, and so meshes and MPI communicators, alive
+(:func:`uncache_singledispatchmethods`).
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import ufl
+import ufl.algorithms.apply_coefficient_split
+import ufl.algorithms.apply_derivatives
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
@@ -33,7 +39,44 @@ __all__ = [
     "interpolation_points",
     "owned_size",
     "tag_facets",
+    "uncache_singledispatchmethods",
 ]
+
+#: Modules already searched by :func:`uncache_singledispatchmethods`.
+_SEARCHED: set[str] = set()
+
+
+def uncache_singledispatchmethods(prefixes: tuple[str, ...] = ("ufl", "ffcx")) -> int:
+    """Switch off the per-instance cache of every ``functools.singledispatchmethod`` of
+    the loaded modules named ``prefixes`` (modules not searched before); returns how
+    many were switched off.
+
+    Python 3.13.0/3.13.1 cache the bound method in a WeakKeyDictionary whose value (a
+    closure over the instance) keeps its key alive (CPython gh-127750; the cache is
+    gone in 3.13.2). UFL's derivative and coefficient-split traversers use such
+    methods, so every ``ufl.derivative`` (the right-hand-side split of
+    :class:`~scaffoldfem.fem.solver.LinearSolver`, a Newton Jacobian) kept its form,
+    its mesh and the ~8 communicators the mesh duplicates alive: a long process (a
+    sweep in one process, the 2-rank test suite) ran out of MPICH's ~2048 context ids.
+    ``_method_cache = None`` is the descriptor's own "no cache" state.
+    """
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if name in _SEARCHED or not name.startswith(prefixes) or module is None:
+            continue
+        _SEARCHED.add(name)
+        for obj in list(vars(module).values()):
+            if not isinstance(obj, type):
+                continue
+            for attr in vars(obj).values():
+                if (isinstance(attr, functools.singledispatchmethod)
+                        and getattr(attr, "_method_cache", None) is not None):
+                    attr._method_cache = None
+                    count += 1
+    return count
+
+
+uncache_singledispatchmethods()
 
 
 def create_petsc_vector(V: fem.FunctionSpace):
@@ -68,7 +111,11 @@ def interpolate_expression(f: fem.Function, expr: ufl.core.expr.Expr | fem.Expre
 
 def compile_form(form: ufl.Form | fem.Form, **kwargs) -> fem.Form:
     """Compile a UFL form once (pass through an already compiled one)."""
-    return form if isinstance(form, fem.Form) else fem.form(form, **kwargs)
+    if isinstance(form, fem.Form):
+        return form
+    compiled = fem.form(form, **kwargs)
+    uncache_singledispatchmethods()  # FFCx modules loaded by the first compilation
+    return compiled
 
 
 def integrate(form: ufl.Form | fem.Form, comm: MPI.Comm | None = None) -> float:

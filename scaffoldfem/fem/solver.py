@@ -115,6 +115,7 @@ class LinearSolver:
         self.conserve = (self.preset == "transport") if conserve is None else conserve
         self.A = fpetsc.create_matrix(self.a)
         self.A.setOptionsPrefix(f"{self.prefix}A_")
+        self._own_nullspace = near_nullspace is True  # built here: destroyed here
         if near_nullspace is True:
             near_nullspace = rigid_body_modes(u.function_space)
         if near_nullspace:
@@ -292,7 +293,8 @@ class LinearSolver:
     def destroy(self) -> None:
         """Free the PETSc objects (collective)."""
         self._opts.clear()
-        for obj in (self.ksp, self.A, self.b, self._z, self._r,
+        own = [self._nullspace] if self._own_nullspace else []
+        for obj in (self.ksp, self.A, self.b, self._z, self._r, *own,
                     *(B for _, B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()

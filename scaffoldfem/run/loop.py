@@ -76,10 +76,14 @@ def run_study(
         # run, SystemExit(143) after a signal.
         with CoupledModel(study, mesh, cell_tags, facet_tags) as model:
             tracer = _tracer(study, mesh, cell_tags)
-            timing["setup"] = time.perf_counter() - tic
-            writer.attach(model, tracer, timing)
-            dt = _time_loop(study, model, tracer, writer, timing, state.resume)
-            writer.finish(dt, on_done)
+            try:
+                timing["setup"] = time.perf_counter() - tic
+                writer.attach(model, tracer, timing)
+                dt = _time_loop(study, model, tracer, writer, timing, state.resume)
+                writer.finish(dt, on_done)
+            finally:
+                if tracer is not None:
+                    tracer.destroy()  # its cue filters, collectively, on every way out
         return 0
     finally:
         writer.close()
