@@ -293,6 +293,7 @@ class LinearSolver:
     def destroy(self) -> None:
         """Free the PETSc objects (collective)."""
         self._opts.clear()
+        self.destroyed = True
         own = [self._nullspace] if self._own_nullspace else []
         for obj in (self.ksp, self.A, self.b, self._z, self._r, *own,
                     *(B for _, B, _ in self._rhs_ops)):

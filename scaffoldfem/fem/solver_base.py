@@ -36,6 +36,8 @@ def solver_statistics() -> dict[str, dict[str, float]]:
     their wall time (s), Krylov iterations, matrix assemblies and their time (s)."""
     out: dict[str, dict[str, float]] = {}
     for s in sorted(_live, key=lambda s: s.prefix):
+        if getattr(s, "destroyed", False):  # an earlier model's, not yet collected
+            continue
         row = out.setdefault(s.field, dict.fromkeys(
             ("solves", "seconds", "iterations", "assemblies", "assembly_seconds"), 0.0))
         row["solves"] += s.solves

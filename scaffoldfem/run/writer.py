@@ -217,6 +217,7 @@ class RunWriter:
         self.timing["total"] = self.progress.wall()
         metrics["timing_s"] = dict(self.timing)
         memory = prov.peak_memory_mb(self.comm)
+        solvers = prov.solver_timings(self.comm)
         versions = prov.versions()
         if self.rank0:
             atomic_write_json(self.out / "metrics.json", metrics)
@@ -232,6 +233,7 @@ class RunWriter:
                     "mesh_file": str(self.mesh_path),
                     "mesh_sha256": prov.file_sha256(self.mesh_path),
                     "timing_s": dict(self.timing),
+                    "solvers": solvers,
                     "peak_memory": memory,
                     "resumed_segments": self.segment,
                 },
