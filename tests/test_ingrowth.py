@@ -51,7 +51,8 @@ def _front_positions(h: float, g: float, times=(20.0, 40.0), dt=0.1, length=5.0)
     a, L = law.ingrowth_forms(f, f_old, gf, fem.Constant(m, 0.5 * V0 * ELL),
                               fem.Constant(m, 0.5 * V0 / ELL), fem.Constant(m, dt),
                               ufl.dx(domain=m), lumped)
-    solver = LinearSolver(a, L, f, [fem.dirichletbc(1.0, dofs, V)], field="front_test")
+    solver = LinearSolver(a, L, f, [fem.dirichletbc(1.0, dofs, V)], field="front_test",
+                          preset="front")
     x = V.tabulate_dof_coordinates()[:, 0]
     out, t = [], 0.0
     try:

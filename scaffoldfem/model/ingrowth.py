@@ -75,7 +75,7 @@ class Ingrowth:
         a, L = law.ingrowth_forms(self.f, self.f_old, self.g, self.D, self.r, dt, disc.dx,
                                   lumped)
         self.solver = LinearSolver(a, L, self.f, [self.bc], field="ingrowth",
-                                   preset="transport", petsc_options=solver_options)
+                                   preset="front", petsc_options=solver_options)
         self._update_cells()
 
     def _source_dofs(self, cells: np.ndarray) -> np.ndarray:
