@@ -1,6 +1,7 @@
 """Atomic file writes (rank 0 only): a temporary file in the same directory and an
 ``os.replace``, so a killed run never leaves a half-written file. The result gets
-the mode an ordinary ``open`` would give it (the umask is honoured)."""
+the mode an ordinary ``open`` would give it (the umask is honoured). And the one
+tolerant reader of the JSON objects a run or sweep writes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ from typing import Any
 from scaffoldfem.errors import os_error_line
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_write_with",
-           "os_error_line"]
+           "os_error_line", "read_json_object"]
+
+
+def read_json_object(path: Path | str) -> dict[str, Any]:
+    """The JSON object in ``path``, or {} when the file is absent, unreadable or not
+    an object (a run or sweep still being written, or killed)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _umask() -> int:

@@ -29,21 +29,11 @@ from scaffoldfem.sweep.runner import run_sweep
 from scaffoldfem.viz.report_page import REPORT, report_after, write_report
 from scaffoldfem.viz.report_run import BALANCE_BOUND, flatten
 from scaffoldfem.viz.sweep_plots import plot_sweep
+from tests.test_api import TINY as API_TINY
 
 BASELINE = ROOT / "studies" / "baseline.toml"
 #: A run of the tiny geometry: 1 day, 8 axons (too few: the report must say so), figures on.
-TINY = {
-    "geometry.resolution": "0.4 mm",
-    "geometry.mesh.curvature_points": 12,
-    "geometry.mesh.num_threads": 1,
-    "time.duration": "1 day",
-    "time.dt": "0.5 day",
-    "output.interval": "0.5 day",
-    "axons.count": 8,
-    "axons.cue_smoothing": "0.3 mm",
-    "mechanics.enabled": False,
-    "output.figures": True,
-}
+TINY = {**API_TINY, "output.figures": True}
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
                  if p), None)
 needs_chromium = pytest.mark.skipif(

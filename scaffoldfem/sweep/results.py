@@ -10,7 +10,6 @@ the headline metrics (:mod:`scaffoldfem.sweep.sensitivity`).
 from __future__ import annotations
 
 import io
-import json
 import math
 import threading
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaffoldfem.files import atomic_write_bytes, atomic_write_text
+from scaffoldfem.files import atomic_write_bytes, atomic_write_text, read_json_object
 from scaffoldfem.sweep.plan import SweepPlan, parameter_column, parameter_value
 from scaffoldfem.sweep.sensitivity import write_sensitivity
 
@@ -69,11 +68,7 @@ def metric_columns(metrics: dict[str, Any], species: list[str]) -> dict[str, flo
 
 def read_metrics(case_dir: Path) -> dict[str, Any]:
     """``metrics.json`` of a case, or {} when absent or unreadable."""
-    try:
-        data = json.loads((case_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(case_dir / "metrics.json")
 
 
 def case_row(plan: SweepPlan, pos: int, case_dir: Path, *, exit_code: int, error: str | None,

@@ -9,7 +9,6 @@ intervals, time courses, axon outcomes, pictures, every metric, provenance.
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from scaffoldfem.axons.crossing import WARN_HALF_WIDTH
+from scaffoldfem.files import read_json_object
 from scaffoldfem.viz import report_html as h
 
 #: The bound on a species' relative mass-balance error above which the run warns;
@@ -62,14 +62,6 @@ def flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from flatten(v, f"{prefix}.{k}" if prefix else str(k))
     else:
         yield prefix, tree
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _get(tree: Any, key: str, default: Any = None) -> Any:
@@ -306,8 +298,8 @@ def pictures_section(run_dir: Path) -> str:
 
 def provenance_section(run_dir: Path) -> str:
     """Versions, commit, hashes, times, wall time per phase, peak memory."""
-    prov = _read_json(run_dir / "provenance.json")
-    run = _read_json(run_dir / "run.json")
+    prov = read_json_object(run_dir / "provenance.json")
+    run = read_json_object(run_dir / "run.json")
     if not prov and not run:
         return h.section("provenance", "Provenance", "<p>No provenance.json.</p>")
     rows = [(f"version {k}", v) for k, v in (prov.get("versions") or {}).items()]
@@ -334,7 +326,7 @@ def run_page(run_dir: Path) -> str:
         study = tomllib.loads((run_dir / "study.resolved.toml").read_text())
     except (OSError, ValueError):
         study = {}
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = read_json_object(run_dir / "metrics.json")
     done = (run_dir / "DONE").exists()
     warn = run_warnings(metrics, done)
     sections = [

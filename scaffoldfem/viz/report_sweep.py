@@ -10,7 +10,6 @@ indices (:mod:`scaffoldfem.sweep.sensitivity`), drawn here as a bar chart into
 from __future__ import annotations
 
 import io
-import json
 import math
 import tomllib
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaffoldfem.files import atomic_write_bytes
+from scaffoldfem.files import atomic_write_bytes, read_json_object
 from scaffoldfem.sweep.results import HEADLINE
 from scaffoldfem.sweep.sensitivity import Sensitivity, metric_columns, sweep_sensitivity
 from scaffoldfem.viz import report_html as h
@@ -35,11 +34,7 @@ SENSITIVITY_PNG = "sweep_sensitivity.png"
 
 
 def _manifest(sweep_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((sweep_dir / "sweep.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(sweep_dir / "sweep.json")
 
 
 def _sweep_file(sweep_dir: Path) -> dict[str, Any]:
