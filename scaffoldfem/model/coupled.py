@@ -297,7 +297,7 @@ class CoupledModel:
             **({"cspg": self.cspg.summary()} if self.cspg.enabled else {}),  # CSPG, ChABC
             # Graft cohorts: cells placed and left, ng secreted per species.
             "cells": self.cells.metrics(),
-            # max_* grow under refinement (singular corner); the means/p95 converge.
+            # max_* do not settle under refinement (singular corner); the means/p95 converge.
             "mechanics": mc.metrics(),
             "mesh": {
                 "cells": mesh.topology.index_map(mesh.topology.dim).size_global,

@@ -194,7 +194,7 @@ class Mechanics:
 
         ``interface_strain_jump`` {mean, p95} and ``von_mises_kPa`` {region: {mean,
         p95}} converge under refinement; ``max_*`` are cell maxima at the singular
-        interface/pia corner and grow with refinement. Each is the largest over the
+        interface/pia corner and do not settle under refinement. Each is the largest over the
         run's solves.
         """
         return {

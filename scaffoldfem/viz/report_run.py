@@ -98,8 +98,8 @@ def run_warnings(metrics: dict[str, Any], done: bool) -> list[str]:
             out.append(f"{name}: mass-balance error {err:.2e} above {BALANCE_BOUND:g} (a bug, "
                        "not physics: report it)")
     if h.is_number(_get(metrics, "mechanics.max_interface_strain_jump")):
-        out.append("mechanics.max_interface_strain_jump sits on a singular corner and grows "
-                   "with mesh refinement (not converged): read the p95 instead")
+        out.append("mechanics.max_interface_strain_jump sits on a singular corner and does "
+                   "not settle under mesh refinement (not converged): read the p95 instead")
     if _get(metrics, "pain_risk.calibrated") is False:
         out.append("pain_risk.score is a relative, uncalibrated index: compare runs, do not "
                    "read it as a probability")
