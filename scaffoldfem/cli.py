@@ -58,6 +58,10 @@ def _study_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from scaffoldfem.sweep.plan import is_sweep_file  # no DOLFINx
+
+    if on_rank0(MPI.COMM_WORLD, lambda: is_sweep_file(args.study)):
+        return _check_sweep(args)
     study = load_study_mpi(MPI.COMM_WORLD, args.study, args.overrides)
     say(
         MPI.COMM_WORLD,
@@ -65,6 +69,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"({', '.join(s.name for s in study.species)}), {study.time.duration:g} days, "
         f"lesion '{study.geometry.lesion.kind}'",
     )
+    return EXIT_OK
+
+
+def _check_sweep(args: argparse.Namespace) -> int:
+    """``check`` of a sweep file: every case validated (all problems at once)."""
+    from scaffoldfem.sweep.plan import load_sweep
+
+    def summary() -> list[str]:
+        plan = load_sweep(args.study, args.overrides)
+        lines = [f"{args.study}: OK — sweep '{plan.name}', {len(plan.cases)} case(s) valid, "
+                 f"varying {', '.join(plan.parameters) or 'nothing'}"]
+        if plan.question:
+            lines.append(f"  question: {plan.question}")
+        if plan.outcomes:
+            lines.append(f"  outcomes: {', '.join(plan.outcomes)}")
+        return lines
+
+    say(MPI.COMM_WORLD, *on_rank0(MPI.COMM_WORLD, summary))
     return EXIT_OK
 
 
@@ -175,15 +197,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     comm = MPI.COMM_WORLD
     if args.slurm:
-        paths = api.slurm_scripts(args.sweep, args.out, comm,
-                                  ranks_per_case=args.ranks_per_case, overwrite=args.overwrite)
+        paths = api.slurm_scripts(args.sweep, args.out, comm, ranks_per_case=args.ranks_per_case,
+                                  overwrite=args.overwrite, overrides=args.overrides)
         say(comm, *(f"wrote {p}" for p in paths),
             f"submit: sbatch {paths[0]}   (one allocation, MPI sweep)",
             f"    or: sbatch {paths[1]}   (job array, one case per task)")
         return EXIT_OK
     summary = api.sweep(args.sweep, args.out, comm, ranks_per_case=args.ranks_per_case,
                         overwrite=args.overwrite, collect_only=args.collect_only,
-                        quiet=args.quiet, runner=load_runner(args.runner))
+                        quiet=args.quiet, runner=load_runner(args.runner),
+                        overrides=args.overrides)
     say(comm, *summary.lines())
     return summary.exit_code
 
@@ -199,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="validate a study file and report every problem")
+    p = sub.add_parser("check", help="validate a study or sweep file and report every problem")
     _study_args(p)
     p.set_defaults(func=cmd_check)
 

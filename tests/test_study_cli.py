@@ -121,7 +121,21 @@ def test_cli_bad_toml_and_missing_file(tmp_path):
     r = run_cli("check", str(write(tmp_path, "[scaffold\nporosity=")))
     assert r.returncode == 2 and "not valid TOML" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("check", str(tmp_path / "nope.toml"))
-    assert r.returncode == 2 and "no such study file" in r.stderr
+    assert r.returncode == 2 and "no such study or sweep file" in r.stderr
+
+
+@serial_only
+def test_cli_check_of_a_sweep_validates_every_case(tmp_path):
+    sweep = ROOT / "studies" / "questions" / "degradation_cavitation.toml"
+    r = run_cli("check", str(sweep))
+    assert r.returncode == 0, r.stderr
+    assert "OK — sweep 'degradation_cavitation', 6 case(s) valid" in r.stdout
+    assert "question: How fast may a scaffold degrade" in r.stdout
+    r = run_cli("check", str(sweep), "--set", "scaffold.hydrolysis_rate=0.5 1/day")
+    assert r.returncode == 2 and "is varied by the sweep" in r.stderr
+    r = run_cli("check", str(sweep), "--set", "scaffold.porosity=1.5")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("every case: scaffold.porosity") == 1
 
 
 @serial_only

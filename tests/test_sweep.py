@@ -266,6 +266,27 @@ def test_bad_sweep_files(tmp_path, text, expect):
     assert expect in "\n".join(info.value.lines)
 
 
+def test_set_overrides_every_case_after_the_files_set(tmp_path):
+    path = write(tmp_path / "s.toml", SWEEP_2x2)
+    plan = load_sweep(path, ["time.duration=14 day", "axons.count=50"])
+    assert {c.study.time.duration for c in plan.cases} == {14.0}  # over [set]'s 7 days
+    assert {c.study.axons.count for c in plan.cases} == {50}
+    assert plan.overrides == ["time.duration=14 day", "axons.count=50"]
+    assert plan.digest() != load_sweep(path).digest()  # a resume would see the change
+    with pytest.raises(StudyError, match=r"scaffold\.porosity is varied by the sweep"):
+        load_sweep(path, ["scaffold.porosity=0.8"])
+
+
+def test_a_problem_every_case_has_is_reported_once(tmp_path):
+    path = write(tmp_path / "s.toml", SWEEP_2x2)
+    with pytest.raises(StudyError) as info:
+        load_sweep(path, ["axons.count=-1"])
+    lines = info.value.lines
+    assert "4 of 4 cases are invalid" in lines[0]
+    assert lines[1:] == ["every case: axons.count: input should be greater than or equal to 0 "
+                         "(got -1)"]
+
+
 def test_equal_labels_still_give_distinct_ids(tmp_path):
     # Explicit labels keep the index prefix, so equal labels still give distinct ids.
     text = '[[cases]]\nid = "a"\n"scaffold.porosity" = 0.7\n[[cases]]\nid = "a"\n' \
@@ -470,11 +491,13 @@ def test_slurm_scripts(comm, shared):
 
     path = write(shared / "s.toml", SWEEP_2x2, comm)
     out = shared / "out"
-    paths = slurm_scripts(path, out, comm, ranks_per_case=2)
+    paths = slurm_scripts(path, out, comm, ranks_per_case=2, overrides=["axons.count=50"])
     assert [p.name for p in paths] == ["sweep.sbatch", "sweep_array.sbatch"]
     alloc = (out / "slurm" / "sweep.sbatch").read_text()
     array = (out / "slurm" / "sweep_array.sbatch").read_text()
-    assert "#SBATCH --ntasks=8" in alloc and "--ranks-per-case 2" in alloc
+    assert "#SBATCH --ntasks=8" in alloc and "--ranks-per-case 2 --set axons.count=50" in alloc
+    # The collect step must load the same plan (same --set) as the run.
+    assert "--collect-only --quiet --set axons.count=50" in array
     assert f"sweep {path.resolve()} --out {out.resolve()}" in alloc
     assert "#SBATCH --array=0-3%4" in array and "#SBATCH --ntasks=2" in array
     assert "--resume" in array and "--collect-only" in array and "apptainer exec" in array
@@ -483,7 +506,8 @@ def test_slurm_scripts(comm, shared):
     assert not (out / "cases").exists()  # nothing was run
     assert (out / "cases.txt").read_text().split() == [c.id for c in load_sweep(path).cases]
     for sid in (out / "cases.txt").read_text().split():  # inputs of `scaffoldfem run`
-        assert tomllib.loads((out / "studies" / f"{sid}.toml").read_text())["name"] == "baseline"
+        case = tomllib.loads((out / "studies" / f"{sid}.toml").read_text())
+        assert case["name"] == "baseline" and case["axons"]["count"] == 50
     if comm.rank == 0:
         for script in ("sweep.sbatch", "sweep_array.sbatch"):
             subprocess.run(["bash", "-n", str(out / "slurm" / script)], check=True)

@@ -69,7 +69,8 @@ def run(study: Study | str | Path, out: str | Path, comm: Any = None, *, resume:
 
 def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_per_case: int = 1,
           overwrite: bool = False, collect_only: bool = False, quiet: bool = False,
-          figures: bool = True, runner: Runner | None = None) -> SweepSummary:
+          figures: bool = True, runner: Runner | None = None,
+          overrides: list[str] | tuple[str, ...] = ()) -> SweepSummary:
     """Run (or resume) a sweep into the sweep directory ``out``.
 
     Collective over ``comm``, split into groups of ``ranks_per_case`` ranks that
@@ -87,6 +88,8 @@ def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_pe
         figures: Draw each case's pictures (where its study asks for them) and, after
             running, the sweep's heatmaps into ``out/figures``.
         runner: Stand-in for :func:`scaffoldfem.run.loop.run_study` (tests).
+        overrides: ``dotted.key=value`` strings applied to every case after the sweep
+            file's ``[set]`` (``scaffoldfem sweep --set``).
 
     Returns:
         The summary (the same on every rank); ``summary.exit_code`` is 3 when a case
@@ -97,7 +100,7 @@ def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_pe
         RunDirError: ``out`` exists and is not a sweep directory.
     """
     comm = _comm(comm)
-    plan = load_sweep_mpi(comm, Path(sweep_file))
+    plan = load_sweep_mpi(comm, Path(sweep_file), overrides)
     summary = run_sweep(plan, Path(out), comm, ranks_per_case=ranks_per_case, runner=runner,
                         overwrite=overwrite, collect_only=collect_only, quiet=quiet,
                         on_case_done=plot_run if figures else None,
@@ -108,7 +111,8 @@ def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_pe
 
 
 def slurm_scripts(sweep_file: str | Path, out: str | Path | None = None, comm: Any = None, *,
-                  ranks_per_case: int = 1, overwrite: bool = False) -> list[Path]:
+                  ranks_per_case: int = 1, overwrite: bool = False,
+                  overrides: list[str] | tuple[str, ...] = ()) -> list[Path]:
     """Prepare a sweep directory and write its SLURM scripts instead of running.
 
     Args:
@@ -117,13 +121,15 @@ def slurm_scripts(sweep_file: str | Path, out: str | Path | None = None, comm: A
         comm: MPI communicator (default ``MPI.COMM_WORLD``); rank 0 writes.
         ranks_per_case: Ranks per case in the scripts.
         overwrite: Replace an existing sweep directory.
+        overrides: ``--set`` strings, applied as in :func:`sweep` and repeated in the
+            scripts.
 
     Returns:
         ``[out/slurm/sweep.sbatch, out/slurm/sweep_array.sbatch]``: one allocation
         running the MPI sweep, and a job array with one case per task.
     """
     comm = _comm(comm)
-    plan = load_sweep_mpi(comm, Path(sweep_file))
+    plan = load_sweep_mpi(comm, Path(sweep_file), overrides)
     target = Path("runs") / plan.name if out is None else Path(out)
     return write_slurm(plan, target, comm, ranks_per_case=ranks_per_case, overwrite=overwrite)
 

@@ -34,6 +34,9 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep", type=Path, help="sweep TOML file")
     p.add_argument("--out", type=Path, default=None,
                    help="sweep directory (required unless --slurm: then runs/<sweep name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value of every case after the sweep's [set], e.g. "
+                        "--set geometry.resolution=medium (repeatable; not a varied key)")
     p.add_argument("--ranks-per-case", type=int, default=1, metavar="K",
                    help="MPI ranks per case; must divide the number of ranks (default 1)")
     p.add_argument("--slurm", action="store_true",

@@ -46,6 +46,7 @@ from scaffoldfem.config.study import (
     apply_override,
     expand_lists,
     format_errors,
+    parse_override,
     read_toml,
     validate_study,
 )
@@ -54,6 +55,19 @@ from scaffoldfem.sweep.sampling import NUMBER_UNIT, Range, Sample, flatten_table
 
 #: Most cases a sweep may have (each is a run directory and a study file).
 MAX_CASES = 10_000
+
+#: Top-level keys only a sweep file has (a study file with one of them is invalid).
+SWEEP_KEYS = frozenset({"base", "set", "grid", "cases", "sample"})
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether the TOML file ``path`` is a sweep (it has ``base``, ``[set]``,
+    ``[grid]``, ``[[cases]]`` or ``[sample]``) rather than a study.
+
+    Raises:
+        StudyError: The file is missing, unreadable or not TOML.
+    """
+    return bool(SWEEP_KEYS & read_toml(Path(path), "study or sweep").keys())
 
 
 class SweepFile(Section):
@@ -147,6 +161,8 @@ class SweepPlan:
     #: The question it answers and the results.csv columns it compares.
     question: str = ""
     outcomes: list[str] = field(default_factory=list)
+    #: ``--set KEY=VALUE`` overrides applied to every case after the file's ``[set]``.
+    overrides: list[str] = field(default_factory=list)
 
     def digest(self) -> str:
         """Hash of all case ids and studies (detects an edited sweep on resume)."""
@@ -177,11 +193,14 @@ def _case_items(sweep: SweepFile) -> list[tuple[dict[str, Any], str | None]]:
     return items
 
 
-def load_sweep(path: str | Path) -> SweepPlan:
+def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepPlan:
     """Read a sweep file, expand its cases and validate every one of them.
 
     Args:
         path: The sweep TOML file.
+        overrides: ``dotted.key=value`` strings applied to every case after the
+            file's ``[set]`` (e.g. the full-size version of a question study:
+            ``geometry.resolution=medium``). A key the sweep varies is refused.
 
     Returns:
         The plan: every case with its validated study.
@@ -219,14 +238,16 @@ def load_sweep(path: str | Path) -> SweepPlan:
             apply_override(common, key, _copy(value))
         except StudyError as err:
             errors.extend(f"{path}: [set] {line}" for line in err.lines)
+    items = _case_items(sweep)
+    parameters = list(dict.fromkeys(k for it, _ in items for k in it))
+    errors.extend(_apply_overrides(common, overrides, parameters))
     if errors:
         raise StudyError(errors)
 
-    items = _case_items(sweep)
-    parameters = list(dict.fromkeys(k for it, _ in items for k in it))
     short = short_names(parameters)
     width = max(3, len(str(len(items) - 1)))
     cases: list[Case] = []
+    bad: dict[str, list[str]] = {}  # case id -> its problems
     seen: dict[str, int] = {}
     studies: dict[str, str] = {}  # study digest -> first case id
     for index, (values, label) in enumerate(items):
@@ -254,17 +275,44 @@ def load_sweep(path: str | Path) -> SweepPlan:
                                    "after unit conversion): remove one of them")
             studies.setdefault(digest, cid)
         if case_errors:
-            errors.extend(f"{cid}: {line}" for line in case_errors)
+            bad[cid] = case_errors
             continue
         cases.append(Case(index=index, id=cid, overrides=values, study=study))
-    if errors:
-        n_bad = len({line.split(":", 1)[0] for line in errors})
-        raise StudyError([f"{path}: {n_bad} of {len(items)} cases are invalid; nothing was run",
-                          *errors])
+    if bad:
+        raise StudyError([f"{path}: {len(bad)} of {len(items)} cases are invalid; nothing was run",
+                          *_case_error_lines(bad, len(items))])
     plot = sweep.plot or [p for p in parameters if _is_numeric_param(cases, p)][:2]
     return SweepPlan(name=name, path=path.resolve(), base=base_path,
                      cases=cases, parameters=parameters, plot=plot, source=path.read_text(),
-                     question=sweep.question, outcomes=list(sweep.outcomes))
+                     question=sweep.question, outcomes=list(sweep.outcomes),
+                     overrides=list(overrides))
+
+
+def _case_error_lines(bad: dict[str, list[str]], n_items: int) -> list[str]:
+    """One line per problem: a problem every case has (a bad ``[set]`` or ``--set``
+    value) once, as "every case: ...", the others prefixed with their case id."""
+    common = set.intersection(*(set(v) for v in bad.values())) if len(bad) == n_items else set()
+    lines = [f"every case: {line}" for line in next(iter(bad.values())) if line in common]
+    for cid, problems in bad.items():
+        lines.extend(f"{cid}: {line}" for line in problems if line not in common)
+    return lines
+
+
+def _apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                     varied: list[str]) -> list[str]:
+    """Apply ``--set`` strings to the common study data; the problems, one line each."""
+    errors: list[str] = []
+    for text in overrides:
+        try:
+            key, value = parse_override(text)
+            if key in varied:
+                raise StudyError([f"--set {text}: {key} is varied by the sweep; every case would "
+                                  "override it (edit [grid], [[cases]] or [sample] instead)"])
+            apply_override(data, key, value)
+        except StudyError as err:
+            errors.extend(line if line.startswith("--set") else f"--set {text}: {line}"
+                          for line in err.lines)
+    return errors
 
 
 def _count_cases(sweep: SweepFile) -> int:
@@ -350,4 +398,4 @@ def _is_numeric_param(cases: list[Case], key: str) -> bool:
 
 
 __all__ = ["MAX_CASES", "Case", "Range", "Sample", "SweepFile", "SweepPlan", "case_id",
-           "load_sweep", "parameter_column", "parameter_value", "unit_slug"]
+           "is_sweep_file", "load_sweep", "parameter_column", "parameter_value", "unit_slug"]

@@ -148,7 +148,7 @@ def prepare_sweep_dir(plan: SweepPlan, out: Path, overwrite: bool) -> None:
     manifest = {
         "name": plan.name, "sweep_file": str(plan.path), "base": str(plan.base or ""),
         "digest": plan.digest(), "scaffoldfem": scaffoldfem.__version__,
-        "parameters": params, "plot": plan.plot,
+        "parameters": params, "plot": plan.plot, "set": plan.overrides,
         "cases": [{"index": c.index, "id": c.id, "values": c.overrides,
                    "study_sha256": c.study.digest()} for c in plan.cases],
     }
@@ -319,9 +319,9 @@ def _finish(plan: SweepPlan, writer: ResultsWriter, *, ran: int, skipped: int,
                         wall_s=wall_s, pending=pending)
 
 
-def load_sweep_mpi(comm: Any, path: Path) -> SweepPlan:
+def load_sweep_mpi(comm: Any, path: Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepPlan:
     """:func:`load_sweep` on rank 0, the plan (or the error lines) broadcast."""
-    return on_rank0(comm, lambda: load_sweep(path))
+    return on_rank0(comm, lambda: load_sweep(path, overrides))
 
 
 def write_slurm(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,

@@ -127,6 +127,12 @@ read -r -a LAUNCH <<< "${{SCAFFOLDFEM_LAUNCH:-srun --kill-on-bad-exit=1 -n}}"
 """
 
 
+def _set_flags(plan: SweepPlan) -> str:
+    """The sweep's ``--set`` overrides as shell words (the collect step must see the
+    same plan as the run, or it would find the cases changed)."""
+    return "".join(f" --set {_q(text)}" for text in plan.overrides)
+
+
 def allocation_script(plan: SweepPlan, out: Path, *, ranks_per_case: int, groups: int,
                       time_limit: str = "04:00:00", image: str | None = None,
                       venv_bin: Path | None = None, workdir: Path | None = None) -> str:
@@ -151,7 +157,7 @@ def allocation_script(plan: SweepPlan, out: Path, *, ranks_per_case: int, groups
 ##SBATCH --account=CHANGE_ME
 {env}
 "${{LAUNCH[@]}}" {ntasks} "${{SF[@]}}" sweep {_q(plan.path)} --out {_q(out)} \\
-  --ranks-per-case {ranks_per_case}
+  --ranks-per-case {ranks_per_case}{_set_flags(plan)}
 """
 
 
@@ -196,7 +202,7 @@ else
 fi
 # One writer at a time rebuilds results.csv/.parquet from every case directory.
 flock "$DIR/.results.lock" "${{SF[@]}}" sweep {_q(plan.path)} --out "$DIR" \\
-  --collect-only --quiet || true
+  --collect-only --quiet{_set_flags(plan)} || true
 exit $status
 """
 
