@@ -24,7 +24,8 @@ from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.physics.grafts import death_rate, graft_step, survival_fraction
 from scaffoldfem.run.checkpoint import StateMap
-from scaffoldfem.sweep.plan import load_sweep, parameter_value
+from scaffoldfem.sweep.columns import parameter_value
+from scaffoldfem.sweep.plan import load_sweep
 
 BASELINE = ROOT / "studies" / "baseline.toml"
 LN2 = math.log(2.0)

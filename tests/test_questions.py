@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from scaffoldfem.errors import StudyError
 from scaffoldfem.sweep.plan import load_sweep
 from scaffoldfem.sweep.results import METRIC_SECTIONS
 
@@ -29,6 +30,29 @@ def test_question_sweep_is_valid_and_names_its_outcomes(path):
     assert plan.outcomes
     for column in plan.outcomes:
         assert column.split(".")[0] in METRIC_SECTIONS, column
+    assert plan.expect or "saltelli" in plan.source  # a direction to hold the answer to
+
+
+def test_expectations_that_cannot_be_judged_are_refused(tmp_path):
+    text = (QUESTIONS[0].parent / "guidance_architecture.toml").read_text()
+    base = str((QUESTIONS[0].parent.parent / "baseline.toml").resolve())
+    text = text.replace('base = "../baseline.toml"', f'base = "{base}"')
+    for old, new, message in [
+            ('higher = "channels"', 'higher = "chanels"',
+             "expect[0].higher: 'chanels' matches no case"),
+            ('lower = "plain_matrix"\nsource = "parallel', 'lower = "channels"\nsource = "parallel',
+             "expect[0]: case(s) c000-channels are on both sides"),
+            ('outcome = "axons.crossing_fraction"\nhigher = "aligned',
+             'outcome = "axons.crossed"\nhigher = "aligned',
+             "expect[1].outcome: 'axons.crossed' is not one of the sweep's outcomes")]:
+        path = tmp_path / "g.toml"
+        path.write_text(text.replace(old, new, 1))
+        assert path.read_text() != text, old
+        with pytest.raises(StudyError) as info:
+            load_sweep(path)
+        assert any(message in line for line in info.value.lines), info.value.lines
+    by_values = load_sweep(QUESTIONS[0].parent / "cell_dose_timing.toml").expect[0]
+    assert by_values.higher == {"cells.cohorts.graft.density": "1e5 cell/mm^3"}
 
 
 # --- Each question end to end, reduced ------------------------------------------------
@@ -59,6 +83,7 @@ def reduced_sweep(path: Path, out_dir: Path) -> Path:
     data = tomllib.loads(path.read_text())
     data["base"] = str((path.parent / data["base"]).resolve())
     data["set"] = {**data.get("set", {}), **REDUCED}
+    data.pop("expect", None)  # its selectors may name cases the reduction drops
     if "grid" in data:
         grid = data["grid"]
         first, *rest = grid

@@ -28,7 +28,8 @@ from conftest import ROOT, clean_env, serial_only
 from scaffoldfem.errors import RunDirError, StudyError
 from scaffoldfem.files import atomic_write_json, atomic_write_text
 from scaffoldfem.run.rundir import prepare_run_dir_mpi
-from scaffoldfem.sweep.plan import Sample, load_sweep, parameter_value
+from scaffoldfem.sweep.columns import parameter_value
+from scaffoldfem.sweep.plan import Sample, load_sweep
 from scaffoldfem.sweep.runner import run_sweep
 
 BASELINE = ROOT / "studies" / "baseline.toml"

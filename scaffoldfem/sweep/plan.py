@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,10 @@ from scaffoldfem.config.study import (
     read_toml,
     validate_study,
 )
+from scaffoldfem.sweep.columns import parameter_value
+from scaffoldfem.sweep.expectations import Expectation, check_expectations
 from scaffoldfem.sweep.names import NAME_PATTERN, case_id, check_name, short_names
-from scaffoldfem.sweep.sampling import NUMBER_UNIT, Range, Sample, flatten_tables
+from scaffoldfem.sweep.sampling import Range, Sample, flatten_tables
 
 #: Most cases a sweep may have (each is a run directory and a study file).
 MAX_CASES = 10_000
@@ -89,6 +90,8 @@ class SweepFile(Section):
     # The results.csv columns it compares, headline first (e.g.
     # "axons.crossing_fraction"); each must carry its uncertainty where it has one.
     outcomes: list[str] = Field(default_factory=list)
+    # The directions the literature expects (scaffoldfem.sweep.expectations).
+    expect: list[Expectation] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -163,6 +166,7 @@ class SweepPlan:
     outcomes: list[str] = field(default_factory=list)
     #: ``--set KEY=VALUE`` overrides applied to every case after the file's ``[set]``.
     overrides: list[str] = field(default_factory=list)
+    expect: list[Expectation] = field(default_factory=list)
 
     def digest(self) -> str:
         """Hash of all case ids and studies (detects an edited sweep on resume)."""
@@ -278,6 +282,10 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             bad[cid] = case_errors
             continue
         cases.append(Case(index=index, id=cid, overrides=values, study=study))
+    expect_errors = check_expectations(sweep.expect, sweep.outcomes,
+                                       [(c.id, c.overrides) for c in cases])
+    if expect_errors and not bad:
+        raise StudyError([f"{path}: {line}" for line in expect_errors])
     if bad:
         raise StudyError([f"{path}: {len(bad)} of {len(items)} cases are invalid; nothing was run",
                           *_case_error_lines(bad, len(items))])
@@ -285,7 +293,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     return SweepPlan(name=name, path=path.resolve(), base=base_path,
                      cases=cases, parameters=parameters, plot=plot, source=path.read_text(),
                      question=sweep.question, outcomes=list(sweep.outcomes),
-                     overrides=list(overrides))
+                     overrides=list(overrides), expect=list(sweep.expect))
 
 
 def _case_error_lines(bad: dict[str, list[str]], n_items: int) -> list[str]:
@@ -330,72 +338,10 @@ def _copy(obj: Any) -> Any:
     return obj
 
 
-# ---------------------------------------------------------------------------
-# Parameter values of a case, in internal units, for the results table.
-
-
-def _lookup(tree: Any, key: str) -> Any:
-    """Value at a dotted key in a model or plain data (list levels by ``name`` or
-    index); KeyError if absent."""
-    node = tree
-    for part in key.split("."):
-        if isinstance(node, list):
-            if part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-                continue
-            node = next((x for x in node if _name_of(x) == part), _MISSING)
-        elif isinstance(node, dict):
-            node = node.get(part, _MISSING)
-        else:
-            node = getattr(node, part, _MISSING)
-        if node is _MISSING:
-            raise KeyError(key)
-    return node
-
-
-_MISSING = object()
-
-
-def _name_of(x: Any) -> Any:
-    return x.get("name") if isinstance(x, dict) else getattr(x, "name", None)
-
-
-def unit_slug(unit: str) -> str:
-    """Column suffix for a unit: ``"mm^2/day"`` → ``"mm2_per_day"``, ``"1/day"`` → ``"per_day"``."""
-    s = unit.replace("**", "").replace("^", "").replace(" ", "")
-    s = re.sub(r"^1/", "per_", s).replace("/", "_per_")
-    return re.sub(r"[^A-Za-z0-9_]", "", s)
-
-
-def parameter_value(study: Study, key: str) -> tuple[Any, str]:
-    """Value of a varied key in the validated study, in internal units, and its unit.
-
-    Returns:
-        (value, unit): a float for quantities (unit e.g. ``"kPa"``), else the plain
-        value and ``""``.
-    """
-    try:
-        plain = _lookup(study, key)  # attributes: floats in internal units
-        shown = _lookup(study.to_dict(), key)  # serialised: "10.0 kPa"
-    except KeyError:
-        return None, ""
-    if isinstance(plain, float) and isinstance(shown, str):
-        m = NUMBER_UNIT.match(shown)
-        return plain, (m.group(2) if m else "")
-    if isinstance(plain, bool | int | float | str):
-        return plain, ""
-    return str(shown), ""
-
-
-def parameter_column(key: str, unit: str) -> str:
-    """Results-table column of a parameter: ``scaffold.solid_modulus_kPa``."""
-    return f"{key}_{unit_slug(unit)}" if unit else key
-
-
 def _is_numeric_param(cases: list[Case], key: str) -> bool:
     vals = [parameter_value(c.study, key)[0] for c in cases]
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
 
 
 __all__ = ["MAX_CASES", "Case", "Range", "Sample", "SweepFile", "SweepPlan", "case_id",
-           "is_sweep_file", "load_sweep", "parameter_column", "parameter_value", "unit_slug"]
+           "is_sweep_file", "load_sweep"]

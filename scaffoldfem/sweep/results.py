@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from scaffoldfem.files import atomic_write_bytes, atomic_write_text, read_json_object
-from scaffoldfem.sweep.plan import SweepPlan, parameter_column, parameter_value
+from scaffoldfem.sweep.columns import parameter_column, parameter_value
+from scaffoldfem.sweep.plan import SweepPlan
 from scaffoldfem.sweep.sensitivity import write_sensitivity
 
 #: Headline metrics: always a column (NaN when the run did not write them).

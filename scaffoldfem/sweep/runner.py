@@ -39,8 +39,9 @@ from scaffoldfem.geometry.meshing import ensure_mesh
 from scaffoldfem.mpi import on_rank0
 from scaffoldfem.run.loop import run_study
 from scaffoldfem.run.rundir import remove_ours
+from scaffoldfem.sweep.columns import parameter_column, parameter_value
 from scaffoldfem.sweep.coordinator import OnDone, Runner, Todo, quiet_wait, run_groups
-from scaffoldfem.sweep.plan import SweepPlan, load_sweep, parameter_column, parameter_value
+from scaffoldfem.sweep.plan import SweepPlan, load_sweep
 from scaffoldfem.sweep.results import ResultsWriter, case_row
 from scaffoldfem.sweep.slurm import check_out_path, write_slurm_scripts
 

@@ -1,0 +1,69 @@
+"""Parameter values of a sweep case, in internal units, and their results-table columns."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from scaffoldfem.config.study import Study
+from scaffoldfem.sweep.sampling import NUMBER_UNIT
+
+__all__ = ["parameter_column", "parameter_value", "unit_slug"]
+
+
+def _lookup(tree: Any, key: str) -> Any:
+    """Value at a dotted key in a model or plain data (list levels by ``name`` or
+    index); KeyError if absent."""
+    node = tree
+    for part in key.split("."):
+        if isinstance(node, list):
+            if part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            node = next((x for x in node if _name_of(x) == part), _MISSING)
+        elif isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        else:
+            node = getattr(node, part, _MISSING)
+        if node is _MISSING:
+            raise KeyError(key)
+    return node
+
+
+_MISSING = object()
+
+
+def _name_of(x: Any) -> Any:
+    return x.get("name") if isinstance(x, dict) else getattr(x, "name", None)
+
+
+def unit_slug(unit: str) -> str:
+    """Column suffix for a unit: ``"mm^2/day"`` → ``"mm2_per_day"``, ``"1/day"`` → ``"per_day"``."""
+    s = unit.replace("**", "").replace("^", "").replace(" ", "")
+    s = re.sub(r"^1/", "per_", s).replace("/", "_per_")
+    return re.sub(r"[^A-Za-z0-9_]", "", s)
+
+
+def parameter_value(study: Study, key: str) -> tuple[Any, str]:
+    """Value of a varied key in the validated study, in internal units, and its unit.
+
+    Returns:
+        (value, unit): a float for quantities (unit e.g. ``"kPa"``), else the plain
+        value and ``""``.
+    """
+    try:
+        plain = _lookup(study, key)  # attributes: floats in internal units
+        shown = _lookup(study.to_dict(), key)  # serialised: "10.0 kPa"
+    except KeyError:
+        return None, ""
+    if isinstance(plain, float) and isinstance(shown, str):
+        m = NUMBER_UNIT.match(shown)
+        return plain, (m.group(2) if m else "")
+    if isinstance(plain, bool | int | float | str):
+        return plain, ""
+    return str(shown), ""
+
+
+def parameter_column(key: str, unit: str) -> str:
+    """Results-table column of a parameter: ``scaffold.solid_modulus_kPa``."""
+    return f"{key}_{unit_slug(unit)}" if unit else key
