@@ -18,7 +18,7 @@ done; exit 1
 endef
 export FIND_PYTHON
 
-.PHONY: demo test test-serial test-mpi venv lint bench clean
+.PHONY: demo test test-serial test-mpi venv lint bench findings clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x "$(VPY)" ]; then \
@@ -58,6 +58,16 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/mpiexec -n $(NP) $(VENV)/bin/scaffoldfem bench
+
+# Every study of studies/questions/ as a sweep (2 cases side by side on 2 ranks; a
+# rerun resumes), then docs/findings.md from their results. Hours: see each header.
+QUESTIONS := $(basename $(notdir $(wildcard studies/questions/*.toml)))
+findings: venv
+	@for q in $(QUESTIONS); do \
+	  $(VENV)/bin/mpiexec -n $(NP) $(VENV)/bin/scaffoldfem sweep studies/questions/$$q.toml \
+	    --out runs/questions/$$q --ranks-per-case 1 || exit $$?; \
+	done
+	$(VENV)/bin/scaffoldfem findings runs/questions --out docs/findings.md
 
 clean:
 	rm -rf $(VENV) meshes/cache runs .pytest_cache

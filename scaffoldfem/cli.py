@@ -1,4 +1,4 @@
-"""Command line: ``scaffoldfem {check,init,mesh,run,sweep,bench,plot,report}``.
+"""Command line: ``scaffoldfem {check,init,mesh,run,sweep,bench,plot,report,findings}``.
 
 A thin layer over :mod:`scaffoldfem.api` (``run``, ``sweep``, ``plot``) and the
 stage commands (``mesh``, ``bench``). Those are imported inside their command
@@ -190,6 +190,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    from scaffoldfem.viz.findings import write_findings  # lazy: matplotlib
+
+    if not args.runs.is_dir() or not any((d / "results.csv").exists()
+                                         for d in args.runs.iterdir()):
+        raise UsageError(f"{args.runs} holds no finished sweep (no */results.csv): run the "
+                         "question studies first (make findings)")
+    path = on_rank0(MPI.COMM_WORLD, lambda: write_findings(args.runs, args.out))
+    say(MPI.COMM_WORLD, f"wrote {path}")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.out is None and not args.slurm:
         raise UsageError("--out DIR is required (or --slurm to write a batch script)")
@@ -276,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "run or sweep directory")
     p.add_argument("dir", type=Path, help="run or sweep directory")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("findings", help="write docs/findings.md from the finished sweeps of "
+                       "studies/questions/ (make findings runs them)")
+    p.add_argument("runs", type=Path, help="directory holding one sweep directory per question")
+    p.add_argument("--out", type=Path, default=Path("docs/findings.md"),
+                   help="page to write (figures go beside it, into findings/)")
+    p.set_defaults(func=cmd_findings)
     return parser
 
 

@@ -92,6 +92,9 @@ class SweepFile(Section):
     outcomes: list[str] = Field(default_factory=list)
     # The directions the literature expects (scaffoldfem.sweep.expectations).
     expect: list[Expectation] = Field(default_factory=list)
+    # What in the model the answer depends on: the assumptions to doubt first
+    # (docs/findings.md prints them under the answer).
+    depends_on: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

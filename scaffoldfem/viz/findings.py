@@ -1,0 +1,176 @@
+"""docs/findings.md: the review's questions answered from the runs of studies/questions/.
+
+``scaffoldfem findings RUNS --out docs/findings.md`` reads every finished question
+sweep under ``RUNS`` (one directory per study, as ``make findings`` writes them)
+and writes, per question: the setup in two lines, the wall time, a figure (into
+``docs/findings/``), the outcomes of every case with their intervals, the answer
+(each expectation of the review held against the results, said plainly when it
+came out against), and what in the model the answer depends on. Nothing on the
+page is typed by hand: rerun the sweeps and this command to regenerate it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from scaffoldfem.files import atomic_write_bytes, atomic_write_text
+from scaffoldfem.viz.findings_data import (
+    DETERMINISTIC_TOLERANCE,
+    PROPORTIONS,
+    QuestionResults,
+    Value,
+    read_question,
+)
+
+__all__ = ["write_findings"]
+
+
+def _fmt(column: str, v: Value | None) -> str:
+    if v is None or not math.isfinite(v.value):
+        return "–"
+    if column in PROPORTIONS:
+        return f"{100 * v.value:.1f} % [{100 * v.lo:.1f}, {100 * v.hi:.1f}]"
+    return f"{v.value:.4g}"
+
+
+def _short(column: str) -> str:
+    """A column's short name: ``species.BDNF.evaluation_window.lesion_auc_ng_day_per_mL``
+    → ``BDNF lesion auc ng day per mL (wk 2–8)``."""
+    parts = column.split(".")
+    window = " (wk 2–8)" if "evaluation_window" in parts else ""
+    parts = [p for p in parts if p not in ("species", "evaluation_window", "axons", "scaffold")]
+    return " ".join(parts).replace("_", " ") + window
+
+
+def _figure(q: QuestionResults) -> bytes:
+    """Bars of each outcome per case (95 % intervals where the outcome has one)."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    outcomes = q.sweep.outcomes
+    ids = list(q.table["case_id"])
+    fig = Figure(figsize=(4.2 * len(outcomes), 0.9 + 0.42 * len(ids)), layout="constrained")
+    axes = fig.subplots(1, len(outcomes), squeeze=False).ravel()
+    for k, (ax, column) in enumerate(zip(axes, outcomes, strict=True)):
+        vals = [q.outcome([cid], column) for cid in ids]
+        x = [v.value if v is not None else math.nan for v in vals]
+        err = None
+        if all(v is not None and v.lo is not None for v in vals):
+            err = [[v.value - v.lo for v in vals], [v.hi - v.value for v in vals]]
+        ax.barh(range(len(ids)), x, xerr=err, capsize=3, color="#4c72b0" if k == 0 else "#8c8c8c")
+        ax.set_yticks(range(len(ids)), [q.labels[c] for c in ids] if k == 0 else [""] * len(ids),
+                      fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(_short(column), fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3, lw=0.5)
+    fig.suptitle(q.sweep.question, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def _setup(q: QuestionResults) -> str:
+    s = q.sweep.set
+    parts = [f"{len(q.table)} cases", f"mesh {s.get('geometry.resolution', 'medium')}",
+             f"{s.get('time.duration', '56 day')}", f"{s.get('axons.count', 500)} axons per case"]
+    wall = f"{q.wall_s / 60:.1f} min" if q.wall_s else "unknown"
+    ranks = sorted({int(r) for r in q.table["ranks"]}) if "ranks" in q.table else []
+    return (f"{q.sweep.description}.  \n{', '.join(parts)}; wall time {wall} on this machine "
+            f"(2 cores, {'/'.join(map(str, ranks)) or '?'} rank(s) per case, cases side by side).")
+
+
+def _table(q: QuestionResults) -> list[str]:
+    cols = q.sweep.outcomes
+    lines = ["| case | " + " | ".join(_short(c) for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for cid in q.table["case_id"]:
+        cells = [_fmt(c, q.outcome([cid], c)) for c in cols]
+        lines.append(f"| {q.labels[cid]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _answer(q: QuestionResults) -> list[str]:
+    lines = []
+    head = q.sweep.outcomes[0]
+    best = max(q.table["case_id"], key=lambda c: _num(q.outcome([c], head)))
+    lines.append(f"- Highest {_short(head)}: **{q.labels[best]}** "
+                 f"({_fmt(head, q.outcome([best], head))}).")
+    for j in q.judged():
+        e = j.expectation
+        verdict = j.verdict
+        mark = {"as expected": "as the review expects",
+                "against the expectation": "**against the review's expectation**",
+                "not resolved": "not resolved (the difference is inside the uncertainty)"}[verdict]
+        hi_lab = ", ".join(q.labels[c] for c in j.higher_ids)
+        lo_lab = ", ".join(q.labels[c] for c in j.lower_ids)
+        lines.append(f"- Expected ({e.source}): {_short(e.outcome)} higher for *{hi_lab}* than "
+                     f"for *{lo_lab}*. Found {_fmt(e.outcome, j.higher)} vs "
+                     f"{_fmt(e.outcome, j.lower)}: {mark}.")
+    return lines
+
+
+def _num(v: Value | None) -> float:
+    return v.value if v is not None and math.isfinite(v.value) else -math.inf
+
+
+def _sensitivity(sweep_dir: Path, figures: Path, name: str) -> list[str]:
+    from scaffoldfem.sweep.sensitivity import sweep_sensitivity
+    from scaffoldfem.viz.report_sweep import draw_sensitivity
+
+    sens = sweep_sensitivity(sweep_dir)
+    if sens is None or sens.table.empty:
+        return ["No Sobol' indices: the sweep is not a finished Saltelli design."]
+    atomic_write_bytes(figures / f"{name}_sobol.png", draw_sensitivity(sens))
+    lines = [f"![Sobol' indices](findings/{name}_sobol.png)", "",
+             f"Saltelli N = {sens.base_n} ({sens.cases} cases); 95 % bootstrap intervals.", "",
+             "| metric | parameter | S1 | ST | verdict |", "|---|---|---|---|---|"]
+    for _, r in sens.table.iterrows():
+        lo = r["ST"] - r["ST_conf"]
+        verdict = ("matters (ST interval above 0.1)" if lo > 0.1
+                   else "does not matter here (ST below 0.1)" if r["ST"] + r["ST_conf"] < 0.1
+                   else "not resolved at this N")
+        lines.append(f"| {_short(r['metric'])} | {r['parameter'].split('.')[-1]} | "
+                     f"{r['S1']:.2f} ± {r['S1_conf']:.2f} | {r['ST']:.2f} ± {r['ST_conf']:.2f} | "
+                     f"{verdict} |")
+    return [*lines, "", *(f"- {n}" for n in sens.notes)]
+
+
+def question_section(sweep_dir: Path, figures: Path) -> str:
+    """The findings section of the finished question sweep in ``sweep_dir``."""
+    q = read_question(sweep_dir)
+    lines = [f"## {q.sweep.question}", "", f"Study: `studies/questions/{q.name}.toml` — "
+             + _setup(q), ""]
+    if q.sweep.sample is not None and q.sweep.sample.method == "saltelli":
+        lines += _sensitivity(sweep_dir, figures, q.name)
+    else:
+        atomic_write_bytes(figures / f"{q.name}.png", _figure(q))
+        lines += [f"![{q.name}](findings/{q.name}.png)", "", *_table(q), "", "**Answer.**", "",
+                  *_answer(q)]
+    if q.sweep.depends_on:
+        lines += ["", "**What the answer depends on** (doubt these first):", ""]
+        lines += [f"- {d}" for d in q.sweep.depends_on]
+    return "\n".join(lines) + "\n"
+
+
+def write_findings(runs: Path, out: Path) -> Path:
+    """Write ``out`` (and its figures into ``out.parent/findings/``) from every finished
+    question sweep under ``runs``; returns ``out``."""
+    figures = out.parent / "findings"
+    figures.mkdir(parents=True, exist_ok=True)
+    dirs = sorted(d for d in runs.iterdir() if (d / "results.csv").exists())
+    head = ["# Findings: the review's questions, answered by the model", "",
+            "Generated by `scaffoldfem findings` from the sweeps of `studies/questions/` "
+            "(`make findings` reruns them all and regenerates this page); no number here is "
+            "typed by hand.", "",
+            "How to read the intervals: a crossing fraction carries its Wilson 95 % interval "
+            "over the traced axons. Concentrations, occupancies and scores are deterministic; "
+            f"two of them are told apart only when they differ by more than "
+            f"{100 * DETERMINISTIC_TOLERANCE:.0f} % (an assumed discretisation error of the "
+            "coarse meshes these studies use, not a measured one). \"Against the review's "
+            "expectation\" is said where the model disagrees with the direction the review "
+            "reports: the model is not tuned to agree.", ""]
+    sections = [question_section(d, figures) for d in dirs]
+    atomic_write_text(out, "\n".join(head) + "\n" + "\n".join(sections))
+    return out

@@ -1,0 +1,162 @@
+"""The results of one finished question sweep, read for docs/findings.md.
+
+Everything here is read from the sweep directory (``sweep.toml``, ``sweep.json``,
+``results.csv`` and each case's ``metrics.json``, ``run.json`` and ``DONE``), so the
+findings page is a function of the runs alone: no number is typed by hand.
+
+Intervals: the crossing fraction of a case carries its Wilson 95 % interval (from
+the crossed / seeded counts); a group of cases pools the counts. Concentrations,
+occupancies, pain and cavitation scores are deterministic outputs of one solve:
+they carry no sampling interval, and two of them are told apart only when they
+differ by more than :data:`DETERMINISTIC_TOLERANCE`, the discretisation error
+assumed for the coarse meshes the question studies use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scaffoldfem.axons.crossing import wilson_interval
+from scaffoldfem.files import read_json_object
+from scaffoldfem.sweep.expectations import Expectation, select_cases
+from scaffoldfem.sweep.plan import SweepFile
+
+__all__ = ["DETERMINISTIC_TOLERANCE", "Judged", "QuestionResults", "Value", "read_question"]
+
+#: Relative difference under which two deterministic outcomes are "not resolved"
+#: (an assumed coarse-mesh discretisation error, not a measured one).
+DETERMINISTIC_TOLERANCE = 0.05
+
+#: Outcomes that are binomial proportions of the traced axons: (crossed, seeded) keys.
+PROPORTIONS = {"axons.crossing_fraction": ("axons.crossed", "axons.seeded")}
+
+
+@dataclass
+class Value:
+    """An outcome of a case or a group of cases, with its 95 % interval if it has one."""
+
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+
+    def separated_from(self, other: Value) -> bool:
+        """Whether the two are told apart: disjoint intervals, or (deterministic) a
+        relative difference above :data:`DETERMINISTIC_TOLERANCE`."""
+        if None not in (self.lo, self.hi, other.lo, other.hi):
+            return self.lo > other.hi or other.lo > self.hi
+        scale = max(abs(self.value), abs(other.value))
+        return scale > 0 and abs(self.value - other.value) > DETERMINISTIC_TOLERANCE * scale
+
+
+@dataclass
+class Judged:
+    """One expectation held against the results."""
+
+    expectation: Expectation
+    higher: Value
+    lower: Value
+    higher_ids: list[str]
+    lower_ids: list[str]
+
+    @property
+    def verdict(self) -> str:
+        """``"as expected"``, ``"against the expectation"`` or ``"not resolved"``."""
+        if not self.higher.separated_from(self.lower):
+            return "not resolved"
+        return "as expected" if self.higher.value > self.lower.value else "against the expectation"
+
+
+@dataclass
+class QuestionResults:
+    """A finished question sweep: its file, its table and its cases' metrics."""
+
+    name: str
+    sweep: SweepFile
+    table: pd.DataFrame
+    metrics: dict[str, dict[str, Any]]
+    labels: dict[str, str]
+    values: dict[str, dict[str, Any]]
+    wall_s: float | None
+
+    def outcome(self, case_ids: list[str], column: str) -> Value | None:
+        """``column`` of one case, or of a group (proportions pooled, others averaged)."""
+        rows = self.table.set_index("case_id").loc[case_ids]
+        if column in PROPORTIONS:
+            k_col, n_col = PROPORTIONS[column]
+            if k_col in rows and n_col in rows:
+                k, n = float(rows[k_col].sum()), float(rows[n_col].sum())
+                lo, hi = wilson_interval(k, n)
+                return Value(k / n if n else math.nan, lo, hi)
+        if column not in rows:
+            return None
+        vals = pd.to_numeric(rows[column], errors="coerce").dropna()
+        return Value(float(vals.mean())) if len(vals) else None
+
+    def judged(self) -> list[Judged]:
+        """Every ``[[expect]]`` of the sweep against the results."""
+        cases = [(cid, self.values[cid]) for cid in self.table["case_id"]]
+        out = []
+        for e in self.sweep.expect:
+            hi_ids, lo_ids = select_cases(e.higher, cases), select_cases(e.lower, cases)
+            hi, lo = self.outcome(hi_ids, e.outcome), self.outcome(lo_ids, e.outcome)
+            if hi_ids and lo_ids and hi is not None and lo is not None:
+                out.append(Judged(e, hi, lo, hi_ids, lo_ids))
+        return out
+
+
+def _compact(value: Any) -> str:
+    """A short label of a varied value (carrier lists, scavenger lists, quantities)."""
+    if isinstance(value, list):
+        return " + ".join(_compact(v) for v in value) or "none"
+    if isinstance(value, dict):
+        head = value.get("preset") or value.get("name") or value.get("law") or ""
+        extra = [str(value[k]) for k in ("loading", "first_order_rate", "amount") if k in value]
+        return " ".join([str(head), *extra]).strip()
+    return str(value)
+
+
+def case_label(case_id: str, values: dict[str, Any], explicit: bool) -> str:
+    """``channels`` for an explicit case, else its varied values, shortly."""
+    if explicit:
+        return re.sub(r"^c\d+-", "", case_id)
+    return "; ".join(f"{k.split('.')[-1]} {_compact(v)}" for k, v in values.items())
+
+
+def _wall_time(case_dirs: list[Path]) -> float | None:
+    """From the first case's start (run.json ``created``) to the last ``DONE``."""
+    starts, ends = [], []
+    for d in case_dirs:
+        created = read_json_object(d / "run.json").get("created")
+        if created and (d / "DONE").exists():
+            starts.append(dt.datetime.fromisoformat(created).timestamp())
+            ends.append((d / "DONE").stat().st_mtime)
+    return max(ends) - min(starts) if starts else None
+
+
+def read_question(sweep_dir: Path) -> QuestionResults:
+    """Read the finished sweep in ``sweep_dir``.
+
+    Raises:
+        FileNotFoundError: ``sweep_dir`` holds no finished sweep (no results.csv).
+    """
+    sweep = SweepFile.model_validate(tomllib.loads((sweep_dir / "sweep.toml").read_text()))
+    manifest = read_json_object(sweep_dir / "sweep.json")
+    table = pd.read_csv(sweep_dir / "results.csv")
+    table = table[table["status"] == "done"].reset_index(drop=True)
+    explicit = bool(sweep.cases) and not sweep.grid and sweep.sample is None
+    values = {c["id"]: c.get("values", {}) for c in manifest.get("cases", [])}
+    labels = {cid: case_label(cid, values.get(cid, {}), explicit) for cid in table["case_id"]}
+    metrics = {cid: read_json_object(sweep_dir / "cases" / cid / "metrics.json")
+               for cid in table["case_id"]}
+    return QuestionResults(
+        name=manifest.get("name") or sweep_dir.name, sweep=sweep, table=table, metrics=metrics,
+        labels=labels, values={cid: values.get(cid, {}) for cid in table["case_id"]},
+        wall_s=_wall_time([sweep_dir / "cases" / cid for cid in table["case_id"]]))
