@@ -8,7 +8,7 @@ from typing import Any
 from scaffoldfem.config.study import Study
 from scaffoldfem.sweep.sampling import NUMBER_UNIT
 
-__all__ = ["parameter_column", "parameter_value", "unit_slug"]
+__all__ = ["case_label", "compact_value", "parameter_column", "parameter_value", "unit_slug"]
 
 
 def _lookup(tree: Any, key: str) -> Any:
@@ -67,3 +67,23 @@ def parameter_value(study: Study, key: str) -> tuple[Any, str]:
 def parameter_column(key: str, unit: str) -> str:
     """Results-table column of a parameter: ``scaffold.solid_modulus_kPa``."""
     return f"{key}_{unit_slug(unit)}" if unit else key
+
+
+def compact_value(value: Any) -> str:
+    """A short label of a varied value as written in the sweep: a carrier list
+    ``[{preset = "alginate_gel", loading = "20000 ng/mL"}]`` → ``alginate_gel 20000
+    ng/mL``, an empty list → ``none``, a quantity as it is."""
+    if isinstance(value, list):
+        return " + ".join(compact_value(v) for v in value) or "none"
+    if isinstance(value, dict):
+        head = value.get("preset") or value.get("name") or value.get("law") or ""
+        extra = [str(value[k]) for k in ("loading", "first_order_rate", "amount") if k in value]
+        return " ".join([str(head), *extra]).strip()
+    return str(value)
+
+
+def case_label(case_id: str, values: dict[str, Any], explicit: bool) -> str:
+    """``channels`` for an explicit case, else its varied values, shortly."""
+    if explicit:
+        return re.sub(r"^c\d+-", "", case_id)
+    return "; ".join(f"{k.split('.')[-1]} {compact_value(v)}" for k, v in values.items())

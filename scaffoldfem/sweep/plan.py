@@ -292,7 +292,10 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     if bad:
         raise StudyError([f"{path}: {len(bad)} of {len(items)} cases are invalid; nothing was run",
                           *_case_error_lines(bad, len(items))])
-    plot = sweep.plot or [p for p in parameters if _is_numeric_param(cases, p)][:2]
+    # Explicit cases only: a bar per case (their values need not span a plane).
+    only_cases = not sweep.grid and sweep.sample is None
+    plot = sweep.plot or ([] if only_cases else
+                          [p for p in parameters if _is_numeric_param(cases, p)][:2])
     return SweepPlan(name=name, path=path.resolve(), base=base_path,
                      cases=cases, parameters=parameters, plot=plot, source=path.read_text(),
                      question=sweep.question, outcomes=list(sweep.outcomes),

@@ -23,7 +23,7 @@ from scaffoldfem.viz.findings_data import (
     read_question,
 )
 
-__all__ = ["write_findings"]
+__all__ = ["verdict_lines", "write_findings"]
 
 
 def _fmt(column: str, v: Value | None) -> str:
@@ -92,11 +92,17 @@ def _table(q: QuestionResults) -> list[str]:
 
 
 def _answer(q: QuestionResults) -> list[str]:
-    lines = []
     head = q.sweep.outcomes[0]
     best = max(q.table["case_id"], key=lambda c: _num(q.outcome([c], head)))
-    lines.append(f"- Highest {_short(head)}: **{q.labels[best]}** "
-                 f"({_fmt(head, q.outcome([best], head))}).")
+    return [f"- Highest {_short(head)}: **{q.labels[best]}** "
+            f"({_fmt(head, q.outcome([best], head))}).",
+            *(f"- {line}" for line in verdict_lines(q))]
+
+
+def verdict_lines(q: QuestionResults) -> list[str]:
+    """One sentence per ``[[expect]]`` of the sweep: what was expected, what was found,
+    and whether that is as the review expects, against it, or not resolved."""
+    lines = []
     for j in q.judged():
         e = j.expectation
         verdict = j.verdict
@@ -105,7 +111,7 @@ def _answer(q: QuestionResults) -> list[str]:
                 "not resolved": "not resolved (the difference is inside the uncertainty)"}[verdict]
         hi_lab = ", ".join(q.labels[c] for c in j.higher_ids)
         lo_lab = ", ".join(q.labels[c] for c in j.lower_ids)
-        lines.append(f"- Expected ({e.source}): {_short(e.outcome)} higher for *{hi_lab}* than "
+        lines.append(f"Expected ({e.source}): {_short(e.outcome)} higher for *{hi_lab}* than "
                      f"for *{lo_lab}*. Found {_fmt(e.outcome, j.higher)} vs "
                      f"{_fmt(e.outcome, j.lower)}: {mark}.")
     return lines

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 
 from scaffoldfem.axons.crossing import wilson_interval
 from scaffoldfem.files import read_json_object
+from scaffoldfem.sweep.columns import case_label
 from scaffoldfem.sweep.expectations import Expectation, select_cases
 from scaffoldfem.sweep.plan import SweepFile
 
@@ -110,24 +110,6 @@ class QuestionResults:
             if hi_ids and lo_ids and hi is not None and lo is not None:
                 out.append(Judged(e, hi, lo, hi_ids, lo_ids))
         return out
-
-
-def _compact(value: Any) -> str:
-    """A short label of a varied value (carrier lists, scavenger lists, quantities)."""
-    if isinstance(value, list):
-        return " + ".join(_compact(v) for v in value) or "none"
-    if isinstance(value, dict):
-        head = value.get("preset") or value.get("name") or value.get("law") or ""
-        extra = [str(value[k]) for k in ("loading", "first_order_rate", "amount") if k in value]
-        return " ".join([str(head), *extra]).strip()
-    return str(value)
-
-
-def case_label(case_id: str, values: dict[str, Any], explicit: bool) -> str:
-    """``channels`` for an explicit case, else its varied values, shortly."""
-    if explicit:
-        return re.sub(r"^c\d+-", "", case_id)
-    return "; ".join(f"{k.split('.')[-1]} {_compact(v)}" for k, v in values.items())
 
 
 def _wall_time(case_dirs: list[Path]) -> float | None:

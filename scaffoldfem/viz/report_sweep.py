@@ -18,9 +18,11 @@ from typing import Any
 import pandas as pd
 
 from scaffoldfem.files import atomic_write_bytes, read_json_object
+from scaffoldfem.sweep.columns import compact_value
 from scaffoldfem.sweep.results import HEADLINE
 from scaffoldfem.sweep.sensitivity import Sensitivity, metric_columns, sweep_sensitivity
 from scaffoldfem.viz import report_html as h
+from scaffoldfem.viz.findings_data import read_question
 
 #: The metric that ranks the cases (best / worst).
 RANK_METRIC = "axons.crossing_fraction"
@@ -71,6 +73,8 @@ def summary_section(sweep_dir: Path, manifest: dict[str, Any], raw: dict[str, An
                       f"seed {sample.get('seed', 0)}")
     rows = [("sweep", manifest.get("name", sweep_dir.name)),
             ("description", raw.get("description") or "(none)"),
+            *([("question", raw["question"])] if raw.get("question") else []),
+            *([("outcomes", ", ".join(raw["outcomes"]))] if raw.get("outcomes") else []),
             ("base study", manifest.get("base") or "(built-in defaults)"),
             ("design", "; ".join(design) or "–"),
             ("cases", f"{n}: {counts or 'none run'}" + (f", {pending} not run yet"
@@ -96,12 +100,25 @@ def _shown_columns(df: pd.DataFrame, manifest: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*lead, *params, *metrics, *tail]))
 
 
+def _written_values(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
+    """Varied values that are not numbers (carrier lists, scavengers) as the sweep
+    wrote them, shortly, instead of their resolved form (every default spelled out)."""
+    written = {c["id"]: c.get("values", {}) for c in manifest.get("cases") or []}
+    df = df.copy()
+    for p in manifest.get("parameters") or []:
+        col, key = p.get("column"), p.get("key")
+        if col in df and not pd.api.types.is_numeric_dtype(df[col]):
+            df[col] = [compact_value(written[cid][key]) if key in written.get(cid, {}) else v
+                       for cid, v in zip(df["case_id"], df[col], strict=True)]
+    return df
+
+
 def cases_section(df: pd.DataFrame, manifest: dict[str, Any]) -> str:
     """Every case: status, varied values, headline metrics; sortable by any column."""
     if df.empty:
         return h.section("cases", "Cases", "<p>No case has finished yet (no results.csv).</p>")
     cols = _shown_columns(df, manifest)
-    rows = df[cols].itertuples(index=False)
+    rows = _written_values(df, manifest)[cols].itertuples(index=False)
     body = ("<p>Click a column header to sort. Every column of results.csv is in the file; "
             "this table shows the varied values and the headline metrics.</p>"
             + h.table(cols, rows, sortable=True))
@@ -224,15 +241,36 @@ def sensitivity_section(sweep_dir: Path, df: pd.DataFrame, raw: dict[str, Any]) 
     return h.section("sensitivity", "Which parameters matter", body)
 
 
+def expectations_section(sweep_dir: Path, raw: dict[str, Any]) -> str:
+    """Each ``[[expect]]`` of a question sweep against its results (docs/findings.md
+    gives the same verdicts)."""
+    if not raw.get("expect"):
+        return ""
+    from scaffoldfem.viz.findings import verdict_lines  # the one wording of a verdict
+
+    try:
+        lines = verdict_lines(read_question(sweep_dir))
+    except (OSError, ValueError, KeyError) as err:  # unfinished or unreadable: say so
+        return h.section("expect", "Expected directions",
+                         h.notes([f"not judged yet ({type(err).__name__}: {err})"]))
+    kinds = ["bad" if "against" in line else "ok" if "as the review" in line else "warn"
+             for line in lines]
+    body = "".join(h.notes([line.replace("*", "")], kind) for line, kind in zip(
+        lines, kinds, strict=True))
+    return h.section("expect", "Expected directions", body or h.notes(["nothing to judge"]))
+
+
 def sweep_page(sweep_dir: Path) -> str:
     """The report page of a sweep directory."""
     manifest = _manifest(sweep_dir)
     raw = _sweep_file(sweep_dir)
     df = read_results(sweep_dir)
-    sections = [summary_section(sweep_dir, manifest, raw, df), cases_section(df, manifest),
+    sections = [summary_section(sweep_dir, manifest, raw, df),
+                expectations_section(sweep_dir, raw), cases_section(df, manifest),
                 failures_section(df), plots_section(sweep_dir, df),
                 sensitivity_section(sweep_dir, df, raw)]
-    nav = [("summary", "Sweep"), ("cases", "Cases"), ("failures", "Failures"),
+    nav = [("summary", "Sweep"), *([("expect", "Expected")] if raw.get("expect") else []),
+           ("cases", "Cases"), ("failures", "Failures"),
            ("plots", "Plots"), ("bestworst", "Best/worst"), ("sensitivity", "Sensitivity")]
     name = manifest.get("name", sweep_dir.name)
     return h.page(f"scaffoldfem sweep: {name}", f"sweep directory {sweep_dir}", nav,

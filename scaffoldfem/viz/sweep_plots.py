@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scaffoldfem.files import read_json_object
+from scaffoldfem.sweep.columns import case_label
 from scaffoldfem.viz.plots import plot_run
 
 #: Headline metrics drawn (column prefix → title); species AUCs are added per species.
@@ -74,9 +77,22 @@ def _param_info(sweep_dir: Path, df: Any) -> tuple[list[str], dict[str, str]]:
     for key in manifest.get("plot", []):
         if key in by_key and by_key[key]["column"] in df.columns:
             plot_cols.append(by_key[key]["column"])
-    if not plot_cols:  # no manifest: numeric columns between the lead columns and metrics
+    if not plot_cols and "plot" not in manifest:  # no manifest: the first parameters
         plot_cols = [p["column"] for p in params if p["column"] in df.columns][:2]
     return plot_cols, labels
+
+
+def _case_labels(sweep_dir: Path, case_ids: list[str]) -> list[str]:
+    """Short labels of the cases: an explicit case's name, else its values as written."""
+    manifest = read_json_object(sweep_dir / "sweep.json")
+    written = {c["id"]: c.get("values", {}) for c in manifest.get("cases") or []}
+    try:
+        raw = tomllib.loads((sweep_dir / "sweep.toml").read_text())
+    except (OSError, ValueError):
+        raw = {}
+    explicit = bool(raw.get("cases")) and not raw.get("grid") and not raw.get("sample")
+    return [case_label(cid, written.get(cid, {}), explicit or cid not in written)
+            for cid in case_ids]
 
 
 def _is_log(values: np.ndarray) -> bool:
@@ -170,8 +186,8 @@ def _draw(ax: Any, fig: Any, df: Any, cols: list[str], col: str, title: str,
     else:  # explicit cases without a numeric parameter: one bar per case
         vals = df[col].astype(float).to_numpy()
         ax.bar(range(len(vals)), np.nan_to_num(vals), color="tab:blue")
-        ax.set_xticks(range(len(vals)), df["case_id"].tolist(), rotation=60, ha="right",
-                      fontsize=6)
+        ax.set_xticks(range(len(vals)), df.attrs.get("labels") or df["case_id"].tolist(),
+                      rotation=60, ha="right", fontsize=6)
     ax.set_title(title, fontsize=10)
     if df[col].astype(float).isna().all():
         ax.text(0.5, 0.5, "not computed", transform=ax.transAxes, ha="center", va="center",
@@ -240,6 +256,7 @@ def plot_sweep(dir: Path) -> list[Path]:
 
     sweep_dir = Path(dir)
     df = pd.read_csv(sweep_dir / "results.csv")
+    df.attrs["labels"] = _case_labels(sweep_dir, df["case_id"].tolist())
     cols, labels = _param_info(sweep_dir, df)
     cols = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
     metrics = _metrics_to_plot(list(df.columns))
@@ -289,11 +306,17 @@ def _benefit_risk(df: Any, cols: list[str], labels: dict[str, str], path: Path) 
         return None
     fig = Figure(figsize=(5.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
-    colour = done[cols[0]] if cols else None
-    pts = ax.scatter(done["pain_risk.score"], 100 * done["axons.crossing_fraction"],
-                     c=colour, cmap="viridis", s=45, edgecolors="black", linewidths=0.5)
+    x, y = done["pain_risk.score"], 100 * done["axons.crossing_fraction"]
     if cols:
+        pts = ax.scatter(x, y, c=done[cols[0]], cmap="viridis", s=45, edgecolors="black",
+                         linewidths=0.5)
         fig.colorbar(pts, ax=ax, label=labels.get(cols[0], cols[0]))
+    else:  # no numeric parameter to colour by: name each point
+        ax.scatter(x, y, s=45, edgecolors="black", linewidths=0.5)
+        names = dict(zip(df["case_id"], df.attrs.get("labels") or df["case_id"], strict=True))
+        for cid, xi, yi in zip(done["case_id"], x, y, strict=True):
+            ax.annotate(names[cid], (xi, yi), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
     ax.set_xlabel("dorsal-horn pain-risk score (KCC2 index, relative, uncalibrated)")
     ax.set_ylabel("axons crossed (%)")
     ax.set_title("Benefit and risk of each design", loc="left", fontsize=11)
