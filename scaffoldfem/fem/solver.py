@@ -1,8 +1,7 @@
 """The only module that touches PETSc KSP/SNES.
 
 * :class:`LinearSolver` assembles its matrix only when told the coefficients
-  changed (:meth:`LinearSolver.invalidate`), so the preconditioner built on
-  it is reused across steps; every right-hand side is reassembled.
+  changed (:meth:`LinearSolver.invalidate`): its preconditioner serves every step.
 * :class:`NonlinearSolver` wraps SNES (Newton) for the saturable uptake.
 * Each solver gets a unique options prefix (``sfem_<field>_<n>_``); user
   options are merged over the preset's defaults; the converged reason is
@@ -10,9 +9,8 @@
   the time and PETSc's reason.
 
 Presets (:mod:`scaffoldfem.fem.solver_options`): ``"transport"`` (CG + GAMG,
-reused interpolation), ``"elasticity"`` (CG + smoothed-aggregation GAMG with the
-rigid-body near-nullspace) and ``"mumps"`` (direct LU; the robust fallback for
-small or hard problems).
+reused interpolation), ``"elasticity"`` (CG + smoothed-aggregation GAMG, rigid-body
+near-nullspace), ``"mumps"`` (direct LU: the fallback for small or hard problems).
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from ufl.algorithms import expand_derivatives
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
 from scaffoldfem.fem.solver_base import (
+    KeptPreconditioner,
     Options,
     check_finite,
     preset_of,
@@ -85,6 +84,11 @@ class LinearSolver:
             functions, which sum to one) then holds exactly whatever the Krylov
             tolerance (the Galerkin correction on span{z}: it also lowers the
             A-norm error of an SPD system). Default: on for the ``transport`` preset.
+        stale_preconditioner: Keep the preconditioner of an earlier matrix for a
+            solve of at most this many times the iterations after the last fresh
+            set-up; a solve that needs more is redone with a fresh set-up. For slowly
+            changing operators whose set-up dominates (elasticity). None (default):
+            a fresh set-up at every matrix change.
         form_compiler_options, jit_options: Passed to :func:`dolfinx.fem.form`.
     """
 
@@ -94,7 +98,7 @@ class LinearSolver:
                  near_nullspace: bool | PETSc.NullSpace | None = None,
                  rhs_coefficients: Sequence[fem.Function] = (),
                  static_rhs: Sequence[fem.Function] = (),
-                 conserve: bool | None = None,
+                 conserve: bool | None = None, stale_preconditioner: float | None = None,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
         # Right-hand-side coefficients whose matrix B_j never changes (e.g. ∫ f v dx
@@ -107,7 +111,7 @@ class LinearSolver:
         self.a = compile_form(a, **kw)
         self._rhs_ops: list[tuple[fem.Form, PETSc.Mat, fem.Function]] = []
         if rhs_coefficients:
-            L = self._split_rhs(L, rhs_coefficients, kw)
+            L, self._rhs_ops = split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
         self.prefix = unique_prefix(field)
         self.options = merged_options(preset, petsc_options)
@@ -144,30 +148,11 @@ class LinearSolver:
         self.total_iterations = 0
         #: Wall time (s) of the matrix assemblies (A and the right-hand-side matrices).
         self.assembly_seconds = 0.0
+        self._pc = KeptPreconditioner(stale_preconditioner)
         track(self)
         #: Balance correction ``zᵀ(b − A x) / zᵀ1`` of the last solve before it was
         #: removed (``conserve``): the mean residual the Krylov tolerance left.
         self.correction = 0.0
-
-    def _split_rhs(self, L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict) -> ufl.Form | None:
-        if not isinstance(L, ufl.Form):
-            raise ValueError("rhs_coefficients needs L as a UFL form")
-        rest = L
-        for f in coeffs:
-            B = expand_derivatives(ufl.derivative(L, f, ufl.TrialFunction(f.function_space)))
-            # B_j must not depend on any of the split coefficients (itself: L affine
-            # in f_j; the others: no products f_j f_k), else it would go stale.
-            for g in coeffs:
-                dB = expand_derivatives(ufl.derivative(B, g, ufl.TestFunction(g.function_space)))
-                if not dB.empty():
-                    raise ValueError(f"L is not affine in {f.name} (or couples it with "
-                                     f"{g.name}): cannot precompute its matrix")
-            if B.empty():
-                continue
-            Bc = compile_form(B, **kw)
-            self._rhs_ops.append((Bc, fpetsc.create_matrix(Bc), f))
-            rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
-        return None if rest.empty() else rest
 
     def invalidate(self) -> None:
         """Mark the matrix stale: its coefficients (or Δt) changed since assembly."""
@@ -266,6 +251,7 @@ class LinearSolver:
         Returns:
             Number of Krylov iterations.
         """
+        keep_pc = self._pc.keep(self.ksp) if self._stale else False
         if self._stale:
             self.assemble_matrix()
         if self._opts.active:
@@ -277,7 +263,13 @@ class LinearSolver:
         x = u.x.petsc_vec
         self.ksp.solve(self.b, x)
         reason = self.ksp.getConvergedReason()
-        self.iterations = self.ksp.getIterationNumber()
+        capped = 0
+        if keep_pc and reason < 0:  # too weak for this matrix: a fresh set-up, again
+            capped, keep_pc = self.ksp.getIterationNumber(), self._pc.rebuild(self.ksp)
+            self.ksp.solve(self.b, x)
+            reason = self.ksp.getConvergedReason()
+        self.iterations = capped + self.ksp.getIterationNumber()
+        self._pc.solved(self.ksp, keep_pc, reason, self.iterations - capped)
         if reason >= 0 and self.conserve:
             self._correct(x)
         u.x.scatter_forward()
@@ -299,6 +291,30 @@ class LinearSolver:
                     *(B for _, B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()
+
+
+def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
+              ) -> tuple[ufl.Form | None, list[tuple[fem.Form, PETSc.Mat, fem.Function]]]:
+    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j compiled, its
+    matrix, f_j)`` (see :class:`LinearSolver`'s ``rhs_coefficients``)."""
+    if not isinstance(L, ufl.Form):
+        raise ValueError("rhs_coefficients needs L as a UFL form")
+    rest, ops = L, []
+    for f in coeffs:
+        B = expand_derivatives(ufl.derivative(L, f, ufl.TrialFunction(f.function_space)))
+        # B_j must not depend on any of the split coefficients (itself: L affine
+        # in f_j; the others: no products f_j f_k), else it would go stale.
+        for g in coeffs:
+            dB = expand_derivatives(ufl.derivative(B, g, ufl.TestFunction(g.function_space)))
+            if not dB.empty():
+                raise ValueError(f"L is not affine in {f.name} (or couples it with "
+                                 f"{g.name}): cannot precompute its matrix")
+        if B.empty():
+            continue
+        Bc = compile_form(B, **kw)
+        ops.append((Bc, fpetsc.create_matrix(Bc), f))
+        rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
+    return (None if rest.empty() else rest), ops
 
 
 class NonlinearSolver:

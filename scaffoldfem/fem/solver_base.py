@@ -18,8 +18,8 @@ from petsc4py import PETSc
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.errors import SolverError
 
-__all__ = ["Options", "check_finite", "preset_of", "reason_name", "rigid_body_modes",
-           "solver_statistics", "track", "unique_prefix"]
+__all__ = ["KeptPreconditioner", "Options", "check_finite", "preset_of", "reason_name",
+           "rigid_body_modes", "solver_statistics", "track", "unique_prefix"]
 
 _counter = itertools.count()
 #: Every LinearSolver alive in this process, for :func:`solver_statistics`.
@@ -33,18 +33,21 @@ def track(solver: Any) -> None:
 
 def solver_statistics() -> dict[str, dict[str, float]]:
     """Per field name, over the live :class:`LinearSolver` objects of this rank: solves,
-    their wall time (s), Krylov iterations, matrix assemblies and their time (s)."""
+    their wall time (s), Krylov iterations, matrix assemblies and their time (s), and
+    preconditioner set-ups."""
     out: dict[str, dict[str, float]] = {}
     for s in sorted(_live, key=lambda s: s.prefix):
         if getattr(s, "destroyed", False):  # an earlier model's, not yet collected
             continue
         row = out.setdefault(s.field, dict.fromkeys(
-            ("solves", "seconds", "iterations", "assemblies", "assembly_seconds"), 0.0))
+            ("solves", "seconds", "iterations", "assemblies", "assembly_seconds",
+             "pc_setups"), 0.0))
         row["solves"] += s.solves
         row["seconds"] += s.seconds
         row["iterations"] += s.total_iterations
         row["assemblies"] += s.assemblies
         row["assembly_seconds"] += s.assembly_seconds
+        row["pc_setups"] += s._pc.setups if hasattr(s, "_pc") else s.assemblies
     return out
 
 
@@ -58,6 +61,56 @@ def reason_name(enum: Any, code: int) -> str:
 def unique_prefix(field: str) -> str:
     # Same on all ranks: solvers are created collectively in the same order.
     return f"sfem_{re.sub(r'[^A-Za-z0-9]', '_', field)}_{next(_counter)}_"
+
+
+class KeptPreconditioner:
+    """When a :class:`~scaffoldfem.fem.solver.LinearSolver` may keep the preconditioner
+    of an earlier matrix (its ``stale_preconditioner`` factor; None: never).
+
+    A solve with a kept preconditioner may take at most ``factor`` times the
+    iterations of the solve after the last fresh set-up; one that would take more
+    stops there (DIVERGED_ITS) and the solver sets up afresh and solves again. So a
+    kept hierarchy costs at most ``factor`` x the fresh iterations before it is
+    replaced, and the answer is always converged to the solver's tolerance.
+    """
+
+    def __init__(self, factor: float | None):
+        self.factor = factor
+        self.fresh_iterations: int | None = None
+        self._max_it: int | None = None  # the solver's own cap, while capped
+        #: Preconditioner set-ups so far (fewer than matrix assemblies when kept).
+        self.setups = 0
+
+    def keep(self, ksp: Any) -> bool:
+        """The matrix is about to change: keep the preconditioner? (Told to ``ksp``,
+        with the iteration cap of a kept solve.)"""
+        kept = self.factor is not None and self.fresh_iterations is not None
+        ksp.getPC().setReusePreconditioner(kept)
+        if kept:
+            self._max_it = ksp.getTolerances()[3]
+            cap = max(int(self.factor * max(self.fresh_iterations, 1)), 1)
+            ksp.setTolerances(max_it=min(cap, self._max_it))
+        self.setups += not kept
+        return kept
+
+    def _uncap(self, ksp: Any) -> None:
+        if self._max_it is not None:
+            ksp.setTolerances(max_it=self._max_it)
+            self._max_it = None
+
+    def rebuild(self, ksp: Any) -> bool:
+        """The kept preconditioner failed: set up afresh (returns False, "not kept")."""
+        self._uncap(ksp)
+        ksp.getPC().setReusePreconditioner(False)
+        ksp.setUp()
+        self.setups += 1
+        return False
+
+    def solved(self, ksp: Any, kept: bool, reason: int, iterations: int) -> None:
+        """After the solve: lift the cap; a fresh set-up's iterations are the reference."""
+        self._uncap(ksp)
+        if self.factor is not None and not kept and reason >= 0:
+            self.fresh_iterations = iterations
 
 
 class Options:

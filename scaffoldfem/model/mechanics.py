@@ -32,6 +32,12 @@ from scaffoldfem.model.state import ModelState
 from scaffoldfem.physics import mechanics as mech
 from scaffoldfem.regions import facet_tag
 
+#: A re-solve after a stiffness update keeps the GAMG hierarchy of an earlier one for
+#: up to this many times its iterations (then sets up afresh): the set-up (Galerkin
+#: products at a 1e5 stiffness contrast) costs more than ~20 CG iterations, and the
+#: stiffness changes by the update tolerance between solves (docs/model.md §8).
+KEPT_PRECONDITIONER = 3.0
+
 
 class Mechanics:
     """Displacement ``u`` and the quantities derived from it.
@@ -109,6 +115,7 @@ class Mechanics:
             preset="elasticity",
             near_nullspace=True,
             petsc_options=opts,
+            stale_preconditioner=KEPT_PRECONDITIONER,
         )
 
     def _derived_forms(self) -> None:

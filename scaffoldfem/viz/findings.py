@@ -15,32 +15,19 @@ import math
 from pathlib import Path
 
 from scaffoldfem.files import atomic_write_bytes, atomic_write_text
+from scaffoldfem.sweep.sensitivity import sweep_sensitivity
 from scaffoldfem.viz.findings_data import (
     DETERMINISTIC_TOLERANCE,
-    PROPORTIONS,
     QuestionResults,
     Value,
+    fmt_value,
     read_question,
+    short_name,
+    verdict_lines,
 )
+from scaffoldfem.viz.report_sweep import draw_sensitivity
 
-__all__ = ["verdict_lines", "write_findings"]
-
-
-def _fmt(column: str, v: Value | None) -> str:
-    if v is None or not math.isfinite(v.value):
-        return "–"
-    if column in PROPORTIONS:
-        return f"{100 * v.value:.1f} % [{100 * v.lo:.1f}, {100 * v.hi:.1f}]"
-    return f"{v.value:.4g}"
-
-
-def _short(column: str) -> str:
-    """A column's short name: ``species.BDNF.evaluation_window.lesion_auc_ng_day_per_mL``
-    → ``BDNF lesion auc ng day per mL (wk 2–8)``."""
-    parts = column.split(".")
-    window = " (wk 2–8)" if "evaluation_window" in parts else ""
-    parts = [p for p in parts if p not in ("species", "evaluation_window", "axons", "scaffold")]
-    return " ".join(parts).replace("_", " ") + window
+__all__ = ["write_findings"]
 
 
 def _figure(q: QuestionResults) -> bytes:
@@ -63,7 +50,7 @@ def _figure(q: QuestionResults) -> bytes:
         ax.set_yticks(range(len(ids)), [q.labels[c] for c in ids] if k == 0 else [""] * len(ids),
                       fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(_short(column), fontsize=9, loc="left")
+        ax.set_title(short_name(column), fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3, lw=0.5)
     fig.suptitle(q.sweep.question, fontsize=10)
     buf = io.BytesIO()
@@ -83,10 +70,10 @@ def _setup(q: QuestionResults) -> str:
 
 def _table(q: QuestionResults) -> list[str]:
     cols = q.sweep.outcomes
-    lines = ["| case | " + " | ".join(_short(c) for c in cols) + " |",
+    lines = ["| case | " + " | ".join(short_name(c) for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
     for cid in q.table["case_id"]:
-        cells = [_fmt(c, q.outcome([cid], c)) for c in cols]
+        cells = [fmt_value(c, q.outcome([cid], c)) for c in cols]
         lines.append(f"| {q.labels[cid]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -94,27 +81,9 @@ def _table(q: QuestionResults) -> list[str]:
 def _answer(q: QuestionResults) -> list[str]:
     head = q.sweep.outcomes[0]
     best = max(q.table["case_id"], key=lambda c: _num(q.outcome([c], head)))
-    return [f"- Highest {_short(head)}: **{q.labels[best]}** "
-            f"({_fmt(head, q.outcome([best], head))}).",
+    return [f"- Highest {short_name(head)}: **{q.labels[best]}** "
+            f"({fmt_value(head, q.outcome([best], head))}).",
             *(f"- {line}" for line in verdict_lines(q))]
-
-
-def verdict_lines(q: QuestionResults) -> list[str]:
-    """One sentence per ``[[expect]]`` of the sweep: what was expected, what was found,
-    and whether that is as the review expects, against it, or not resolved."""
-    lines = []
-    for j in q.judged():
-        e = j.expectation
-        verdict = j.verdict
-        mark = {"as expected": "as the review expects",
-                "against the expectation": "**against the review's expectation**",
-                "not resolved": "not resolved (the difference is inside the uncertainty)"}[verdict]
-        hi_lab = ", ".join(q.labels[c] for c in j.higher_ids)
-        lo_lab = ", ".join(q.labels[c] for c in j.lower_ids)
-        lines.append(f"Expected ({e.source}): {_short(e.outcome)} higher for *{hi_lab}* than "
-                     f"for *{lo_lab}*. Found {_fmt(e.outcome, j.higher)} vs "
-                     f"{_fmt(e.outcome, j.lower)}: {mark}.")
-    return lines
 
 
 def _num(v: Value | None) -> float:
@@ -122,9 +91,6 @@ def _num(v: Value | None) -> float:
 
 
 def _sensitivity(sweep_dir: Path, figures: Path, name: str) -> list[str]:
-    from scaffoldfem.sweep.sensitivity import sweep_sensitivity
-    from scaffoldfem.viz.report_sweep import draw_sensitivity
-
     sens = sweep_sensitivity(sweep_dir)
     if sens is None or sens.table.empty:
         return ["No Sobol' indices: the sweep is not a finished Saltelli design."]
@@ -137,7 +103,7 @@ def _sensitivity(sweep_dir: Path, figures: Path, name: str) -> list[str]:
         verdict = ("matters (ST interval above 0.1)" if lo > 0.1
                    else "does not matter here (ST below 0.1)" if r["ST"] + r["ST_conf"] < 0.1
                    else "not resolved at this N")
-        lines.append(f"| {_short(r['metric'])} | {r['parameter'].split('.')[-1]} | "
+        lines.append(f"| {short_name(r['metric'])} | {r['parameter'].split('.')[-1]} | "
                      f"{r['S1']:.2f} ± {r['S1_conf']:.2f} | {r['ST']:.2f} ± {r['ST_conf']:.2f} | "
                      f"{verdict} |")
     return [*lines, "", *(f"- {n}" for n in sens.notes)]

@@ -29,7 +29,8 @@ from scaffoldfem.sweep.columns import case_label
 from scaffoldfem.sweep.expectations import Expectation, select_cases
 from scaffoldfem.sweep.plan import SweepFile
 
-__all__ = ["DETERMINISTIC_TOLERANCE", "Judged", "QuestionResults", "Value", "read_question"]
+__all__ = ["DETERMINISTIC_TOLERANCE", "Judged", "QuestionResults", "Value", "fmt_value",
+           "read_question", "short_name", "verdict_lines"]
 
 #: Relative difference under which two deterministic outcomes are "not resolved"
 #: (an assumed coarse-mesh discretisation error, not a measured one).
@@ -142,3 +143,39 @@ def read_question(sweep_dir: Path) -> QuestionResults:
         name=manifest.get("name") or sweep_dir.name, sweep=sweep, table=table, metrics=metrics,
         labels=labels, values={cid: values.get(cid, {}) for cid in table["case_id"]},
         wall_s=_wall_time([sweep_dir / "cases" / cid for cid in table["case_id"]]))
+
+
+def fmt_value(column: str, v: Value | None) -> str:
+    """``v`` as the page shows it: a proportion in % with its interval."""
+    if v is None or not math.isfinite(v.value):
+        return "–"
+    if column in PROPORTIONS:
+        return f"{100 * v.value:.1f} % [{100 * v.lo:.1f}, {100 * v.hi:.1f}]"
+    return f"{v.value:.4g}"
+
+
+def short_name(column: str) -> str:
+    """A column's short name: ``species.BDNF.evaluation_window.lesion_auc_ng_day_per_mL``
+    → ``BDNF lesion auc ng day per mL (wk 2–8)``."""
+    parts = column.split(".")
+    window = " (wk 2–8)" if "evaluation_window" in parts else ""
+    parts = [p for p in parts if p not in ("species", "evaluation_window", "axons", "scaffold")]
+    return " ".join(parts).replace("_", " ") + window
+
+
+def verdict_lines(q: QuestionResults) -> list[str]:
+    """One sentence per ``[[expect]]`` of the sweep: what was expected, what was found,
+    and whether that is as the review expects, against it, or not resolved."""
+    lines = []
+    for j in q.judged():
+        e = j.expectation
+        verdict = j.verdict
+        mark = {"as expected": "as the review expects",
+                "against the expectation": "**against the review's expectation**",
+                "not resolved": "not resolved (the difference is inside the uncertainty)"}[verdict]
+        hi_lab = ", ".join(q.labels[c] for c in j.higher_ids)
+        lo_lab = ", ".join(q.labels[c] for c in j.lower_ids)
+        lines.append(f"Expected ({e.source}): {short_name(e.outcome)} higher for *{hi_lab}* than "
+                     f"for *{lo_lab}*. Found {fmt_value(e.outcome, j.higher)} vs "
+                     f"{fmt_value(e.outcome, j.lower)}: {mark}.")
+    return lines

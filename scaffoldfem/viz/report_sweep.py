@@ -22,7 +22,7 @@ from scaffoldfem.sweep.columns import compact_value
 from scaffoldfem.sweep.results import HEADLINE
 from scaffoldfem.sweep.sensitivity import Sensitivity, metric_columns, sweep_sensitivity
 from scaffoldfem.viz import report_html as h
-from scaffoldfem.viz.findings_data import read_question
+from scaffoldfem.viz.findings_data import read_question, verdict_lines
 
 #: The metric that ranks the cases (best / worst).
 RANK_METRIC = "axons.crossing_fraction"
@@ -246,8 +246,6 @@ def expectations_section(sweep_dir: Path, raw: dict[str, Any]) -> str:
     gives the same verdicts)."""
     if not raw.get("expect"):
         return ""
-    from scaffoldfem.viz.findings import verdict_lines  # the one wording of a verdict
-
     try:
         lines = verdict_lines(read_question(sweep_dir))
     except (OSError, ValueError, KeyError) as err:  # unfinished or unreadable: say so
