@@ -26,7 +26,7 @@ name = "known"
 description = "Two porosities with known outcomes"
 question = "Does the denser scaffold do better?"
 outcomes = ["axons.crossing_fraction", "species.BDNF.lesion_auc_ng_day_per_mL",
-            "scaffold.mass_remaining_fraction"]
+            "scaffold.mass_remaining_fraction", "mechanics.interface_strain_jump.p95"]
 depends_on = ["Nothing: the results are written by the test."]
 base = "{ROOT / "studies" / "baseline.toml"}"
 
@@ -55,6 +55,12 @@ outcome = "scaffold.mass_remaining_fraction"
 higher = "open"
 lower = "dense"
 source = "made up, a 0.6 % difference"
+
+[[expect]]
+outcome = "mechanics.interface_strain_jump.p95"
+higher = "open"
+lower = "dense"
+source = "made up, nothing links porosity to it here"
 """
 
 
@@ -72,6 +78,7 @@ def known_runner(study, out, comm, *, resume, overwrite, quiet, on_done=None):
                       "seeded": SEEDED},
             "species": {"BDNF": {"lesion_auc_ng_day_per_mL": 1000 * phi}},
             "scaffold": {"mass_remaining_fraction": 0.5 + 0.01 * phi},
+            "mechanics": {"interface_strain_jump": {"p95": 0.02}},
             "mesh": {"ranks": comm.size}})
         atomic_write_text(out / "DONE", "ok\n")
     comm.barrier()
@@ -100,7 +107,7 @@ def test_outcomes_and_verdicts_of_a_known_sweep(comm, sweep_dir):
     assert pooled.value == pytest.approx(360 / 800)  # counts pooled, not fractions averaged
     assert pooled.hi - pooled.lo < dense.hi - dense.lo
     verdicts = [j.verdict for j in q.judged()]
-    assert verdicts == ["against the expectation", "as expected", "not resolved"]
+    assert verdicts == ["against the expectation", "as expected", "not resolved", "no effect"]
 
 
 def test_findings_page_says_what_came_out_against(comm, sweep_dir):
@@ -111,6 +118,7 @@ def test_findings_page_says_what_came_out_against(comm, sweep_dir):
         assert "30.0 % [25.7, 34.7]" in text  # Wilson interval of 120 / 400
         assert "**against the review's expectation**" in text
         assert "as the review expects" in text and "not resolved" in text
+        assert "**no effect at all in the model**" in text
         assert "Nothing: the results are written by the test." in text
         png = page.parent / "findings" / "known.png"
         img = np.asarray(Image.open(png).convert("L"), dtype=float)

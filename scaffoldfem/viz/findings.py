@@ -114,6 +114,11 @@ def question_section(sweep_dir: Path, figures: Path) -> str:
     q = read_question(sweep_dir)
     lines = [f"## {q.sweep.question}", "", f"Study: `studies/questions/{q.name}.toml` — "
              + _setup(q), ""]
+    if q.pending:
+        lines += [f"**Not finished**: {q.pending} of {q.pending + len(q.table)} cases have no "
+                  "result yet; rerun the sweep (it resumes), then this command.", ""]
+    if q.table.empty:
+        return "\n".join(lines) + "\n"
     if q.sweep.sample is not None and q.sweep.sample.method == "saltelli":
         lines += _sensitivity(sweep_dir, figures, q.name)
     else:

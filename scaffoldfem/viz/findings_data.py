@@ -36,6 +36,9 @@ __all__ = ["DETERMINISTIC_TOLERANCE", "Judged", "QuestionResults", "Value", "fmt
 #: (an assumed coarse-mesh discretisation error, not a measured one).
 DETERMINISTIC_TOLERANCE = 0.05
 
+#: Relative difference under which two outcomes are the same number (rounding).
+IDENTICAL = 1e-9
+
 #: Outcomes that are binomial proportions of the traced axons: (crossed, seeded) keys.
 PROPORTIONS = {"axons.crossing_fraction": ("axons.crossed", "axons.seeded")}
 
@@ -69,7 +72,12 @@ class Judged:
 
     @property
     def verdict(self) -> str:
-        """``"as expected"``, ``"against the expectation"`` or ``"not resolved"``."""
+        """``"as expected"``, ``"against the expectation"``, ``"not resolved"`` or
+        ``"no effect"`` (equal to rounding: nothing in the model links the varied
+        input to this outcome)."""
+        a, b = self.higher.value, self.lower.value
+        if abs(a - b) <= IDENTICAL * max(abs(a), abs(b)):
+            return "no effect"
         if not self.higher.separated_from(self.lower):
             return "not resolved"
         return "as expected" if self.higher.value > self.lower.value else "against the expectation"
@@ -86,6 +94,8 @@ class QuestionResults:
     labels: dict[str, str]
     values: dict[str, dict[str, Any]]
     wall_s: float | None
+    #: Cases of the sweep without a finished result.
+    pending: int = 0
 
     def outcome(self, case_ids: list[str], column: str) -> Value | None:
         """``column`` of one case, or of a group (proportions pooled, others averaged)."""
@@ -142,7 +152,8 @@ def read_question(sweep_dir: Path) -> QuestionResults:
     return QuestionResults(
         name=manifest.get("name") or sweep_dir.name, sweep=sweep, table=table, metrics=metrics,
         labels=labels, values={cid: values.get(cid, {}) for cid in table["case_id"]},
-        wall_s=_wall_time([sweep_dir / "cases" / cid for cid in table["case_id"]]))
+        wall_s=_wall_time([sweep_dir / "cases" / cid for cid in table["case_id"]]),
+        pending=max(len(manifest.get("cases", [])) - len(table), 0))
 
 
 def fmt_value(column: str, v: Value | None) -> str:
@@ -171,6 +182,8 @@ def verdict_lines(q: QuestionResults) -> list[str]:
         e = j.expectation
         verdict = j.verdict
         mark = {"as expected": "as the review expects",
+                "no effect": "**no effect at all in the model** (equal to rounding: nothing in "
+                             "it links the varied input to this outcome)",
                 "against the expectation": "**against the review's expectation**",
                 "not resolved": "not resolved (the difference is inside the uncertainty)"}[verdict]
         hi_lab = ", ".join(q.labels[c] for c in j.higher_ids)

@@ -251,8 +251,8 @@ def expectations_section(sweep_dir: Path, raw: dict[str, Any]) -> str:
     except (OSError, ValueError, KeyError) as err:  # unfinished or unreadable: say so
         return h.section("expect", "Expected directions",
                          h.notes([f"not judged yet ({type(err).__name__}: {err})"]))
-    kinds = ["bad" if "against" in line else "ok" if "as the review" in line else "warn"
-             for line in lines]
+    kinds = ["bad" if "against" in line or "no effect" in line
+             else "ok" if "as the review" in line else "warn" for line in lines]
     body = "".join(h.notes([line.replace("*", "")], kind) for line, kind in zip(
         lines, kinds, strict=True))
     return h.section("expect", "Expected directions", body or h.notes(["nothing to judge"]))
