@@ -112,7 +112,8 @@ def _sensitivity(sweep_dir: Path, figures: Path, name: str) -> list[str]:
 def question_section(sweep_dir: Path, figures: Path) -> str:
     """The findings section of the finished question sweep in ``sweep_dir``."""
     q = read_question(sweep_dir)
-    lines = [f"## {q.sweep.question}", "", f"Study: `studies/questions/{q.name}.toml` — "
+    lines = [f'<a id="{q.name}"></a>', "", f"## {q.sweep.question}", "",
+             f"Study: `studies/questions/{q.name}.toml` — "
              + _setup(q), ""]
     if q.pending:
         lines += [f"**Not finished**: {q.pending} of {q.pending + len(q.table)} cases have no "
