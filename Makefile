@@ -44,14 +44,14 @@ test: lint test-serial test-mpi
 XDIST ?= -n $(NP) --dist loadfile
 
 test-serial: venv
-	$(VPY) -m pytest -q $$($(VPY) -c 'import xdist' 2>/dev/null && echo '$(XDIST)') tests
+	$(VPY) -m pytest -q --durations=15 $$($(VPY) -c 'import xdist' 2>/dev/null && echo '$(XDIST)') tests
 
 # One 2-rank pytest process over every file. (It used to die with exit 15 in
 # test_tracing.py: MPICH ran out of its ~2048 communicator context ids, leaked by
 # Python 3.13.0's singledispatchmethod cache through UFL; tests/conftest.py
 # switches that cache off and SCAFFOLDFEM_TEST_CONTEXTS=FILE logs the free ids.)
 test-mpi: venv
-	$(VENV)/bin/mpiexec -n $(NP) $(VPY) -m pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/mpiexec -n $(NP) $(VPY) -m pytest -q --durations=15 -p no:cacheprovider tests
 
 lint: venv
 	$(VENV)/bin/ruff check scaffoldfem tests

@@ -139,3 +139,25 @@ def test_findings_command_refuses_a_directory_without_sweeps(tmp_path):
     r = run_cli("findings", str(tmp_path))
     assert r.returncode == 2 and "holds no finished sweep" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_wall_time_is_the_union_of_the_case_runs(tmp_path):
+    """Two cases side by side from t=0 (100 s and 60 s), a third after a pause (t=500
+    to 530): 130 s of running, not 530."""
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    from scaffoldfem.viz.findings_data import _wall_time
+
+    t0 = 1_800_000_000.0
+    dirs = []
+    for i, (start, end) in enumerate([(0, 100), (0, 60), (500, 530)]):
+        d = tmp_path / f"c{i}"
+        d.mkdir()
+        created = datetime.fromtimestamp(t0 + start, UTC).isoformat()
+        (d / "run.json").write_text(json.dumps({"created": created}))
+        (d / "DONE").write_text("ok\n")
+        os.utime(d / "DONE", (t0 + end, t0 + end))
+        dirs.append(d)
+    assert _wall_time(dirs) == pytest.approx(130.0)

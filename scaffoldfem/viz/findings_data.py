@@ -124,14 +124,22 @@ class QuestionResults:
 
 
 def _wall_time(case_dirs: list[Path]) -> float | None:
-    """From the first case's start (run.json ``created``) to the last ``DONE``."""
-    starts, ends = [], []
+    """Time during which some case ran: the union of the cases' [start (run.json
+    ``created``), DONE] intervals (a sweep resumed later does not count the pause)."""
+    spans = []
     for d in case_dirs:
         created = read_json_object(d / "run.json").get("created")
         if created and (d / "DONE").exists():
-            starts.append(dt.datetime.fromisoformat(created).timestamp())
-            ends.append((d / "DONE").stat().st_mtime)
-    return max(ends) - min(starts) if starts else None
+            spans.append((dt.datetime.fromisoformat(created).timestamp(),
+                          (d / "DONE").stat().st_mtime))
+    if not spans:
+        return None
+    total, (lo, hi) = 0.0, sorted(spans)[0]
+    for a, b in sorted(spans)[1:]:
+        if a > hi:
+            total, lo = total + hi - lo, a
+        hi = max(hi, b)
+    return total + hi - lo
 
 
 def read_question(sweep_dir: Path) -> QuestionResults:
