@@ -12,6 +12,7 @@ page is typed by hand: rerun the sweeps and this command to regenerate it.
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 
 from scaffoldfem.files import atomic_write_bytes, atomic_write_text
@@ -58,14 +59,21 @@ def _figure(q: QuestionResults) -> bytes:
     return buf.getvalue()
 
 
-def _setup(q: QuestionResults) -> str:
-    s = q.sweep.set
-    parts = [f"{len(q.table)} cases", f"mesh {s.get('geometry.resolution', 'medium')}",
-             f"{s.get('time.duration', '56 day')}", f"{s.get('axons.count', 500)} axons per case"]
+def _setup(q: QuestionResults, sweep_dir: Path) -> str:
+    """Description, size (from the first case's resolved study) and wall time."""
+    first = sweep_dir / "cases" / str(q.table["case_id"].iloc[0]) / "study.resolved.toml"
+    try:
+        study = tomllib.loads(first.read_text())
+        g, t, a = study["geometry"], study["time"], study["axons"]
+        size = (f"mesh {g['resolution']}, {t['duration']}, "
+                f"{a['count'] if a.get('enabled', True) else 0} axons per case")
+    except (OSError, ValueError, KeyError):
+        size = "size unknown (no resolved study)"
     wall = f"{q.wall_s / 60:.1f} min" if q.wall_s else "unknown"
     ranks = sorted({int(r) for r in q.table["ranks"]}) if "ranks" in q.table else []
-    return (f"{q.sweep.description}.  \n{', '.join(parts)}; wall time {wall} on this machine "
-            f"(2 cores, {'/'.join(map(str, ranks)) or '?'} rank(s) per case, cases side by side).")
+    return (f"{q.sweep.description}.  \n{len(q.table)} cases, {size}; wall time {wall} on "
+            f"this machine (2 cores, {'/'.join(map(str, ranks)) or '?'} rank(s) per case, "
+            "cases side by side).")
 
 
 def _table(q: QuestionResults) -> list[str]:
@@ -114,7 +122,7 @@ def question_section(sweep_dir: Path, figures: Path) -> str:
     q = read_question(sweep_dir)
     lines = [f'<a id="{q.name}"></a>', "", f"## {q.sweep.question}", "",
              f"Study: `studies/questions/{q.name}.toml` — "
-             + _setup(q), ""]
+             + (_setup(q, sweep_dir) if len(q.table) else q.sweep.description), ""]
     if q.pending:
         lines += [f"**Not finished**: {q.pending} of {q.pending + len(q.table)} cases have no "
                   "result yet; rerun the sweep (it resumes), then this command.", ""]
