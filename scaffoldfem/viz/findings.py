@@ -47,7 +47,12 @@ def _figure(q: QuestionResults) -> bytes:
         err = None
         if all(v is not None and v.lo is not None for v in vals):
             err = [[v.value - v.lo for v in vals], [v.hi - v.value for v in vals]]
-        ax.barh(range(len(ids)), x, xerr=err, capsize=3, color="#4c72b0" if k == 0 else "#8c8c8c")
+        bars = ax.barh(range(len(ids)), x, xerr=err, capsize=3,
+                       color="#4c72b0" if k == 0 else "#8c8c8c")
+        # The value at each bar: a bar 1000x shorter than the others is still read.
+        ax.bar_label(bars, labels=[f"{v:.4g}" if math.isfinite(v) else "–" for v in x],
+                     fontsize=7, padding=3)
+        ax.margins(x=0.18)
         ax.set_yticks(range(len(ids)), [q.labels[c] for c in ids] if k == 0 else [""] * len(ids),
                       fontsize=8)
         ax.invert_yaxis()
