@@ -93,10 +93,19 @@ def _table(q: QuestionResults) -> list[str]:
 
 def _answer(q: QuestionResults) -> list[str]:
     head = q.sweep.outcomes[0]
-    best = max(q.table["case_id"], key=lambda c: _num(q.outcome([c], head)))
-    return [f"- Highest {short_name(head)}: **{q.labels[best]}** "
-            f"({fmt_value(head, q.outcome([best], head))}).",
+    ids = list(q.table["case_id"])
+    hi = max(ids, key=lambda c: _num(q.outcome([c], head)))
+    lo = min(ids, key=lambda c: _low(q, c, head))
+    name = short_name(head)
+    return [f"- {name[:1].upper() + name[1:]}: largest for **{q.labels[hi]}** "
+            f"({fmt_value(head, q.outcome([hi], head))}), smallest for **{q.labels[lo]}** "
+            f"({fmt_value(head, q.outcome([lo], head))}).",
             *(f"- {line}" for line in verdict_lines(q))]
+
+
+def _low(q: QuestionResults, case_id: str, column: str) -> float:
+    v = q.outcome([case_id], column)
+    return v.value if v is not None and math.isfinite(v.value) else math.inf
 
 
 def _num(v: Value | None) -> float:
