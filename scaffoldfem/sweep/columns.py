@@ -82,8 +82,11 @@ def compact_value(value: Any) -> str:
     return str(value)
 
 
-def case_label(case_id: str, values: dict[str, Any], explicit: bool) -> str:
-    """``channels`` for an explicit case, else its varied values, shortly."""
-    if explicit:
-        return re.sub(r"^c\d+-", "", case_id)
+def case_label(case_id: str, values: dict[str, Any], named: set[str]) -> str:
+    """A case's short label: the name of a ``[[cases]]`` entry with an ``id`` (in
+    ``named``), else its varied values as written (``carriers alginate_gel 20000
+    ng/mL``), else its id."""
+    label = re.sub(r"^c\d+-", "", case_id)
+    if label in named or not values:
+        return label if label in named else case_id
     return "; ".join(f"{k.split('.')[-1]} {compact_value(v)}" for k, v in values.items())

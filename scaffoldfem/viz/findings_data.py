@@ -152,9 +152,9 @@ def read_question(sweep_dir: Path) -> QuestionResults:
     manifest = read_json_object(sweep_dir / "sweep.json")
     table = pd.read_csv(sweep_dir / "results.csv")
     table = table[table["status"] == "done"].reset_index(drop=True)
-    explicit = bool(sweep.cases) and not sweep.grid and sweep.sample is None
+    named = {str(c["id"]) for c in sweep.cases if "id" in c}  # [[cases]] with an id
     values = {c["id"]: c.get("values", {}) for c in manifest.get("cases", [])}
-    labels = {cid: case_label(cid, values.get(cid, {}), explicit) for cid in table["case_id"]}
+    labels = {cid: case_label(cid, values.get(cid, {}), named) for cid in table["case_id"]}
     metrics = {cid: read_json_object(sweep_dir / "cases" / cid / "metrics.json")
                for cid in table["case_id"]}
     return QuestionResults(

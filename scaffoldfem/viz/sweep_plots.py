@@ -90,9 +90,8 @@ def _case_labels(sweep_dir: Path, case_ids: list[str]) -> list[str]:
         raw = tomllib.loads((sweep_dir / "sweep.toml").read_text())
     except (OSError, ValueError):
         raw = {}
-    explicit = bool(raw.get("cases")) and not raw.get("grid") and not raw.get("sample")
-    return [case_label(cid, written.get(cid, {}), explicit or cid not in written)
-            for cid in case_ids]
+    named = {str(c["id"]) for c in raw.get("cases") or [] if isinstance(c, dict) and "id" in c}
+    return [case_label(cid, written.get(cid, {}), named) for cid in case_ids]
 
 
 def _is_log(values: np.ndarray) -> bool:
