@@ -25,7 +25,7 @@ import pandas as pd
 
 from scaffoldfem.axons.crossing import wilson_interval
 from scaffoldfem.files import read_json_object
-from scaffoldfem.sweep.columns import case_label
+from scaffoldfem.sweep.columns import case_label, compact_value
 from scaffoldfem.sweep.expectations import Expectation, select_cases
 from scaffoldfem.sweep.plan import SweepFile
 
@@ -194,9 +194,18 @@ def verdict_lines(q: QuestionResults) -> list[str]:
                              "it links the varied input to this outcome)",
                 "against the expectation": "**against the review's expectation**",
                 "not resolved": "not resolved (the difference is inside the uncertainty)"}[verdict]
-        hi_lab = ", ".join(q.labels[c] for c in j.higher_ids)
-        lo_lab = ", ".join(q.labels[c] for c in j.lower_ids)
+        hi_lab = _group_label(q, e.higher, j.higher_ids)
+        lo_lab = _group_label(q, e.lower, j.lower_ids)
         lines.append(f"Expected ({e.source}): {short_name(e.outcome)} higher for *{hi_lab}* than "
                      f"for *{lo_lab}*. Found {fmt_value(e.outcome, j.higher)} vs "
                      f"{fmt_value(e.outcome, j.lower)}: {mark}.")
     return lines
+
+
+def _group_label(q: QuestionResults, selector: Any, ids: list[str]) -> str:
+    """One case by its label; a group by what selects it and its size."""
+    if len(ids) == 1:
+        return q.labels[ids[0]]
+    what = ("; ".join(f"{k.split('.')[-1]} {compact_value(v)}" for k, v in selector.items())
+            if isinstance(selector, dict) else f"'{selector}'")
+    return f"{what} ({len(ids)} cases; counts pooled, other outcomes averaged)"
