@@ -161,3 +161,20 @@ def test_wall_time_is_the_union_of_the_case_runs(tmp_path):
         os.utime(d / "DONE", (t0 + end, t0 + end))
         dirs.append(d)
     assert _wall_time(dirs) == pytest.approx(130.0)
+
+
+def test_sobol_verdicts_need_variation_and_enough_base_points():
+    import pandas as pd
+
+    from scaffoldfem.viz.findings import _index_verdict
+
+    table = pd.DataFrame({"m": [0.0] * 13 + [0.3], "k": np.linspace(0, 1, 14)})
+    row = pd.Series({"metric": "m", "ST": 0.5, "ST_conf": 0.1})
+    assert _index_verdict(row, 64, table) == "no index: the metric varies in 1 of 14 cases"
+    row["metric"] = "k"
+    assert _index_verdict(row, 2, table).startswith("not resolved (N = 2 < 8")
+    assert _index_verdict(row, 64, table) == "matters (ST interval above 0.1)"
+    row["ST"], row["ST_conf"] = 0.03, 0.02
+    assert _index_verdict(row, 64, table) == "does not matter here (ST interval below 0.1)"
+    row["ST_conf"] = 0.2
+    assert _index_verdict(row, 64, table) == "not resolved at this N"

@@ -305,7 +305,8 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 def _case_error_lines(bad: dict[str, list[str]], n_items: int) -> list[str]:
     """One line per problem: a problem every case has (a bad ``[set]`` or ``--set``
     value) once, as "every case: ...", the others prefixed with their case id."""
-    common = set.intersection(*(set(v) for v in bad.values())) if len(bad) == n_items else set()
+    every = len(bad) == n_items > 1  # one case: its own lines, with its id
+    common = set.intersection(*(set(v) for v in bad.values())) if every else set()
     lines = [f"every case: {line}" for line in next(iter(bad.values())) if line in common]
     for cid, problems in bad.items():
         lines.extend(f"{cid}: {line}" for line in problems if line not in common)

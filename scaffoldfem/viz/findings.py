@@ -11,9 +11,12 @@ page is typed by hand: rerun the sweeps and this command to regenerate it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from pathlib import Path
+
+import pandas as pd
 
 from scaffoldfem.files import atomic_write_bytes, atomic_write_text
 from scaffoldfem.sweep.sensitivity import sweep_sensitivity
@@ -28,7 +31,11 @@ from scaffoldfem.viz.findings_data import (
 )
 from scaffoldfem.viz.report_sweep import draw_sensitivity
 
-__all__ = ["write_findings"]
+__all__ = ["MIN_BASE_N", "write_findings"]
+
+#: Fewest Saltelli base points at which an index's bootstrap interval is judged
+#: (below it, SALib's intervals are themselves unreliable).
+MIN_BASE_N = 8
 
 
 def _figure(q: QuestionResults) -> bytes:
@@ -112,23 +119,39 @@ def _num(v: Value | None) -> float:
     return v.value if v is not None and math.isfinite(v.value) else -math.inf
 
 
-def _sensitivity(sweep_dir: Path, figures: Path, name: str) -> list[str]:
+def _sensitivity(sweep_dir: Path, figures: Path, name: str, outcomes: list[str]) -> list[str]:
+    """The Sobol' indices of the sweep's outcomes (all analysed metrics if it names none)."""
     sens = sweep_sensitivity(sweep_dir)
     if sens is None or sens.table.empty:
         return ["No Sobol' indices: the sweep is not a finished Saltelli design."]
+    if outcomes and sens.table["metric"].isin(outcomes).any():
+        sens = dataclasses.replace(sens, table=sens.table[sens.table["metric"].isin(outcomes)])
     atomic_write_bytes(figures / f"{name}_sobol.png", draw_sensitivity(sens))
+    table = pd.read_csv(sweep_dir / "results.csv")
     lines = [f"![Sobol' indices](findings/{name}_sobol.png)", "",
              f"Saltelli N = {sens.base_n} ({sens.cases} cases); 95 % bootstrap intervals.", "",
              "| metric | parameter | S1 | ST | verdict |", "|---|---|---|---|---|"]
     for _, r in sens.table.iterrows():
-        lo = r["ST"] - r["ST_conf"]
-        verdict = ("matters (ST interval above 0.1)" if lo > 0.1
-                   else "does not matter here (ST below 0.1)" if r["ST"] + r["ST_conf"] < 0.1
-                   else "not resolved at this N")
         lines.append(f"| {short_name(r['metric'])} | {r['parameter'].split('.')[-1]} | "
                      f"{r['S1']:.2f} ± {r['S1_conf']:.2f} | {r['ST']:.2f} ± {r['ST_conf']:.2f} | "
-                     f"{verdict} |")
+                     f"{_index_verdict(r, sens.base_n, table)} |")
     return [*lines, "", *(f"- {n}" for n in sens.notes)]
+
+
+def _index_verdict(r: pd.Series, base_n: int, table: pd.DataFrame) -> str:
+    """A parameter matters where its total-order interval stays above 0.1; nothing is
+    said of a metric that varies in fewer than two cases, or at N < MIN_BASE_N."""
+    values = pd.to_numeric(table.get(r["metric"]), errors="coerce").dropna()
+    varied = int((values != values.median()).sum()) if len(values) else 0
+    if varied < 2:
+        return f"no index: the metric varies in {varied} of {len(values)} cases"
+    if base_n < MIN_BASE_N:
+        return f"not resolved (N = {base_n} < {MIN_BASE_N}: screening only)"
+    if r["ST"] - r["ST_conf"] > 0.1:
+        return "matters (ST interval above 0.1)"
+    if r["ST"] + r["ST_conf"] < 0.1:
+        return "does not matter here (ST interval below 0.1)"
+    return "not resolved at this N"
 
 
 def question_section(sweep_dir: Path, figures: Path) -> str:
@@ -143,7 +166,7 @@ def question_section(sweep_dir: Path, figures: Path) -> str:
     if q.table.empty:
         return "\n".join(lines) + "\n"
     if q.sweep.sample is not None and q.sweep.sample.method == "saltelli":
-        lines += _sensitivity(sweep_dir, figures, q.name)
+        lines += _sensitivity(sweep_dir, figures, q.name, q.sweep.outcomes)
     else:
         atomic_write_bytes(figures / f"{q.name}.png", _figure(q))
         lines += [f"![{q.name}](findings/{q.name}.png)", "", *_table(q), "", "**Answer.**", "",
