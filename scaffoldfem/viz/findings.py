@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def _figure(q: QuestionResults) -> bytes:
         ax.set_yticks(range(len(ids)), [q.labels[c] for c in ids] if k == 0 else [""] * len(ids),
                       fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(short_name(column), fontsize=9, loc="left")
+        ax.set_title(textwrap.fill(short_name(column), 34), fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3, lw=0.5)
     fig.suptitle(q.sweep.question, fontsize=10)
     buf = io.BytesIO()
