@@ -20,12 +20,36 @@ ROOT = Path(__file__).resolve().parents[1]
 uncache_singledispatchmethods()
 
 
+class _OtherRankFailures:
+    """On ranks > 0 (whose report is silenced), a failure is still written to stderr:
+    a test failing on one rank only fails the job with no word on rank 0's report."""
+
+    def __init__(self, rank: int):
+        self.rank = rank
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            print(
+                f"\n[rank {self.rank}] FAILED {report.nodeid} ({report.when})\n"
+                f"{report.longreprtext}\n",
+                file=sys.__stderr__,
+                flush=True,
+            )
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            print(f"\n[rank {self.rank}] COLLECTION ERROR {report.nodeid}\n"
+                  f"{report.longreprtext}\n", file=sys.__stderr__, flush=True)
+
+
 def pytest_configure(config):
     # Under mpiexec only rank 0 reports; the other ranks still run every test.
-    if MPI.COMM_WORLD.rank > 0 and not os.environ.get("SCAFFOLDFEM_TEST_ALL_RANKS"):
+    rank = MPI.COMM_WORLD.rank
+    if rank > 0 and not os.environ.get("SCAFFOLDFEM_TEST_ALL_RANKS"):
         config.option.verbose = -2
         config.option.reportchars = ""
         sys.stdout = open(os.devnull, "w")
+        config.pluginmanager.register(_OtherRankFailures(rank), "other-rank-failures")
 
 
 def free_context_ids(comm: MPI.Comm = MPI.COMM_WORLD, cap: int = 4096) -> int:

@@ -64,6 +64,7 @@ def run(study: Study | str | Path, out: str | Path, comm: Any = None, *, resume:
         raise InternalError(f"run of {out} returned exit code {code}")
     if comm.rank == 0:
         report_after(out)  # after DONE: the page reports the finished run (never raises)
+    comm.barrier()  # every rank returns once the page is written (a caller may read it)
     return Results(out)
 
 
@@ -107,6 +108,7 @@ def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_pe
                         on_done=plot_sweep if figures else None)
     if comm.rank == 0:
         report_after(Path(out))  # the sweep's page (never raises)
+    comm.barrier()  # every rank returns once the page is written (a caller may read it)
     return summary
 
 
