@@ -196,11 +196,14 @@ def test_kept_preconditioner_same_answer_fewer_setups_rebuilt_when_weak():
     fresh, kept = results[None], results[3.0]
     for i in (0, 1):
         scale = np.max(np.abs(fresh[i]))
-        assert np.max(np.abs(kept[i] - fresh[i])) < 1e-6 * scale
+        # A kept solve converges 100x tighter: it differs from the fresh answer by
+        # about the fresh solve's own error, not by its own (1e-6 at tighten = 1).
+        assert np.max(np.abs(kept[i] - fresh[i])) < 2e-8 * scale
     assert fresh[3] == fresh[4] == 5  # a set-up per matrix
     its, fresh_its = kept[2], fresh[2]
     assert max(its[1:4]) <= 3 * its[0]  # kept through the mild changes: one set-up ...
-    # ... until the five-orders change: the kept solve stops at its cap (3 x 34) and a
-    # fresh set-up finishes from that iterate (so in fewer than from scratch).
+    # ... until the five-orders change: the kept solve stops at its cap (3 x 34, x 1.2
+    # for its two more orders) and a fresh set-up finishes from that iterate.
     assert kept[3] == 2 and kept[4] == 5
-    assert 3 * its[0] < its[4] <= 3 * its[0] + fresh_its[4]
+    cap = int(3 * 1.2 * its[0])
+    assert cap < its[4] <= cap + fresh_its[4]

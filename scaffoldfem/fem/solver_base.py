@@ -5,6 +5,7 @@ near-nullspace, and the per-field statistics of the live solvers."""
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import weakref
 from collections.abc import Mapping
@@ -72,31 +73,41 @@ class KeptPreconditioner:
     stops there (DIVERGED_ITS) and the solver sets up afresh and solves again. So a
     kept hierarchy costs at most ``factor`` x the fresh iterations before it is
     replaced, and the answer is always converged to the solver's tolerance.
+
+    A kept solve converges to ``tighten`` x the solver's relative tolerance (and its
+    cap grows by the extra orders): its answer then differs from a fresh set-up's by
+    less than a fresh solve's own error, so whether (and since when) a hierarchy was
+    kept, which depends on the rank count and on a resume, does not show in the
+    results at the solver's tolerance.
     """
 
-    def __init__(self, factor: float | None):
-        self.factor = factor
+    def __init__(self, factor: float | None, tighten: float = 1.0e-2):
+        self.factor, self.tighten = factor, tighten
         self.fresh_iterations: int | None = None
-        self._max_it: int | None = None  # the solver's own cap, while capped
+        self._saved: tuple[float, int] | None = None  # the solver's (rtol, max_it), while kept
         #: Preconditioner set-ups so far (fewer than matrix assemblies when kept).
         self.setups = 0
 
     def keep(self, ksp: Any) -> bool:
         """The matrix is about to change: keep the preconditioner? (Told to ``ksp``,
-        with the iteration cap of a kept solve.)"""
+        with the tolerance and iteration cap of a kept solve.)"""
         kept = self.factor is not None and self.fresh_iterations is not None
-        ksp.getPC().setReusePreconditioner(kept)
+        if self.factor is not None:
+            ksp.getPC().setReusePreconditioner(kept)
         if kept:
-            self._max_it = ksp.getTolerances()[3]
-            cap = max(int(self.factor * max(self.fresh_iterations, 1)), 1)
-            ksp.setTolerances(max_it=min(cap, self._max_it))
+            rtol, _, _, max_it = ksp.getTolerances()
+            self._saved = (rtol, max_it)
+            orders = math.log(rtol * self.tighten) / math.log(rtol) if 0 < rtol < 1 else 1.0
+            cap = max(int(self.factor * orders * max(self.fresh_iterations, 1)), 1)
+            ksp.setTolerances(rtol=rtol * self.tighten, max_it=min(cap, max_it))
         self.setups += not kept
         return kept
 
     def _uncap(self, ksp: Any) -> None:
-        if self._max_it is not None:
-            ksp.setTolerances(max_it=self._max_it)
-            self._max_it = None
+        if self._saved is not None:
+            rtol, max_it = self._saved
+            ksp.setTolerances(rtol=rtol, max_it=max_it)
+            self._saved = None
 
     def rebuild(self, ksp: Any) -> bool:
         """The kept preconditioner failed: set up afresh (returns False, "not kept")."""

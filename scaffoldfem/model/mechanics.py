@@ -33,12 +33,14 @@ from scaffoldfem.physics import mechanics as mech
 from scaffoldfem.regions import facet_tag
 
 #: Factor of LinearSolver's ``stale_preconditioner`` for the elasticity re-solves
-#: (None: a fresh GAMG set-up at every stiffness update). Off: a kept hierarchy makes
-#: the converged displacement depend on the solve history at ~1e-6, which moves the
-#: percentile metrics (von Mises p95 by 6e-6 relative) between 1 and 2 ranks and
-#: between an uninterrupted and a resumed run (test_run). 3.0 halves a re-solve's
-#: cost (coarse, 1 rank: 3.2 -> 0.6 s); to turn it on, the kept state must survive a
-#: resume and the rank comparison must not hinge on it (docs/model.md §8).
+#: (None: a fresh GAMG set-up at every stiffness update). Off because it does not pay:
+#: with the interpolation reused (the ``elasticity`` preset) a fresh set-up only
+#: recomputes the Galerkin coarse operators, and the kept hierarchy's extra
+#: iterations cost as much (coarse baseline, 2 ranks, 10 re-solves: 16.8 s with it,
+#: 15.8 s without; 294 vs 125 iterations). Its kept solves converge 100x tighter
+#: (``KeptPreconditioner.tighten``), which removed the history dependence that had
+#: moved von Mises p95 by 6e-6 between 1 and 2 ranks and after a resume (test_run
+#: passes with it on).
 KEPT_PRECONDITIONER: float | None = None
 
 
