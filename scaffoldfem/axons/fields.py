@@ -37,8 +37,9 @@ from scaffoldfem.regions import CELL_TAGS, cell_tag
 
 #: Re-smooth the log-modulus when it moved by more than this anywhere (0.1 % in E).
 Q_TOLERANCE = 1e-3
-#: Re-smooth the CSPG level when it moved by more than this anywhere.
-S_TOLERANCE = 1e-4
+#: Re-smooth the CSPG level when it moved by more than this anywhere (as the model's
+#: cue, ``model/cspg.py`` CUE_TOLERANCE).
+S_TOLERANCE = 1e-3
 
 
 @dataclass
