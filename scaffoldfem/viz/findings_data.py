@@ -97,9 +97,12 @@ class QuestionResults:
     #: Cases of the sweep without a finished result.
     pending: int = 0
 
+    def __post_init__(self) -> None:
+        self._by_id = self.table.set_index("case_id")  # indexed once, read per outcome
+
     def outcome(self, case_ids: list[str], column: str) -> Value | None:
         """``column`` of one case, or of a group (proportions pooled, others averaged)."""
-        rows = self.table.set_index("case_id").loc[case_ids]
+        rows = self._by_id.loc[case_ids]
         if column in PROPORTIONS:
             k_col, n_col = PROPORTIONS[column]
             if k_col in rows and n_col in rows:

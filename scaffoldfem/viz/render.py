@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from scaffoldfem.regions import CELL_TAGS
+from scaffoldfem.viz.style import offscreen_pyvista
 
 #: One colour per region, chosen to read at a glance (host pale, implant blue, scar ochre).
 REGION_COLOURS = {
@@ -21,18 +22,11 @@ REGION_COLOURS = {
 }
 
 
-def _pv():
-    import pyvista as pv
-
-    pv.OFF_SCREEN = True
-    return pv
-
-
 def read_msh_grid(path: Path):
     """Read a Gmsh file as a PyVista grid of tetrahedra with a ``region`` cell array."""
     import meshio
 
-    pv = _pv()
+    pv = offscreen_pyvista()
     m = meshio.read(path)
     blocks, tags = [], []
     for block, phys in zip(m.cells, m.cell_data["gmsh:physical"], strict=True):
@@ -57,7 +51,7 @@ def mesh_cutaway(msh: Path, png: Path, *, size: tuple[int, int] = (1400, 800)) -
     Returns:
         ``png``.
     """
-    pv = _pv()
+    pv = offscreen_pyvista()
     grid = read_msh_grid(msh)
     lo, hi = np.array(grid.bounds[0::2]), np.array(grid.bounds[1::2])
     centre = 0.5 * (lo + hi)

@@ -3,6 +3,8 @@ bars, and the off-screen PyVista and matplotlib backends (no DOLFINx here)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,12 @@ def offscreen_pyvista():
     import pyvista as pv
 
     pv.OFF_SCREEN = True
+    if sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Headless: VTK would try X first and print "bad X server connection" into
+        # every run's log before falling back to EGL; ask for EGL (read when a
+        # render window is made, so setting it after the import is enough).
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     return pv
 
 
