@@ -18,7 +18,6 @@ display); call on one rank.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tomllib
@@ -54,21 +53,11 @@ def _metrics_to_plot(columns: list[str]) -> list[tuple[str, str]]:
     return out[:1] + aucs + out[1:]
 
 
-def _sweep_name(sweep_dir: Path) -> str:
-    try:
-        return str(json.loads((sweep_dir / "sweep.json").read_text())["name"])
-    except (OSError, ValueError, KeyError):
-        return sweep_dir.name
-
-
-def _param_info(sweep_dir: Path, df: Any) -> tuple[list[str], dict[str, str]]:
-    """The plotted parameter columns (x[, y]) and a label per column."""
+def _param_info(manifest: dict[str, Any], df: Any) -> tuple[list[str], dict[str, str]]:
+    """The plotted parameter columns (x[, y]) and a label per column (``manifest``:
+    the sweep's ``sweep.json``, {} when absent)."""
     labels: dict[str, str] = {}
     plot_cols: list[str] = []
-    try:
-        manifest = json.loads((sweep_dir / "sweep.json").read_text())
-    except (OSError, ValueError):
-        manifest = {}
     params = manifest.get("parameters", [])
     by_key = {p["key"]: p for p in params}
     for p in params:
@@ -82,9 +71,9 @@ def _param_info(sweep_dir: Path, df: Any) -> tuple[list[str], dict[str, str]]:
     return plot_cols, labels
 
 
-def _case_labels(sweep_dir: Path, case_ids: list[str]) -> list[str]:
+def _case_labels(sweep_dir: Path, manifest: dict[str, Any], case_ids: list[str]
+                 ) -> list[str]:
     """Short labels of the cases: an explicit case's name, else its values as written."""
-    manifest = read_json_object(sweep_dir / "sweep.json")
     written = {c["id"]: c.get("values", {}) for c in manifest.get("cases") or []}
     try:
         raw = tomllib.loads((sweep_dir / "sweep.toml").read_text())
@@ -255,8 +244,9 @@ def plot_sweep(dir: Path) -> list[Path]:
 
     sweep_dir = Path(dir)
     df = pd.read_csv(sweep_dir / "results.csv")
-    df.attrs["labels"] = _case_labels(sweep_dir, df["case_id"].tolist())
-    cols, labels = _param_info(sweep_dir, df)
+    manifest = read_json_object(sweep_dir / "sweep.json")  # {} if absent
+    df.attrs["labels"] = _case_labels(sweep_dir, manifest, df["case_id"].tolist())
+    cols, labels = _param_info(manifest, df)
     cols = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
     metrics = _metrics_to_plot(list(df.columns))
     fig_dir = sweep_dir / "figures"
@@ -278,7 +268,7 @@ def plot_sweep(dir: Path) -> list[Path]:
             _draw(ax, fig, df, cols, col, title, labels)
         for ax in axes[n:]:
             ax.set_axis_off()
-        fig.suptitle(f"sweep {_sweep_name(sweep_dir)}: {len(df)} cases "
+        fig.suptitle(f"sweep {manifest.get('name') or sweep_dir.name}: {len(df)} cases "
                      f"({int((df['status'] == 'done').sum())} done)", fontsize=12)
         path = fig_dir / "sweep_overview.png"
         fig.savefig(path, dpi=100)
