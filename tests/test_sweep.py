@@ -708,3 +708,27 @@ def test_invalid_case_refuses_before_running_anything(tmp_path):
         "c002-porosity1.5-solid_modulus1kPa", "c003-porosity1.5-solid_modulus100kPa", "c004-neg"]
     assert len(err) == 4  # printed once (rank 0), not per rank
     assert not log.exists() and not (tmp_path / "out").exists()
+
+
+def test_crossing_error_bars_are_wilson_intervals_of_the_counts():
+    """Sweep figures draw the crossing fraction with its Wilson 95 % interval: per case,
+    and from pooled counts where cases share a parameter value; other metrics get none."""
+    import pandas as pd
+
+    from scaffoldfem.axons.crossing import wilson_interval
+    from scaffoldfem.viz.sweep_plots import _error_bars
+
+    df = pd.DataFrame({"p": [1.0, 1.0, 2.0], "axons.crossed": [30, 50, 0],
+                       "axons.seeded": [100, 100, 40], "axons.crossing_fraction": [0.3, 0.5, 0.0],
+                       "pain_risk.score": [0.1, 0.2, 0.3]})
+    per_case = _error_bars(df, "axons.crossing_fraction")
+    lo, hi = wilson_interval(50, 100)
+    assert per_case.shape == (2, 3)
+    assert per_case[:, 1] == pytest.approx([0.5 - lo, hi - 0.5])
+    assert per_case[0, 2] == 0.0 and per_case[1, 2] > 0.05  # 0 of 40: one-sided, not zero
+    pooled = _error_bars(df, "axons.crossing_fraction", by="p")
+    lo, hi = wilson_interval(80, 200)  # p = 1: 30 + 50 of 100 + 100
+    assert pooled[:, 0] == pytest.approx([0.4 - lo, hi - 0.4])
+    assert pooled[1, 0] < per_case[1, 0]  # pooling narrows the interval
+    assert _error_bars(df, "pain_risk.score") is None
+    assert _error_bars(df.drop(columns="axons.seeded"), "axons.crossing_fraction") is None

@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from scaffoldfem.axons.crossing import wilson_interval
 from scaffoldfem.files import read_json_object
 from scaffoldfem.sweep.columns import case_label
+from scaffoldfem.viz.findings_data import PROPORTIONS
 from scaffoldfem.viz.plots import plot_run
 
 #: Headline metrics drawn (column prefix → title); species AUCs are added per species.
@@ -147,9 +149,31 @@ def _scatter(ax: Any, df: Any, x: str, y: str, col: str, labels: dict[str, str])
     return sc
 
 
+def _error_bars(df: Any, col: str, by: str | None = None) -> np.ndarray | None:
+    """Wilson 95 % error bars (2 x n, below/above) of a proportion column such as the
+    crossing fraction, from its counts (pooled per value of ``by``); None for other
+    columns or without the counts."""
+    keys = PROPORTIONS.get(col)
+    if keys is None or not set(keys) <= set(df.columns):
+        return None
+    counts = df[list(keys)].astype(float)
+    if by is not None:
+        counts = counts.groupby(df[by].astype(float)).sum().sort_index()
+    k, n = counts[keys[0]].to_numpy(), counts[keys[1]].to_numpy()
+    lo, hi = wilson_interval(k, n)
+    p = np.where(n > 0, k / np.where(n > 0, n, 1.0), np.nan)
+    return np.nan_to_num(np.vstack([p - lo, hi - p]))
+
+
 def _line(ax: Any, df: Any, x: str, col: str, labels: dict[str, str]) -> None:
-    d = df[[x, col]].astype(float).groupby(x)[col].mean().sort_index()
-    ax.plot(d.index.to_numpy(), d.to_numpy(), "o-", color="tab:blue")
+    err = _error_bars(df, col, by=x)
+    if err is None:
+        d = df[[x, col]].astype(float).groupby(x)[col].mean().sort_index()
+    else:  # pooled counts: the pooled proportion, with its interval
+        counts = df[list(PROPORTIONS[col])].astype(float).groupby(df[x].astype(float)).sum()
+        d = (counts.iloc[:, 0] / counts.iloc[:, 1]).sort_index()
+    ax.errorbar(d.index.to_numpy(), d.to_numpy(), yerr=err, fmt="o-", color="tab:blue",
+                capsize=3)
     if _is_log(d.index.to_numpy()):
         ax.set_xscale("log")
     ax.set_xlabel(labels.get(x, x))
@@ -173,7 +197,8 @@ def _draw(ax: Any, fig: Any, df: Any, cols: list[str], col: str, title: str,
         ax.set_ylabel(title)
     else:  # explicit cases without a numeric parameter: one bar per case
         vals = df[col].astype(float).to_numpy()
-        ax.bar(range(len(vals)), np.nan_to_num(vals), color="tab:blue")
+        ax.bar(range(len(vals)), np.nan_to_num(vals), color="tab:blue",
+               yerr=_error_bars(df, col), capsize=4, ecolor="0.2")
         ax.set_xticks(range(len(vals)), df.attrs.get("labels") or df["case_id"].tolist(),
                       rotation=60, ha="right", fontsize=6)
     ax.set_title(title, fontsize=10)
