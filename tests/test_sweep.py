@@ -716,19 +716,21 @@ def test_crossing_error_bars_are_wilson_intervals_of_the_counts():
     import pandas as pd
 
     from scaffoldfem.axons.crossing import wilson_interval
-    from scaffoldfem.viz.sweep_plots import _error_bars
+    from scaffoldfem.viz.sweep_plots import _proportions
 
     df = pd.DataFrame({"p": [1.0, 1.0, 2.0], "axons.crossed": [30, 50, 0],
                        "axons.seeded": [100, 100, 40], "axons.crossing_fraction": [0.3, 0.5, 0.0],
                        "pain_risk.score": [0.1, 0.2, 0.3]})
-    per_case = _error_bars(df, "axons.crossing_fraction")
+    none_by, per_case_p, per_case = _proportions(df, "axons.crossing_fraction")
+    assert none_by is None and per_case_p == pytest.approx([0.3, 0.5, 0.0])
     lo, hi = wilson_interval(50, 100)
     assert per_case.shape == (2, 3)
     assert per_case[:, 1] == pytest.approx([0.5 - lo, hi - 0.5])
     assert per_case[0, 2] == 0.0 and per_case[1, 2] > 0.05  # 0 of 40: one-sided, not zero
-    pooled = _error_bars(df, "axons.crossing_fraction", by="p")
+    values, pooled_p, pooled = _proportions(df, "axons.crossing_fraction", by="p")
+    assert values.tolist() == [1.0, 2.0] and pooled_p == pytest.approx([0.4, 0.0])
     lo, hi = wilson_interval(80, 200)  # p = 1: 30 + 50 of 100 + 100
     assert pooled[:, 0] == pytest.approx([0.4 - lo, hi - 0.4])
     assert pooled[1, 0] < per_case[1, 0]  # pooling narrows the interval
-    assert _error_bars(df, "pain_risk.score") is None
-    assert _error_bars(df.drop(columns="axons.seeded"), "axons.crossing_fraction") is None
+    assert _proportions(df, "pain_risk.score") is None
+    assert _proportions(df.drop(columns="axons.seeded"), "axons.crossing_fraction") is None

@@ -54,7 +54,7 @@ def _figure(q: QuestionResults) -> bytes:
         x = [v.value if v is not None else math.nan for v in vals]
         err = None
         if all(v is not None and v.lo is not None for v in vals):
-            err = [[v.value - v.lo for v in vals], [v.hi - v.value for v in vals]]
+            err = list(zip(*(v.error_bar() for v in vals), strict=True))
         bars = ax.barh(range(len(ids)), x, xerr=err, capsize=3,
                        color="#4c72b0" if k == 0 else "#8c8c8c")
         # The value at each bar: a bar 1000x shorter than the others is still read.

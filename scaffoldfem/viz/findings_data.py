@@ -30,7 +30,7 @@ from scaffoldfem.sweep.expectations import Expectation, select_cases
 from scaffoldfem.sweep.plan import SweepFile
 
 __all__ = ["DETERMINISTIC_TOLERANCE", "Judged", "QuestionResults", "Value", "fmt_value",
-           "read_question", "short_name", "verdict_lines"]
+           "pooled_proportion", "read_question", "short_name", "verdict_lines"]
 
 #: Relative difference under which two deterministic outcomes are "not resolved"
 #: (an assumed coarse-mesh discretisation error, not a measured one).
@@ -58,6 +58,21 @@ class Value:
             return self.lo > other.hi or other.lo > self.hi
         scale = max(abs(self.value), abs(other.value))
         return scale > 0 and abs(self.value - other.value) > DETERMINISTIC_TOLERANCE * scale
+
+    def error_bar(self) -> tuple[float, float]:
+        """(below, above): the interval as matplotlib's ``xerr``/``yerr`` want it."""
+        return self.value - self.lo, self.hi - self.value
+
+
+def pooled_proportion(rows: pd.DataFrame, column: str) -> Value | None:
+    """A proportion outcome (:data:`PROPORTIONS`) of ``rows`` from their pooled counts,
+    with its Wilson 95 % interval; None for other columns or without the counts."""
+    keys = PROPORTIONS.get(column)
+    if keys is None or not set(keys) <= set(rows.columns):
+        return None
+    k, n = float(rows[keys[0]].sum()), float(rows[keys[1]].sum())
+    lo, hi = wilson_interval(k, n)
+    return Value(k / n if n else math.nan, lo, hi)
 
 
 @dataclass
@@ -103,12 +118,9 @@ class QuestionResults:
     def outcome(self, case_ids: list[str], column: str) -> Value | None:
         """``column`` of one case, or of a group (proportions pooled, others averaged)."""
         rows = self._by_id.loc[case_ids]
-        if column in PROPORTIONS:
-            k_col, n_col = PROPORTIONS[column]
-            if k_col in rows and n_col in rows:
-                k, n = float(rows[k_col].sum()), float(rows[n_col].sum())
-                lo, hi = wilson_interval(k, n)
-                return Value(k / n if n else math.nan, lo, hi)
+        pooled = pooled_proportion(rows, column)
+        if pooled is not None:
+            return pooled
         if column not in rows:
             return None
         vals = pd.to_numeric(rows[column], errors="coerce").dropna()

@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from scaffoldfem.axons.crossing import wilson_interval
 from scaffoldfem.files import read_json_object
 from scaffoldfem.sweep.columns import case_label
-from scaffoldfem.viz.findings_data import PROPORTIONS
+from scaffoldfem.viz.findings_data import pooled_proportion
 from scaffoldfem.viz.plots import plot_run
 
 #: Headline metrics drawn (column prefix → title); species AUCs are added per species.
@@ -149,32 +148,31 @@ def _scatter(ax: Any, df: Any, x: str, y: str, col: str, labels: dict[str, str])
     return sc
 
 
-def _error_bars(df: Any, col: str, by: str | None = None) -> np.ndarray | None:
-    """Wilson 95 % error bars (2 x n, below/above) of a proportion column such as the
-    crossing fraction, from its counts (pooled per value of ``by``); None for other
-    columns or without the counts."""
-    keys = PROPORTIONS.get(col)
-    if keys is None or not set(keys) <= set(df.columns):
+def _proportions(df: Any, col: str, by: str | None = None
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:
+    """A proportion column such as the crossing fraction from its counts, per case or
+    pooled per value of ``by``: (the sorted values of ``by`` or None, the proportions,
+    their Wilson 95 % error bars as 2 x n below/above); None for other columns or
+    without the counts."""
+    groups = ([(None, df.iloc[[i]]) for i in range(len(df))] if by is None
+              else list(df.groupby(df[by].astype(float))))
+    pooled = [pooled_proportion(rows, col) for _, rows in groups]
+    if not pooled or pooled[0] is None:
         return None
-    counts = df[list(keys)].astype(float)
-    if by is not None:
-        counts = counts.groupby(df[by].astype(float)).sum().sort_index()
-    k, n = counts[keys[0]].to_numpy(), counts[keys[1]].to_numpy()
-    lo, hi = wilson_interval(k, n)
-    p = np.where(n > 0, k / np.where(n > 0, n, 1.0), np.nan)
-    return np.nan_to_num(np.vstack([p - lo, hi - p]))
+    err = np.nan_to_num(np.transpose([v.error_bar() for v in pooled]))  # n = 0: no bar
+    return (None if by is None else np.array([g for g, _ in groups]),
+            np.array([v.value for v in pooled]), err)
 
 
 def _line(ax: Any, df: Any, x: str, col: str, labels: dict[str, str]) -> None:
-    err = _error_bars(df, col, by=x)
-    if err is None:
+    prop = _proportions(df, col, by=x)
+    if prop is None:
         d = df[[x, col]].astype(float).groupby(x)[col].mean().sort_index()
+        xs, ys, err = d.index.to_numpy(), d.to_numpy(), None
     else:  # pooled counts: the pooled proportion, with its interval
-        counts = df[list(PROPORTIONS[col])].astype(float).groupby(df[x].astype(float)).sum()
-        d = (counts.iloc[:, 0] / counts.iloc[:, 1]).sort_index()
-    ax.errorbar(d.index.to_numpy(), d.to_numpy(), yerr=err, fmt="o-", color="tab:blue",
-                capsize=3)
-    if _is_log(d.index.to_numpy()):
+        xs, ys, err = prop
+    ax.errorbar(xs, ys, yerr=err, fmt="o-", color="tab:blue", capsize=3)
+    if _is_log(xs):
         ax.set_xscale("log")
     ax.set_xlabel(labels.get(x, x))
     ax.grid(True, alpha=0.3)
@@ -197,8 +195,9 @@ def _draw(ax: Any, fig: Any, df: Any, cols: list[str], col: str, title: str,
         ax.set_ylabel(title)
     else:  # explicit cases without a numeric parameter: one bar per case
         vals = df[col].astype(float).to_numpy()
+        prop = _proportions(df, col)
         ax.bar(range(len(vals)), np.nan_to_num(vals), color="tab:blue",
-               yerr=_error_bars(df, col), capsize=4, ecolor="0.2")
+               yerr=None if prop is None else prop[2], capsize=4, ecolor="0.2")
         ax.set_xticks(range(len(vals)), df.attrs.get("labels") or df["case_id"].tolist(),
                       rotation=60, ha="right", fontsize=6)
     ax.set_title(title, fontsize=10)
