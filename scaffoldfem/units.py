@@ -62,8 +62,17 @@ _EXAMPLE = "'<number> <unit>' such as '2 mm' or '12.6e-7 cm^2/s'"
 
 @cache
 def registry() -> pint.UnitRegistry:
-    """Return the shared unit registry (with a ``cell`` count unit)."""
-    ureg = pint.UnitRegistry()
+    """Return the shared unit registry (with a ``cell`` count unit).
+
+    The parsed definitions come from pint's own disk cache (parsing them takes
+    ~0.35 s of every command's start-up, ~0.04 s from the cache). The cache file is
+    not written atomically, so a half-written or unreadable one (two ranks starting
+    at once, a read-only home) falls back to parsing.
+    """
+    try:
+        ureg = pint.UnitRegistry(cache_folder=":auto:")
+    except Exception:  # any cache failure: parse instead
+        ureg = pint.UnitRegistry()
     # Cells are counted; a dimension of their own lets pint refuse "1e5 /mm^3"
     # where a cell density was meant only if the user wrote something odd.
     ureg.define("cell = [cell_count] = cells")

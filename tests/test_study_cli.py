@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, serial_only
+from conftest import ROOT, clean_env, run_cli, serial_only
 
 from scaffoldfem.config.study import Study, load_study
 from scaffoldfem.errors import StudyError
@@ -172,3 +174,19 @@ def test_cli_usage_errors_exit_2_in_one_line(tmp_path):
     r = run_cli("run", str(BASELINE), "--out", str(tmp_path / "r"), "--set", "axons.countt=3")
     assert r.returncode == 2 and r.stderr.strip() == "axons.countt: unknown key (got 3)"
     assert not (tmp_path / "r").exists()  # bad input: nothing was created
+
+
+@serial_only
+def test_a_corrupt_unit_cache_is_parsed_around(tmp_path):
+    """pint's definitions cache (written on first use, not atomically) may be cut short
+    by two ranks starting at once: the next command parses the definitions instead."""
+    env = {**clean_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "scaffoldfem", "check", str(BASELINE)]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    pickles = list((tmp_path / "cache" / "pint").glob("*.pickle"))
+    assert first.returncode == 0 and pickles, first.stderr
+    for p in pickles:
+        p.write_bytes(p.read_bytes()[:100])  # a half-written pickle, newer than its source
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout and "Traceback" not in again.stderr

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.stats import qmc
 
 from scaffoldfem.config.base import Section
 from scaffoldfem.units import read_quantity
@@ -140,6 +139,10 @@ class Sample(Section):
 
     def points(self) -> np.ndarray:
         """(n, d) points in the unit cube, reproducible from ``seed``."""
+        # scipy.stats takes ~1 s to import: every CLI command (``check`` too) would
+        # pay it at start-up, so only a sampled sweep does.
+        from scipy.stats import qmc
+
         d = len(self.ranges)
         rng = np.random.default_rng(self.seed)
         if self.method == "lhs":
