@@ -102,15 +102,17 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path | None = None, nproc: int = 1, timeout: float = 600):
-    """Run ``scaffoldfem ARGS`` in a subprocess (optionally under mpiexec)."""
+def run_cli(*args: str, cwd: Path | None = None, nproc: int = 1, timeout: float = 600,
+            env: dict[str, str] | None = None):
+    """Run ``scaffoldfem ARGS`` in a subprocess (optionally under mpiexec), with
+    ``env`` set over :func:`clean_env`."""
     cmd = [sys.executable, "-m", "scaffoldfem", *args]
     if nproc > 1:
         mpiexec = Path(sys.executable).with_name("mpiexec")
         cmd = [str(mpiexec), "-n", str(nproc), *cmd]
     return subprocess.run(
-        cmd, capture_output=True, text=True, cwd=cwd, env=clean_env(), timeout=timeout
-    )
+        cmd, capture_output=True, text=True, cwd=cwd, env={**clean_env(), **(env or {})},
+        timeout=timeout)
 
 
 serial_only = pytest.mark.skipif(

@@ -53,7 +53,7 @@ TINY = [
     "species.NT3.carriers=[{preset='ros_responsive', loading='2000 ng/mL'}]",
     "scavengers=[{amount='2000 ng'}]",
     # The host's answer (issue 12): tissue ingrowth with cavitation (hydrolysis fast
-    # enough that polymer goes in days), a second graft cohort placed inside a step
+    # enough that polymer is lost within the run), a second graft cohort placed inside a step
     # and between checkpoints, and a ChABC bolus digesting the forming CSPG scar.
     # (The front runs at 3x the default speed so that the lesion is half filled
     # after the first checkpoint: the resumed runs must set that time too.)

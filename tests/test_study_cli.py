@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env, run_cli, serial_only
+from conftest import ROOT, run_cli, serial_only
 
 from scaffoldfem.config.study import Study, load_study
 from scaffoldfem.errors import StudyError
@@ -180,13 +178,12 @@ def test_cli_usage_errors_exit_2_in_one_line(tmp_path):
 def test_a_corrupt_unit_cache_is_parsed_around(tmp_path):
     """pint's definitions cache (written on first use, not atomically) may be cut short
     by two ranks starting at once: the next command parses the definitions instead."""
-    env = {**clean_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "scaffoldfem", "check", str(BASELINE)]
-    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = run_cli("check", str(BASELINE), env=env)
     pickles = list((tmp_path / "cache" / "pint").glob("*.pickle"))
     assert first.returncode == 0 and pickles, first.stderr
     for p in pickles:
         p.write_bytes(p.read_bytes()[:100])  # a half-written pickle, newer than its source
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    again = run_cli("check", str(BASELINE), env=env)
     assert again.returncode == 0, again.stderr
     assert again.stdout == first.stdout and "Traceback" not in again.stderr
