@@ -280,10 +280,13 @@ def cord_region(m):
 
 
 def _full_run(comm, days=6.0, split=None, restart_comm=None, state=None,
-              ghost=dmesh.GhostMode.shared_facet, smoothed=True):
+              ghost=dmesh.GhostMode.shared_facet, smoothed=True, compiled=True, axis=None,
+              **kw):
     """A run with every cue on; optionally checkpointed after ``split`` days and
     restored (on ``restart_comm``, default the same) for the rest. ``smoothed=False``:
-    no cue that goes through the Helmholtz filter (no scar, no stiffness)."""
+    no cue that goes through the Helmholtz filter (no scar, no stiffness);
+    ``compiled=False``: the vectorised reference steps; ``axis``: "P1" or "DG0" guidance
+    axis tilted in x; ``kw``: further ``[axons]`` settings."""
     msh, loc, tags = setup(comm, cord_region, n=(10, 10, 20), ghost=ghost)
     c1 = p1(msh, lambda x: 27.0 * np.exp(0.8 * x[2]) + 3.0 * x[0])
     c2 = p1(msh, lambda x: 60.0 / (1.0 + x[0] ** 2 + x[1] ** 2 + x[2] ** 2))
@@ -292,9 +295,16 @@ def _full_run(comm, days=6.0, split=None, restart_comm=None, state=None,
                     cross_depth="0.4 mm", stall_time="2 day", cue_smoothing="0.5 mm",
                     dieback_delay="0.5 day", seeding_window="1 day", speed="0.5 mm/day",
                     scar_cspg=1.0 if smoothed else 0.0, adaptation=True,
-                    adaptation_time="0.5 day")
-    fields = GrowthFields({"BDNF": c1, "NT-3": c2}, stiffness=E if smoothed else None)
+                    adaptation_time="0.5 day", **kw)
+    ax = None
+    if axis is not None:
+        family, degree = ("Lagrange", 1) if axis == "P1" else ("DG", 0)
+        ax = fem.Function(fem.functionspace(msh, (family, degree, (3,))))
+        ax.interpolate(lambda x: np.array([0.3 * x[2], 0.0 * x[0], 1.0 + 0.0 * x[0]]))
+    fields = GrowthFields({"BDNF": c1, "NT-3": c2}, stiffness=E if smoothed else None,
+                          guidance_axis=ax)
     tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF", "NT-3"], locator=loc)
+    tr.compiled = compiled
     if state is not None:  # restart on this communicator from a saved state
         tr.set_state(state[1])
         run(tr, fields, days - state[0], t0=state[0])
@@ -308,6 +318,7 @@ def _full_run(comm, days=6.0, split=None, restart_comm=None, state=None,
         if restart_comm is not None:
             return _full_run(restart_comm, days, state=(split, state), smoothed=smoothed)
         tr = Tracer(msh, tags, p, (-0.3, 0.3), ["BDNF", "NT-3"], locator=loc)
+        tr.compiled = compiled
         tr.set_state(state)
         run(tr, fields, days - split, t0=split)
     return tr
@@ -352,6 +363,28 @@ def test_same_seed_same_trajectories_1_and_n_ranks(comm, ghost):
             assert ms["crossed"] > 0 and ms["seeded"] == 80
             assert {cell_tag("scar"), cell_tag("channel")} <= set(Tp["region"].tolist())
             assert cell_tag("cavity") not in set(Tp["region"].tolist())
+
+
+@pytest.mark.parametrize(("smoothed", "axis", "stop"), [
+    (True, None, False), (False, "P1", False), (True, "DG0", True)])
+def test_compiled_steps_follow_the_vectorised_laws(comm, smoothed, axis, stop):
+    """The compiled growth-cone steps (scaffoldfem.axons.kernel) give the paths of the
+    vectorised laws: same records, steps, regions and states, and positions, times and
+    speeds to round-off (exp and log differ in the last bit between NumPy and libm),
+    with every cue, adaptation, sensory cones, both kinds of guidance axis and
+    stop_at_cross."""
+    kw = dict(smoothed=smoothed, axis=axis, stop_at_cross=stop)
+    ref = _full_run(comm, compiled=False, **kw)
+    new = _full_run(comm, **kw)
+    Tr, Tn = ref.trajectories(), new.trajectories()
+    mr = ref.metrics()
+    assert mr["states"] == new.metrics()["states"] and mr["crossed"] > 0
+    if comm.rank == 0:
+        for k in ("axon_id", "step", "region", "state", "offsets", "final_state"):
+            assert np.array_equal(Tr[k], Tn[k]), k
+        for k in ("t", "x", "speed"):
+            assert np.allclose(Tr[k], Tn[k], rtol=0, atol=1e-11), k
+        assert len(Tr["t"]) > 1000
 
 
 @pytest.mark.parametrize("where", ["same", "serial"])

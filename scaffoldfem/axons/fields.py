@@ -129,6 +129,17 @@ class CueFields:
         return self.cues.smooth
 
     @property
+    def nodal(self) -> np.ndarray:
+        """All nodal fields side by side (nodes, m), as :meth:`gather` reads them."""
+        return self._nodal
+
+    @property
+    def columns(self) -> dict[str, int]:
+        """First column in :attr:`nodal` of "s" (s~, then ∇s~), "q" (q~, ∇q~) and
+        "axis" (a P1 guidance axis) where present; the concentrations come first."""
+        return self._cols
+
+    @property
     def functions(self) -> dict[str, fem.Function]:
         """The smoothed fields as P1 Functions (for output)."""
         return self.cues.functions

@@ -38,6 +38,7 @@ from mpi4py import MPI
 
 from scaffoldfem.axons import guidance as am
 from scaffoldfem.axons import records as st
+from scaffoldfem.axons.compiled import CompiledSteps
 from scaffoldfem.axons.fields import CueFields, GrowthFields, Local, Sample
 from scaffoldfem.axons.motion import MAX_SLIDES, Motion
 from scaffoldfem.axons.records import (
@@ -51,7 +52,7 @@ __all__ = ["CROSSED", "EXITED", "GROWING", "STALLED", "STATE_NAMES", "GrowthFiel
 
 
 
-class Tracer(Motion, Seeding, TracerOutputs):
+class Tracer(Motion, CompiledSteps, Seeding, TracerOutputs):
     """Growth cones of one run on a distributed mesh.
 
     Args:
@@ -108,6 +109,8 @@ class Tracer(Motion, Seeding, TracerOutputs):
         self._F: dict | None = None
         #: Cones this rank has sent to other ranks, and collective exchanges (diagnostics).
         self.n_migrated = self.n_exchanges = 0
+        #: Grow cones with the compiled steps (False: the vectorised reference laws).
+        self.compiled = True
 
     def _cell_regions(self, ct: dmesh.MeshTags) -> np.ndarray:
         """Region tag per local cell, ghosts filled from their owners (-1 untagged)."""
@@ -222,13 +225,15 @@ class Tracer(Motion, Seeding, TracerOutputs):
 
     def _run_local(self, t1: float) -> None:
         """Step every settled live cone on this rank until it reaches ``t1`` or its
-        walk leaves the rank."""
+        walk leaves the rank: compiled steps (:mod:`~scaffoldfem.axons.kernel`) while
+        walks end in a local cell, the vectorised :meth:`_move` for the others (or,
+        with ``compiled`` False, the vectorised reference :meth:`_heading` throughout)."""
         while True:
             c = self.c
             i = np.flatnonzero(self._active() & (c["transit"] == 0) & (c["t"] < t1))
             if i.size == 0:
                 return
-            self._move(self._heading(i, t1))
+            self._move(self._compiled_steps(i, t1) if self.compiled else self._heading(i, t1))
 
     def advance(self, t0: float, t1: float, fields: GrowthFields | Mapping) -> None:
         """Collective: grow all cones from ``t0`` to ``t1`` in the fields of this step.
