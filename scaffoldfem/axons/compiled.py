@@ -47,7 +47,7 @@ class CompiledSteps:
         adapt = c["adapt"].reshape(n, -1) if has_adapt else np.zeros((1, 1))
         nrec, ndef = kr.advance_cones(
             i.astype(np.int64), float(t1), prm, flags, int(p.seed), loc.max_iter,
-            loc.affine, loc.nodes, loc.neighbours, loc.exterior, self.blocked, self.implant,
+            loc.affine, loc.nodes, loc.neighbours, self.blocked, self.implant,
             self.region, loc.global_cell, F.kappa_cell, axis, F.nodal, self.kd,
             c["cell"], c["gcell"], c["x"], c["d"], c["t"], c["k"], c["id"], c["state"],
             c["crossed"], c["t_cross"], c["anchor"], c["anchor_t"], c["length"], c["absdz"],

@@ -39,7 +39,6 @@ PARAMS = (
     "growth_cone_width", "chemotaxis_half_saturation", "chemotaxis", "durotaxis",
     "scar_repulsion", "adaptation_time", "cross_depth", "stall_distance", "stall_time",
     "z_max", "z_min", "delta", "lesion_z0", "lesion_z1", "eps")
-_P = {k: j for j, k in enumerate(PARAMS)}
 (_ARC, _V0, _VMAX, _GAIN, _EHS, _SH, _LP, _EHP, _W, _HALF, _CHEM, _DURO, _REP, _TAU,
  _XD, _SD, _ST, _ZMAX, _ZMIN, _DEL, _LZ0, _LZ1, _EPS) = range(len(PARAMS))
 
@@ -120,7 +119,7 @@ def _interp(vv, lam, val):
 
 
 @_jit
-def walk_status(affine, neighbours, exterior, blocked, cell, x, eps, max_iter):
+def walk_status(affine, neighbours, blocked, cell, x, eps, max_iter):
     """Lawson walk of :meth:`Locator.walk` for one point: (status, last cell);
     status FOUND or -1 (anything else: the vectorised walk redoes it)."""
     lam = np.empty(4)
@@ -215,7 +214,7 @@ def _d_theta(val, at_q, prm):
 
 @_jit
 def advance_cones(idx, t1, prm, flags, seed, max_iter,
-                  affine, nodes, neighbours, exterior, blocked, implant, region, global_cell,
+                  affine, nodes, neighbours, blocked, implant, region, global_cell,
                   kappa_cell, axis_cell, nodal, kd,
                   cell, gcell, x, d, t, k, cid, state, crossed, t_cross, anchor, anchor_t,
                   length, absdz, sense, graft, adapt, target, xold, speed, exiting, slides,
@@ -226,7 +225,8 @@ def advance_cones(idx, t1, prm, flags, seed, max_iter,
         flags: ``at_s, at_q, at_axis`` (columns of s~, q~, a P1 axis in ``nodal``, -1 if
             absent), axis mode (0 z, 1 DG0, 2 P1), species count, adaptation (0/1),
             stop_at_cross (0/1), record_every, MAX_SLIDES.
-        rec: Record buffer (rows id, k, t, x, y, z, speed, region, state, c_s...).
+        rec: Record buffer, the columns of :meth:`TracerOutputs._rows` (id, k, t, x, y, z,
+            speed, region, state, c_s...).
         deferred: Output: cones handed back in transit.
 
     Returns:
@@ -324,7 +324,7 @@ def advance_cones(idx, t1, prm, flags, seed, max_iter,
             for q in range(3):
                 target[i, q], xold[i, q], d[i, q] = tg[q], x[i, q], dn[q]
             speed[i], exiting[i], slides[i], back[i], transit[i] = v, ex, max_slides, 0, 1
-            status, c1 = walk_status(affine, neighbours, exterior, blocked, c0, tg,
+            status, c1 = walk_status(affine, neighbours, blocked, c0, tg,
                                      prm[_EPS], max_iter)
             if status != FOUND:
                 deferred[ndef] = i
