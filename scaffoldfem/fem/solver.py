@@ -28,6 +28,7 @@ from ufl.algorithms import expand_derivatives
 
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
+from scaffoldfem.fem.matrix import NativeMatrix
 from scaffoldfem.fem.solver_base import (
     KeptPreconditioner,
     Options,
@@ -109,7 +110,7 @@ class LinearSolver:
         self.u = u
         self.bcs = list(bcs)
         self.a = compile_form(a, **kw)
-        self._rhs_ops: list[tuple[fem.Form, PETSc.Mat, fem.Function]] = []
+        self._rhs_ops: list[tuple[NativeMatrix, PETSc.Mat, fem.Function]] = []
         if rhs_coefficients:
             L, self._rhs_ops = split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
@@ -117,7 +118,8 @@ class LinearSolver:
         self.options = merged_options(preset, petsc_options)
         self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
-        self.A = fpetsc.create_matrix(self.a)
+        self._A = NativeMatrix(self.a, u.function_space.mesh.comm)
+        self.A = self._A.mat
         self.A.setOptionsPrefix(f"{self.prefix}A_")
         self._own_nullspace = near_nullspace is True  # built here: destroyed here
         if near_nullspace is True:
@@ -164,25 +166,19 @@ class LinearSolver:
         if self._stale:
             return  # the next solve re-assembles everything anyway
         tic = _time.perf_counter()
-        for B_form, B, g in self._rhs_ops:
+        for B_native, _, g in self._rhs_ops:
             if g is f:
-                B.zeroEntries()
-                fpetsc.assemble_matrix(B, B_form)
-                B.assemble()
+                B_native.assemble()
         self.assembly_seconds += _time.perf_counter() - tic
 
     def assemble_matrix(self) -> None:
         """Assemble the matrix now (Dirichlet rows get a unit diagonal)."""
         tic = _time.perf_counter()
-        self.A.zeroEntries()
-        fpetsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
-        self.A.assemble()
-        for B_form, B, f in self._rhs_ops:
+        self._A.assemble(self.bcs)
+        for B_native, _, f in self._rhs_ops:
             if id(f) in self._static_done:
                 continue
-            B.zeroEntries()
-            fpetsc.assemble_matrix(B, B_form)
-            B.assemble()
+            B_native.assemble()
             if id(f) in self._static:
                 self._static_done.add(id(f))
         if self.conserve:
@@ -294,8 +290,8 @@ class LinearSolver:
 
 
 def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
-              ) -> tuple[ufl.Form | None, list[tuple[fem.Form, PETSc.Mat, fem.Function]]]:
-    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j compiled, its
+              ) -> tuple[ufl.Form | None, list[tuple[NativeMatrix, PETSc.Mat, fem.Function]]]:
+    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j's assembler, its
     matrix, f_j)`` (see :class:`LinearSolver`'s ``rhs_coefficients``)."""
     if not isinstance(L, ufl.Form):
         raise ValueError("rhs_coefficients needs L as a UFL form")
@@ -311,8 +307,8 @@ def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
                                  f"{g.name}): cannot precompute its matrix")
         if B.empty():
             continue
-        Bc = compile_form(B, **kw)
-        ops.append((Bc, fpetsc.create_matrix(Bc), f))
+        Bn = NativeMatrix(compile_form(B, **kw), f.function_space.mesh.comm)
+        ops.append((Bn, Bn.mat, f))
         rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
     return (None if rest.empty() else rest), ops
 
