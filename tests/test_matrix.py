@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dolfinx.fem.petsc as fpetsc
 import numpy as np
-import pytest
 import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
@@ -25,9 +24,10 @@ def _box():
     return msh, W, k
 
 
-def _difference(form, bcs=()):
-    """Relative Frobenius difference of the two assemblies, and the matrix norm."""
-    native = NativeMatrix(form, form.mesh.comm)
+def _difference(form, bcs=(), native=None):
+    """Relative Frobenius difference between DOLFINx's PETSc assembly and ``native``'s
+    (a new :class:`NativeMatrix` if None), and that NativeMatrix."""
+    native = NativeMatrix(form) if native is None else native
     ref = fpetsc.assemble_matrix(form, bcs=list(bcs))
     ref.assemble()
     ours = native.assemble(bcs)
@@ -56,14 +56,11 @@ def test_scalar_with_dirichlet_and_reassembly():
     bc = fem.dirichletbc(0.7, _on(V, lambda x: np.isclose(x[2], 0.0)), V)
     diff, native = _difference(form, [bc])
     assert diff < 1e-13
-    # A coefficient change: the same object re-assembles the new matrix (not the sum).
+    # A coefficient change: the same object re-assembles the new matrix (not the sum
+    # with the old one, which would differ by a third of it).
     k.x.array[:] *= 3.0
-    diff2, _ = _difference(form, [bc])
+    diff2, _ = _difference(form, [bc], native)
     assert diff2 < 1e-13
-    before = native.mat.norm(PETSc.NormType.FROBENIUS)
-    native.assemble([bc])
-    after = native.mat.norm(PETSc.NormType.FROBENIUS)
-    assert after == pytest.approx(3.0 * before, rel=0.2) and after > 2.0 * before
 
 
 def test_blocked_elasticity_with_dirichlet():

@@ -49,11 +49,10 @@ class NativeMatrix:
     """A PETSc AIJ matrix of a compiled bilinear form, assembled through a DOLFINx CSR.
 
     Args:
-        form: The compiled bilinear form.
-        comm: Its communicator.
+        form: The compiled bilinear form (its mesh's communicator is the matrix's).
     """
 
-    def __init__(self, form: fem.Form, comm):
+    def __init__(self, form: fem.Form):
         self.form = form
         self.csr = fem.create_matrix(form)
         bs = tuple(int(b) for b in self.csr.block_size)
@@ -61,7 +60,7 @@ class NativeMatrix:
         sizes = [(V.dofmap.index_map.size_local * V.dofmap.index_map_bs,
                   V.dofmap.index_map.size_global * V.dofmap.index_map_bs)
                  for V in form.function_spaces]
-        self.mat = PETSc.Mat().create(comm)
+        self.mat = PETSc.Mat().create(form.mesh.comm)
         self.mat.setSizes(tuple(sizes), bsize=bs if bs[0] != bs[1] else bs[0])
         self.mat.setType(PETSc.Mat.Type.AIJ)
         self.mat.setPreallocationCOO(rows, cols)

@@ -110,7 +110,7 @@ class LinearSolver:
         self.u = u
         self.bcs = list(bcs)
         self.a = compile_form(a, **kw)
-        self._rhs_ops: list[tuple[NativeMatrix, PETSc.Mat, fem.Function]] = []
+        self._rhs_ops: list[tuple[NativeMatrix, fem.Function]] = []
         if rhs_coefficients:
             L, self._rhs_ops = split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
@@ -118,7 +118,7 @@ class LinearSolver:
         self.options = merged_options(preset, petsc_options)
         self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
-        self._A = NativeMatrix(self.a, u.function_space.mesh.comm)
+        self._A = NativeMatrix(self.a)
         self.A = self._A.mat
         self.A.setOptionsPrefix(f"{self.prefix}A_")
         self._own_nullspace = near_nullspace is True  # built here: destroyed here
@@ -166,19 +166,19 @@ class LinearSolver:
         if self._stale:
             return  # the next solve re-assembles everything anyway
         tic = _time.perf_counter()
-        for B_native, _, g in self._rhs_ops:
+        for B, g in self._rhs_ops:
             if g is f:
-                B_native.assemble()
+                B.assemble()
         self.assembly_seconds += _time.perf_counter() - tic
 
     def assemble_matrix(self) -> None:
         """Assemble the matrix now (Dirichlet rows get a unit diagonal)."""
         tic = _time.perf_counter()
         self._A.assemble(self.bcs)
-        for B_native, _, f in self._rhs_ops:
+        for B, f in self._rhs_ops:
             if id(f) in self._static_done:
                 continue
-            B_native.assemble()
+            B.assemble()
             if id(f) in self._static:
                 self._static_done.add(id(f))
         if self.conserve:
@@ -224,8 +224,8 @@ class LinearSolver:
         self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         # Precomputed parts act on owned entries only (after the ghost accumulation).
         sub = substitute or {}
-        for _, B, f in self._rhs_ops:
-            B.multAdd(sub.get(f, f).x.petsc_vec, self.b, self.b)
+        for B, f in self._rhs_ops:
+            B.mat.multAdd(sub.get(f, f).x.petsc_vec, self.b, self.b)
         if self.bcs:
             fpetsc.set_bc(self.b, self.bcs)
         return self.b
@@ -283,16 +283,16 @@ class LinearSolver:
         self._opts.clear()
         self.destroyed = True
         own = [self._nullspace] if self._own_nullspace else []
-        for obj in (self.ksp, self.A, self.b, self._z, self._r, *own,
-                    *(B for _, B, _ in self._rhs_ops)):
+        for obj in (self.ksp, self._A, self.b, self._z, self._r, *own,
+                    *(B for B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()
 
 
 def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
-              ) -> tuple[ufl.Form | None, list[tuple[NativeMatrix, PETSc.Mat, fem.Function]]]:
-    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j's assembler, its
-    matrix, f_j)`` (see :class:`LinearSolver`'s ``rhs_coefficients``)."""
+              ) -> tuple[ufl.Form | None, list[tuple[NativeMatrix, fem.Function]]]:
+    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j's matrix, f_j)``
+    (see :class:`LinearSolver`'s ``rhs_coefficients``)."""
     if not isinstance(L, ufl.Form):
         raise ValueError("rhs_coefficients needs L as a UFL form")
     rest, ops = L, []
@@ -307,8 +307,7 @@ def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
                                  f"{g.name}): cannot precompute its matrix")
         if B.empty():
             continue
-        Bn = NativeMatrix(compile_form(B, **kw), f.function_space.mesh.comm)
-        ops.append((Bn, Bn.mat, f))
+        ops.append((NativeMatrix(compile_form(B, **kw)), f))
         rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
     return (None if rest.empty() else rest), ops
 
