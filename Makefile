@@ -34,7 +34,6 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/scaffoldfem mesh studies/baseline.toml
 	$(VENV)/bin/mpiexec -n $(NP) $(VENV)/bin/scaffoldfem run studies/baseline.toml --out runs/baseline --overwrite
-	$(VENV)/bin/scaffoldfem plot runs/baseline
 
 test: lint test-serial test-mpi
 

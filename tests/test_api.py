@@ -215,10 +215,10 @@ def test_run_returns_results_and_draws_figures(comm, tmp_path):
 
 
 def test_cli_run_is_the_api_run_with_figures(comm, tmp_path, monkeypatch):
-    """``scaffoldfem run`` goes through api.run, which hands plot_run to the run."""
+    """``scaffoldfem run`` goes through api.run, which hands draw_run to the run."""
     import scaffoldfem.api.running as running
+    from scaffoldfem.api.running import draw_run
     from scaffoldfem.cli import main
-    from scaffoldfem.viz.plots import plot_run
 
     calls = []
 
@@ -234,4 +234,4 @@ def test_cli_run_is_the_api_run_with_figures(comm, tmp_path, monkeypatch):
     out = Path(comm.bcast(str(tmp_path), root=0)) / "run"
     assert main(["run", str(BASELINE), "--out", str(out), "--set", "scaffold.porosity=0.8",
                  "--quiet"]) == 0
-    assert calls == [(0.8, False, False, True, plot_run)]
+    assert calls == [(0.8, False, False, True, draw_run)]

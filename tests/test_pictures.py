@@ -367,13 +367,31 @@ def test_plot_run_without_axons(tmp_path, comm):
     def draw():
         run = write_run(tmp_path / "run", cord_grid(h=0.25), n_axons=0, times=[0.0, 28.0])
         (run / "timeseries.csv").unlink()
-        files = plot_run(run, scale=0.4, strict=True)
+        # Drawn in two shares, as two ranks of a run do: together, every picture once.
+        shares = [[p.name for p in plot_run(run, scale=0.4, strict=True, part=(k, 2))]
+                  for k in (0, 1)]
         cut = iio.imread(run / "figures" / "cutaway.png")[..., :3]
-        return sorted(p.name for p in files), colour_share(cut, STATE_COLOURS["crossed"], 40)
+        return shares, colour_share(cut, STATE_COLOURS["crossed"], 40)
 
-    names, green = on_root(comm, draw)
-    assert names == ["cross_sections.png", "cutaway.png", "growth.gif"]
+    shares, green = on_root(comm, draw)
+    assert shares == [["growth.gif"], ["cutaway.png", "cross_sections.png"]]
     assert green < 1e-4
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 4, 7])
+def test_figures_are_shared_out_once_each_and_balanced(parts):
+    from scaffoldfem.viz.plots import _COST, FIGURES, share_figures
+
+    shares = share_figures(parts)
+    assert len(shares) == parts
+    assert sorted(n for s in shares for n in s) == sorted(FIGURES)  # each once
+    if parts == 2:  # the animation alone; all the rest together costs less
+        assert shares[0] == {"growth.gif"}
+    load = [sum(_COST[n] for n in s) for s in shares]
+    # No share could give its cheapest figure to the least loaded and lower the peak.
+    for s, w in zip(shares, load, strict=True):
+        if len(s) > 1:
+            assert min(load) + min(_COST[n] for n in s) >= w
 
 
 def test_plot_run_survives_a_broken_directory(tmp_path, comm):

@@ -49,7 +49,7 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False,
                 on_done=None) -> int:
     """Collective stand-in for run_study (see the module docstring).
 
-    Like run_study it calls ``on_done(out)`` on rank 0 before DONE when the study asks
+    Like run_study it calls ``on_done(out, comm)`` on every rank before DONE when the study asks
     for figures, after writing ``on_done.txt`` with the callback's name.
 
     Study ``description`` selects a failure: ``"raise"`` raises SimulationFailed,
@@ -98,11 +98,16 @@ def fake_runner(study, out, comm, *, resume=False, overwrite=False, quiet=False,
                                                          * study.time.duration)},
         "mesh": {"ranks": comm.size},
     }
+    figures = on_done is not None and study.output.figures
     if comm.rank == 0:
         atomic_write_json(out / "metrics.json", metrics)
-        if on_done is not None and study.output.figures:
+        if figures:
             atomic_write_text(out / "on_done.txt", f"{on_done.__module__}.{on_done.__name__}\n")
-            on_done(out)
+    comm.barrier()
+    if figures:
+        on_done(out, comm)  # collective, like run_study's
+    comm.barrier()
+    if comm.rank == 0:
         atomic_write_text(out / "DONE", "ok\n")
     comm.barrier()
     return 0
@@ -449,8 +454,10 @@ id = "nofig"
     out = shared / "out"
     sweep_calls = []
 
-    def draw_case(case_dir):
-        atomic_write_text(Path(case_dir) / "drawn.txt", "yes\n")
+    def draw_case(case_dir, case_comm):
+        names = case_comm.gather(case_comm.rank, root=0)  # collective on the case's ranks
+        if case_comm.rank == 0:
+            atomic_write_text(Path(case_dir) / "drawn.txt", f"{names}\n")
 
     def draw_sweep(sweep_dir):
         sweep_calls.append((comm.rank, Path(sweep_dir)))
@@ -646,7 +653,7 @@ def test_mpi_sweep_two_groups_then_one(tmp_path):
                                                                           "world_rank=1"}
     # The command line injects the pictures: plot_run into every case, the sweep's after.
     for case_dir in (tmp_path / "k1" / "cases").iterdir():
-        assert (case_dir / "on_done.txt").read_text() == "scaffoldfem.viz.plots.plot_run\n"
+        assert (case_dir / "on_done.txt").read_text() == "scaffoldfem.api.running.draw_run\n"
     assert (tmp_path / "k1" / "figures" / "sweep_axons_crossing_fraction.png").is_file()
     r = sweep_cli(str(path), "--out", str(tmp_path / "k2"), "--ranks-per-case", "2")
     assert r.returncode == 0, r.stderr

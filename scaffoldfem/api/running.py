@@ -1,8 +1,8 @@
 """Running studies and sweeps from Python; the CLI's ``run``, ``sweep`` and ``plot``.
 
 This is the layer that draws (and writes the report page, ``report.html``, once a
-run or sweep is done): it hands :func:`scaffoldfem.viz.plots.plot_run` to
-the run (``on_done``) and to every case of a sweep, and
+run or sweep is done): it hands :func:`draw_run` (:func:`scaffoldfem.viz.plots.plot_run`
+shared over the ranks) to the run (``on_done``) and to every case of a sweep, and
 :func:`scaffoldfem.viz.sweep_plots.plot_sweep` to the sweep, so that neither
 ``run`` nor ``sweep`` imports the pictures.
 """
@@ -27,6 +27,13 @@ from scaffoldfem.viz.sweep_plots import plot_sweep
 
 def _comm(comm: Any) -> Any:
     return MPI.COMM_WORLD if comm is None else comm
+
+
+def draw_run(out: Path, comm: Any) -> list[Path]:
+    """Collective: draw the figures of the finished run ``out``, the ranks of ``comm``
+    sharing them out (:func:`scaffoldfem.viz.plots.share_figures`); returns the files
+    this rank wrote."""
+    return plot_run(out, part=(comm.rank, comm.size))
 
 
 def run(study: Study | str | Path, out: str | Path, comm: Any = None, *, resume: bool = False,
@@ -59,7 +66,7 @@ def run(study: Study | str | Path, out: str | Path, comm: Any = None, *, resume:
         study = load_study_mpi(comm, study)
     out = Path(out)
     code = run_study(study, out, comm, resume=resume, overwrite=overwrite, quiet=quiet,
-                     on_done=plot_run if figures else None)
+                     on_done=draw_run if figures else None)
     if code != 0:  # run_study raises on failure; a code is a broken contract
         raise InternalError(f"run of {out} returned exit code {code}")
     if comm.rank == 0:
@@ -104,7 +111,7 @@ def sweep(sweep_file: str | Path, out: str | Path, comm: Any = None, *, ranks_pe
     plan = load_sweep_mpi(comm, Path(sweep_file), overrides)
     summary = run_sweep(plan, Path(out), comm, ranks_per_case=ranks_per_case, runner=runner,
                         overwrite=overwrite, collect_only=collect_only, quiet=quiet,
-                        on_case_done=plot_run if figures else None,
+                        on_case_done=draw_run if figures else None,
                         on_done=plot_sweep if figures else None)
     if comm.rank == 0:
         report_after(Path(out))  # the sweep's page (never raises)

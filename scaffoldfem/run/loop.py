@@ -34,7 +34,7 @@ def run_study(
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
-    on_done: Callable[[Path], None] | None = None,
+    on_done: Callable[[Path, Any], None] | None = None,
 ) -> int:
     """Run ``study`` into ``out``; return the process exit code.
 
@@ -45,9 +45,10 @@ def run_study(
         resume: Continue from the newest valid checkpoint in ``out``.
         overwrite: Replace an existing ``out``.
         quiet: No progress line.
-        on_done: Called on rank 0 with ``out`` once the results are written and
-            before DONE, when ``output.figures`` is on (e.g.
-            :func:`scaffoldfem.viz.plots.plot_run`); its failure is a warning.
+        on_done: Called on every rank with ``out`` and ``comm`` once the results
+            are written and before DONE, when ``output.figures`` is on (e.g.
+            :func:`scaffoldfem.api.running.draw_run`, the ranks sharing the figures
+            out); its failure is a warning.
 
     Resuming a finished run returns 0 at once and changes nothing.
 

@@ -194,13 +194,14 @@ class RunWriter:
             window=self.window,
         )
 
-    def finish(self, dt: float, on_done: Callable[[Path], None] | None = None) -> None:
+    def finish(self, dt: float, on_done: Callable[[Path, Any], None] | None = None) -> None:
         """Final outputs, metrics, provenance, ``on_done`` (figures) and DONE (last).
 
         Args:
             dt: Step to resume with (stored in the last checkpoint).
-            on_done: Called on rank 0 with the run directory when
-                ``output.figures`` is on, before DONE; a failure is a warning.
+            on_done: Called on every rank with the run directory and the communicator
+                when ``output.figures`` is on, before DONE (the ranks share the
+                figures out); a failure is a warning.
         """
         tic = time.perf_counter()
         self.output()
@@ -238,11 +239,18 @@ class RunWriter:
                     "resumed_segments": self.segment,
                 },
             )
-            if self.study.output.figures and on_done is not None:
-                try:
-                    on_done(self.out)
-                except Exception as err:  # a picture must never lose a finished run
-                    print(f"warning: figures not drawn: {type(err).__name__}: {err}", flush=True)
+        if self.study.output.figures and on_done is not None:
+            self.comm.barrier()  # the files the figures read are written
+            err = None
+            try:
+                on_done(self.out, self.comm)
+            except Exception as e:  # a picture must never lose a finished run
+                err = f"{type(e).__name__}: {e}"
+            errs = self.comm.gather(err, root=0)
+            for e in errs or []:
+                if e is not None:
+                    print(f"warning: figures not drawn: {e}", flush=True)
+        if self.rank0:
             atomic_write_text(
                 self.out / "DONE", f"finished {prov.now()} t = {self.model.t:g} day\n"
             )

@@ -33,16 +33,16 @@ from scaffoldfem.sweep.results import case_row
 _TAG_READY = 11  # leader → rank 0: (row of the finished case or None)
 _TAG_TASK = 12  # rank 0 → leader: (case position, resume, overwrite) or None
 
-#: A callback on a finished directory (run on the rank that writes it).
-OnDone = Callable[[Path], None]
+#: A callback on a finished case directory: (directory, communicator), collective.
+OnDone = Callable[[Path, Any], None]
 
 
 class Runner(Protocol):
     """What runs one case: :func:`scaffoldfem.run.loop.run_study` or a test double.
 
     Collective over ``comm``; returns the exit code (0 = done) or raises a
-    :class:`~scaffoldfem.errors.ScaffoldfemError`. ``on_done(out)`` is called on
-    rank 0 before ``DONE`` when the study asks for figures.
+    :class:`~scaffoldfem.errors.ScaffoldfemError`. ``on_done(out, comm)`` is called
+    on every rank before ``DONE`` when the study asks for figures.
     """
 
     def __call__(self, study: Study, out: Path, comm: Any, *, resume: bool, overwrite: bool,

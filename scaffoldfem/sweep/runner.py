@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,7 @@ def _premesh(plan: SweepPlan, todo: list[Todo], comm: Any) -> None:
 def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
               runner: Runner | None = None, overwrite: bool = False, collect_only: bool = False,
               quiet: bool = False, poll: float = 0.05, on_case_done: OnDone | None = None,
-              on_done: OnDone | None = None) -> SweepSummary:
+              on_done: Callable[[Path], None] | None = None) -> SweepSummary:
     """Run (or resume) every case of ``plan`` into ``out`` on ``comm``.
 
     Args:
@@ -234,7 +235,8 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
         quiet: No per-case progress lines.
         poll: Seconds between polls of rank 0's coordinator.
         on_case_done: Given to the runner as ``on_done``: called with the case
-            directory on the case's first rank before its ``DONE`` (the case figures).
+            directory and the case's communicator, on its ranks, before its ``DONE``
+            (the case figures).
         on_done: Called with ``out`` on world rank 0 once the tables are final,
             unless ``collect_only`` (the sweep figures); an error there is a warning.
 

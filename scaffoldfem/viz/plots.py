@@ -1,8 +1,9 @@
 """``scaffoldfem plot DIR``: draw the figures of a run directory from its files.
 
-Call on one rank (rank 0). Reads ``fields/final.vtu``, ``fields/sagittal/t_*.vtp``,
-``axons.vtp``, ``timeseries.csv``, ``metrics.json`` and ``study.resolved.toml``;
-a picture whose sources are missing is skipped with a logged note.
+Call on one process, or on several that share the figures out (``part``). Reads
+``fields/final.vtu``, ``fields/sagittal/t_*.vtp``, ``axons.vtp``, ``timeseries.csv``,
+``metrics.json`` and ``study.resolved.toml``; a picture whose sources are missing is
+skipped with a logged note.
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ log = logging.getLogger(__name__)
 #: Files written into ``DIR/figures``.
 FIGURES = ("cutaway.png", "cross_sections.png", "host_maps.png", "timecourses.png",
            "axons_crossing.png", "growth.gif")
+
+#: Drawing time of each figure on the medium baseline (s, 2026-12-07), to deal them out.
+_COST = {"growth.gif": 10.7, "cutaway.png": 4.8, "timecourses.png": 1.7,
+         "cross_sections.png": 1.1, "host_maps.png": 0.6, "axons_crossing.png": 0.25}
+
+
+def share_figures(parts: int) -> list[frozenset[str]]:
+    """:data:`FIGURES` dealt to ``parts`` drawers (ranks): the costliest first, each to
+    the least loaded drawer (on 2 ranks: the animation, and all the rest)."""
+    load, share = [0.0] * parts, [set() for _ in range(parts)]
+    for name in sorted(FIGURES, key=lambda n: -_COST[n]):
+        k = load.index(min(load))
+        share[k].add(name)
+        load[k] += _COST[name]
+    return [frozenset(s) for s in share]
 
 
 @dataclass
@@ -145,12 +161,21 @@ def _read(path: Path):
     return ds
 
 
+#: Figures drawn from ``fields/final.vtu``, and those that draw the axons.
+_ON_GRID = ("cutaway.png", "cross_sections.png", "host_maps.png")
+_WITH_AXONS = ("cutaway.png", "cross_sections.png", "growth.gif")
+
+
 class _Figures:
     """Collects the files drawn; one failing step is logged and skipped unless strict."""
 
-    def __init__(self, strict: bool):
-        self.strict = strict
+    def __init__(self, strict: bool, wanted: frozenset[str] = frozenset(FIGURES)):
+        self.strict, self.wanted = strict, wanted
         self.written: list[Path] = []
+
+    def want(self, *names: str) -> bool:
+        """Whether any of the figures ``names`` is to be drawn here."""
+        return any(n in self.wanted for n in names)
 
     def attempt(self, what: str, fn):
         """Run ``fn``; on failure log (or re-raise when strict) and return None."""
@@ -164,14 +189,16 @@ class _Figures:
         return res
 
     def draw(self, name: str, fn) -> None:
+        if not self.want(name):
+            return
         res = self.attempt(f"drawing {name}", fn)
         if res:
             self.written.extend(res if isinstance(res, list) else [res])
 
 
 def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
-             strict: bool = False) -> list[Path]:
-    """Draw every figure of the run in ``run_dir`` into ``run_dir/figures`` (one rank).
+             strict: bool = False, part: tuple[int, int] = (0, 1)) -> list[Path]:
+    """Draw every figure of the run in ``run_dir`` into ``run_dir/figures``.
 
     Args:
         run_dir: The run directory.
@@ -181,31 +208,34 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
             layout stays the same.
         strict: Re-raise any failure (default: log it and go on, so one broken file
             or picture never costs the others, nor the run that draws them).
+        part: (k, n): draw only the k-th of ``n`` shares (:func:`share_figures`), so
+            that n processes draw all the figures together, each its own files.
 
     Returns:
         The files written, in the order of :data:`FIGURES` (MP4 after the GIF).
     """
     run_dir = Path(run_dir)
     out = run_dir / "figures"
-    figs = _Figures(strict)
+    figs = _Figures(strict, share_figures(part[1])[part[0]])
     info = figs.attempt("reading the study and metrics", lambda: read_run_info(run_dir))
     info = info or RunInfo()
     dpi = max(30, int(150 * scale))
 
     final_path = run_dir / "fields" / "final.vtu"
     grid = figs.attempt(f"reading {final_path}", lambda: _read(final_path)) \
-        if final_path.is_file() else None
+        if final_path.is_file() and (figs.want(*_ON_GRID) or info.lesion is None) else None
     if grid is None:
-        log.warning("figures: no %s; cut-away and cross-sections skipped", final_path)
+        if figs.want(*_ON_GRID):
+            log.warning("figures: no %s; cut-away and cross-sections skipped", final_path)
     elif info.lesion is None:
         info.lesion = _lesion_from_mesh(grid)
 
     axons_path = run_dir / "axons.vtp"
     axons = None
-    if axons_path.is_file():
+    if axons_path.is_file() and figs.want(*_WITH_AXONS):
         axons = figs.attempt(f"reading {axons_path}",
                              lambda: Axons.read(axons_path, info.lesion, info.cross_depth))
-    else:
+    elif figs.want(*_WITH_AXONS):
         log.info("figures: no axons.vtp (axons disabled?); pictures drawn without axons")
 
     name = species or (info.main_species(list(grid.point_data)) if grid is not None else None)
@@ -219,7 +249,7 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
         planes = [("rostral face", lo), ("lesion centre", 0.5 * (lo + hi)), ("caudal face", hi)]
         figs.draw("cross_sections.png", lambda: render_cross_sections(
             grid, axons, sc, out / "cross_sections.png", planes=planes, t_day=t_final, dpi=dpi))
-    elif grid is not None:
+    elif grid is not None and figs.want("cutaway.png", "cross_sections.png"):
         log.warning("figures: no field %r or no lesion extent in %s; 3D pictures skipped",
                     name, final_path)
     if grid is not None and host_fields(grid):  # CSPG, ingrowth, cavitation
@@ -233,20 +263,20 @@ def plot_run(run_dir: Path, *, species: str | None = None, scale: float = 1.0,
         figs.draw("timecourses.png", lambda: plot_timecourses(
             pd.read_csv(ts_path), info.species, out / "timecourses.png", windows=info.windows,
             seeded=info.seeded, dpi=dpi))
-    else:
+    elif figs.want("timecourses.png"):
         log.warning("figures: no timeseries.csv; time plots skipped")
 
     cross_path = run_dir / "axons_crossing.csv"
     if cross_path.is_file():
         figs.draw("axons_crossing.png", lambda: plot_crossing(
             cross_path, out / "axons_crossing.png", cross_depth=info.cross_depth, dpi=dpi))
-    else:
+    elif figs.want("axons_crossing.png"):
         log.info("figures: no axons_crossing.csv; crossing curves skipped")
 
     frames = sorted((run_dir / "fields" / "sagittal").glob("t_*.vtp"))
     if frames:
         figs.draw("growth.gif", lambda: _animate(frames, axons, info, species, out, scale))
-    else:
+    elif figs.want("growth.gif"):
         log.info("figures: no fields/sagittal/t_*.vtp; animation skipped")
     return figs.written
 
@@ -264,4 +294,4 @@ def _animate(frames: list[Path], axons, info: RunInfo, species: str | None, out:
                          width_px=max(320, int(1000 * scale)))
 
 
-__all__ = ["FIGURES", "RunInfo", "plot_run", "read_run_info"]
+__all__ = ["FIGURES", "RunInfo", "plot_run", "read_run_info", "share_figures"]
