@@ -187,3 +187,31 @@ def test_a_sudden_flood_that_would_overfill_binding_sites_fails_the_step():
         'time.dt="1 day"'])
     with model, pytest.raises(SimulationFailed, match="overfilled"):
         model.step(1.0)
+
+
+@pytest.mark.parametrize("halfwidth", [0.1, 0.35])
+def test_interface_band_is_every_cell_within_its_halfwidth_of_the_interface(halfwidth):
+    """The source band of ``scaffold_interface``: exactly the cells whose midpoint is
+    within the half-width of an interface facet midpoint, against the unbounded
+    nearest-midpoint search (the band's search is bounded), on every rank."""
+    from dolfinx import mesh as dmesh
+    from scipy.spatial import cKDTree
+
+    from scaffoldfem.model.discretisation import Discretisation
+    from scaffoldfem.model.enzyme import interface_band
+    from scaffoldfem.regions import facet_tag
+
+    comm = MPI.COMM_WORLD
+    study = load_study(BASELINE, TINY_GEOMETRY)
+    mesh, cells, facets = load_mesh(ensure_mesh(study.geometry, comm), comm,
+                                    ghost_mode="shared_facet")
+    d = Discretisation(mesh, cells, facets)
+    band = interface_band(d, halfwidth)
+    f = facets.find(facet_tag("scaffold_interface")).astype(np.int32)
+    fm = np.vstack(comm.allgather(dmesh.compute_midpoints(mesh, 2, f)))
+    cm = dmesh.compute_midpoints(mesh, 3, np.arange(d.n_cells, dtype=np.int32))
+    dist, _ = cKDTree(fm).query(cm)  # the nearest facet midpoint, unbounded
+    assert len(fm) > 100
+    np.testing.assert_array_equal(band, dist <= halfwidth)
+    inside = comm.allreduce(int(band[: d.n_owned].sum()))
+    assert 0 < inside < comm.allreduce(d.n_owned)  # a band, neither empty nor everything

@@ -218,6 +218,26 @@ def test_axons_vtp_has_one_polyline_per_seeded_axon(run_dir):
     assert np.all(np.diff(poly.point_data["t_day"][poly.lines[1 : poly.lines[0] + 1]]) >= 0)
 
 
+def test_field_files_read_back_in_pyvista_and_meshio(run_dir):
+    """final.vtu (zlib) reads in meshio and PyVista alike; the sagittal slices (LZ4)
+    in PyVista, each with its time, the x = 0 plane and the region of every cell."""
+    import meshio
+    import pyvista as pv
+
+    grid = pv.read(run_dir / "fields" / "final.vtu")
+    m = meshio.read(run_dir / "fields" / "final.vtu")
+    assert len(m.points) == grid.n_points > 100
+    np.testing.assert_allclose(m.point_data["BDNF"], grid.point_data["BDNF"])
+    slices = sorted((run_dir / "fields" / "sagittal").glob("t_*.vtp"))
+    assert len(slices) == 3
+    for k, path in enumerate(slices):
+        sl = pv.read(path)
+        assert float(sl.field_data["t_day"][0]) == pytest.approx(k)
+        assert sl.n_cells > 50 and np.abs(sl.points[:, 0]).max() < 1e-9
+        assert set(np.unique(sl.cell_data["region"])) <= set(np.unique(grid.cell_data["region"]))
+        assert "BDNF" in sl.point_data
+
+
 def test_provenance(run_dir):
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert prov["versions"]["dolfinx"].startswith("0.")

@@ -52,7 +52,9 @@ def interface_band(disc: Discretisation, halfwidth: float) -> np.ndarray:
     band = np.zeros(disc.n_cells, dtype=bool)
     if len(allmids):
         cm = dmesh.compute_midpoints(disc.mesh, tdim, np.arange(disc.n_cells, dtype=np.int32))
-        dist, _ = cKDTree(allmids).query(cm)
+        # Bounded: only the band matters, and an unbounded nearest-facet search of every
+        # cell costs ~15x more (6 s on the medium mesh, serial); cells beyond get inf.
+        dist, _ = cKDTree(allmids).query(cm, distance_upper_bound=2.0 * halfwidth)
         band = dist <= halfwidth
     return band
 

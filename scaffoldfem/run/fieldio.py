@@ -23,9 +23,15 @@ from scaffoldfem.run.tables import scalar_fields
 
 
 def _save(obj: Any, path: Path) -> None:
-    """Save a PyVista object through a temporary file and a rename."""
+    """Save a PyVista object through a temporary file and a rename.
+
+    PolyData (``.vtp``: the slices, the axons) is LZ4-compressed: ParaView and PyVista
+    read it, meshio reads no ``.vtp`` at all, and it writes 4x faster than zlib for a
+    1.4x larger file (medium mesh: 20 against 77 ms per slice, on rank 0 while the
+    other ranks wait). ``final.vtu`` keeps zlib, which meshio can read (not LZ4).
+    """
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    obj.save(tmp)
+    obj.save(tmp, compression="lz4" if path.suffix == ".vtp" else "zlib")
     tmp.replace(path)
 
 
