@@ -134,6 +134,16 @@ def test_median_order_statistic_interval():
     assert median_interval([])["median"] is None
 
 
+def test_binomial_half_quantile_is_scipys_ppf():
+    from scipy.stats import binom
+
+    from scaffoldfem.axons.crossing import binomial_half_quantile
+
+    for a in (0.025, 0.005, 0.05, 0.25):
+        for n in [*range(0, 300), 499, 500, 1000, 2001]:
+            assert binomial_half_quantile(a, n) == int(binom.ppf(a, n, 0.5)), (a, n)
+
+
 def test_precision_warning():
     w = precision_warning(50, 100, "descending axons")
     assert w is not None and "\n" not in w and "100 axons" in w and "±9.6 points" in w

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -88,8 +89,6 @@ def median_interval(values, confidence: float = 0.95) -> dict[str, Any]:
     Returns:
         ``n, median, lo, hi, q25, q75`` (None where undefined).
     """
-    from scipy.stats import binom
-
     v = np.sort(np.asarray(values, dtype=float))
     v = v[np.isfinite(v)]
     n = len(v)
@@ -99,11 +98,24 @@ def median_interval(values, confidence: float = 0.95) -> dict[str, Any]:
         return out
     out["median"] = float(np.median(v))
     out["q25"], out["q75"] = (float(q) for q in np.quantile(v, [0.25, 0.75]))
-    a = (1.0 - confidence) / 2
-    l = int(binom.ppf(a, n, 0.5))  # smallest k with P(B <= k) >= a
-    if l >= 1 and binom.cdf(l - 1, n, 0.5) <= a:
+    l = binomial_half_quantile((1.0 - confidence) / 2, n)
+    if l >= 1:  # P(B <= l-1) < a by the definition of l
         out["lo"], out["hi"] = float(v[l - 1]), float(v[n - l])
     return out
+
+
+def binomial_half_quantile(a: float, n: int) -> int:
+    """Smallest ``k`` with ``P(B <= k) >= a``, ``B ~ Bin(n, 1/2)``, in exact integer
+    arithmetic (``scipy.stats.binom.ppf(a, n, 0.5)``, without the second it takes to
+    import scipy.stats at the end of every run)."""
+    target = Fraction(a) * 2**n  # P(B <= k) >= a  <=>  sum_{j<=k} C(n, j) >= a 2^n
+    term = total = 1  # C(n, 0)
+    k = 0
+    while total < target and k < n:
+        term = term * (n - k) // (k + 1)
+        k += 1
+        total += term
+    return k
 
 
 # -- geometry -----------------------------------------------------------------------
