@@ -9,13 +9,14 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from scaffoldfem.errors import os_error_line
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_write_with",
-           "os_error_line", "read_json_object"]
+__all__ = ["BackgroundWrites", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+           "atomic_write_with", "os_error_line", "read_json_object"]
 
 
 def read_json_object(path: Path | str) -> dict[str, Any]:
@@ -89,3 +90,42 @@ def atomic_write_with(path: Path | str, writer: Callable[[Path], Any]) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+class BackgroundWrites:
+    """One worker thread that does a process's large writes in order (rank 0's
+    checkpoints), so that the other ranks need not wait for its disk.
+
+    One job is in flight at a time: :meth:`submit` first waits for the previous one
+    (its memory is then free, and its error is raised here, on the next submit, or
+    by :meth:`wait`). A job must own its data (the caller may change its own after
+    submitting). :meth:`wait` before anything that must follow the writes (``DONE``,
+    the exit after a signal); each job is atomic on its own (a temporary file and a
+    rename), so a killed process still leaves only whole files.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        """Run ``job()`` on the worker once the previous job is done."""
+        self.wait()
+        if self._pool is None:  # the thread starts with the first job
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="scaffoldfem-write")
+        self._pending = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Block until the submitted job is done; raise its error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """:meth:`wait`, then stop the worker."""
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None

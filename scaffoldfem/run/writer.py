@@ -26,7 +26,12 @@ import numpy as np
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.axons.outcomes import Layout, Outcomes
 from scaffoldfem.config.study import Study
-from scaffoldfem.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from scaffoldfem.files import (
+    BackgroundWrites,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
 from scaffoldfem.model.coupled import CoupledModel
 from scaffoldfem.run import checkpoint as ckpt
 from scaffoldfem.run import provenance as prov
@@ -57,6 +62,8 @@ class RunWriter:
         self.segment = 0
         self.dt = study.time.dt
         self.fields: FieldOutput | None = None
+        #: Rank 0's checkpoint files, written while the run goes on.
+        self.writes = BackgroundWrites()
 
     def log(self, msg: str) -> None:
         """A message on rank 0."""
@@ -152,7 +159,8 @@ class RunWriter:
                 "step_count": self.step_count,
             },
         }
-        ckpt.save(self.out / "checkpoints", state.scalars["nstep"], arrays, meta, self.comm)
+        ckpt.save(self.out / "checkpoints", state.scalars["nstep"], arrays, meta, self.comm,
+                  self.writes)
 
     def restore(self) -> bool:
         """Resume from the newest valid checkpoint; False if there is none."""
@@ -251,6 +259,7 @@ class RunWriter:
                 if e is not None:
                     print(f"warning: figures not drawn: {e}", flush=True)
         if self.rank0:
+            self.writes.wait()  # the last checkpoint is on disk before DONE
             atomic_write_text(
                 self.out / "DONE", f"finished {prov.now()} t = {self.model.t:g} day\n"
             )
@@ -273,6 +282,10 @@ class RunWriter:
             self.log(line)
 
     def close(self) -> None:
-        """Close field writers (collective)."""
-        if self.fields is not None:
-            self.fields.close()
+        """Close field writers (collective); finish the checkpoint being written (a
+        run stopped by a signal exits once its checkpoint is whole)."""
+        try:
+            if self.fields is not None:
+                self.fields.close()
+        finally:
+            self.writes.close()
