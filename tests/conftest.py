@@ -67,6 +67,15 @@ def free_context_ids(comm: MPI.Comm = MPI.COMM_WORLD, cap: int = 4096) -> int:
     return comm.allreduce(n, op=MPI.MIN)
 
 
+def pytest_collection_finish(session):
+    # What exists once every test module is imported (DOLFINx, UFL, numba, pandas, ...:
+    # ~190k objects) lives to the end: frozen out of the cyclic collector, the
+    # gc.collect() after every test scans only what the tests made (measured: 0.20 ->
+    # 0.075 s per test). Objects made later are collected as before.
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _mpi_teardown(request):
     t0 = time.perf_counter()
