@@ -468,6 +468,8 @@ id = "nofig"
     assert summary.exit_code == 0
     drawn = sorted(p.parent.name for p in (out / "cases").glob("*/drawn.txt"))
     assert drawn == [c.id for c in plan.cases if c.study.output.figures] and len(drawn) == 4
+    # Called collectively on each case's own communicator (one rank per case here).
+    assert {p.read_text() for p in (out / "cases").glob("*/drawn.txt")} == {"[0]\n"}
     assert sweep_calls == ([(0, out.resolve())] if comm.rank == 0 else [])
     # --collect-only draws no sweep pictures.
     sweep_calls.clear()
