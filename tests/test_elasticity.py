@@ -20,6 +20,7 @@ from mpi4py import MPI
 import scaffoldfem  # noqa: F401  (conftest imports it first as well)
 from scaffoldfem.fem.compat import integrate, interpolate_expression
 from scaffoldfem.fem.solver import LinearSolver, rigid_body_modes
+from scaffoldfem.fem.solver_options import SMALL_SYSTEM, merged_options
 from scaffoldfem.physics.mechanics import (
     elasticity_forms,
     epsilon,
@@ -207,3 +208,42 @@ def test_kept_preconditioner_same_answer_fewer_setups_rebuilt_when_weak():
     assert kept[3] == 2 and kept[4] == 5
     cap = int(3 * 1.2 * its[0])
     assert cap < its[4] <= cap + fresh_its[4]
+
+
+def test_small_system_options_apply_below_the_bound_and_give_the_same_answer():
+    """Below :data:`SMALL_SYSTEM`'s bound elasticity uses unsmoothed aggregation (the
+    user's options still win); the layered bar's displacement is that of the
+    smoothed-aggregation preset to the Krylov tolerance."""
+    bound = SMALL_SYSTEM["elasticity"][0]
+    assert merged_options("elasticity", size=bound - 1)["pc_gamg_agg_nsmooths"] == 0
+    assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity", size=bound)
+    assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity")
+    user = {"pc_gamg_agg_nsmooths": 1}
+    assert merged_options("elasticity", user, size=10)["pc_gamg_agg_nsmooths"] == 1
+    assert "pc_gamg_agg_nsmooths" not in merged_options("transport", size=10)
+
+    def E(x):
+        return ufl.conditional(ufl.And(ufl.gt(x[2], 4.0), ufl.lt(x[2], 6.0)), 1.0, 1e4)
+
+    answers = {}
+    for name, opts in (("small", {}), ("preset", user)):
+        msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 1, 10]], [3, 3, 40])
+        V = fem.functionspace(msh, ("Lagrange", 1, (3,)))
+        fdim = msh.topology.dim - 1
+        ends = [fem.locate_dofs_topological(V, fdim, mesh.locate_entities_boundary(
+            msh, fdim, lambda x, z=z: np.isclose(x[2], z))) for z in (0.0, 10.0)]
+        g = fem.Function(V)
+        g.interpolate(lambda x: np.vstack([0.01 * x[2], 0 * x[0], 0.05 * x[2]]))
+        u = fem.Function(V)
+        a, L = elasticity_forms(ufl.TrialFunction(V), ufl.TestFunction(V),
+                                E(ufl.SpatialCoordinate(msh)), 0.45)
+        s = LinearSolver(a, L, u, [fem.dirichletbc(g, d) for d in ends], field="mechanics",
+                         preset="elasticity", near_nullspace=True,
+                         petsc_options={**opts, "ksp_rtol": 1e-10})
+        assert s.options["pc_gamg_agg_nsmooths"] == (0 if name == "small" else 1)
+        answers[name] = (s.solve(0.0), u.x.array.copy())
+        _free(s)
+    (its_small, u_small), (its_preset, u_preset) = answers["small"], answers["preset"]
+    assert its_small != its_preset  # really two different hierarchies
+    scale = np.max(np.abs(u_preset))
+    assert scale > 0.01 and np.max(np.abs(u_small - u_preset)) < 1e-7 * scale

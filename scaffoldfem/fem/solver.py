@@ -115,7 +115,9 @@ class LinearSolver:
             L, self._rhs_ops = split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
         self.prefix = unique_prefix(field)
-        self.options = merged_options(preset, petsc_options)
+        imap = u.function_space.dofmap.index_map
+        self.options = merged_options(
+            preset, petsc_options, size=imap.size_global * u.function_space.dofmap.index_map_bs)
         self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
         self._A = NativeMatrix(self.a)
