@@ -211,9 +211,9 @@ def test_kept_preconditioner_same_answer_fewer_setups_rebuilt_when_weak():
 
 
 def test_small_system_options_apply_below_the_bound_and_give_the_same_answer():
-    """Below :data:`SMALL_SYSTEM`'s bound elasticity uses unsmoothed aggregation (the
-    user's options still win); the layered bar's displacement is that of the
-    smoothed-aggregation preset to the Krylov tolerance."""
+    """Below :data:`SMALL_SYSTEM`'s bound elasticity uses unsmoothed aggregation at a
+    tighter rtol (the user's options still win); the layered bar's displacement is as
+    close to the converged one as the smoothed-aggregation preset's."""
     bound = SMALL_SYSTEM["elasticity"][0]
     assert merged_options("elasticity", size=bound - 1)["pc_gamg_agg_nsmooths"] == 0
     assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity", size=bound)
@@ -226,7 +226,8 @@ def test_small_system_options_apply_below_the_bound_and_give_the_same_answer():
         return ufl.conditional(ufl.And(ufl.gt(x[2], 4.0), ufl.lt(x[2], 6.0)), 1.0, 1e4)
 
     answers = {}
-    for name, opts in (("small", {}), ("preset", user)):
+    for name, opts in (("small", {}), ("preset", user), ("exact", {**user, "ksp_rtol": 1e-14}),
+                       ("small_loose", {"ksp_rtol": 1e-9})):
         msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 1, 10]], [3, 3, 40])
         V = fem.functionspace(msh, ("Lagrange", 1, (3,)))
         fdim = msh.topology.dim - 1
@@ -238,12 +239,18 @@ def test_small_system_options_apply_below_the_bound_and_give_the_same_answer():
         a, L = elasticity_forms(ufl.TrialFunction(V), ufl.TestFunction(V),
                                 E(ufl.SpatialCoordinate(msh)), 0.45)
         s = LinearSolver(a, L, u, [fem.dirichletbc(g, d) for d in ends], field="mechanics",
-                         preset="elasticity", near_nullspace=True,
-                         petsc_options={**opts, "ksp_rtol": 1e-10})
-        assert s.options["pc_gamg_agg_nsmooths"] == (0 if name == "small" else 1)
+                         preset="elasticity", near_nullspace=True, petsc_options=opts)
+        assert s.options["pc_gamg_agg_nsmooths"] == (0 if name.startswith("small") else 1)
         answers[name] = (s.solve(0.0), u.x.array.copy())
         _free(s)
-    (its_small, u_small), (its_preset, u_preset) = answers["small"], answers["preset"]
-    assert its_small != its_preset  # really two different hierarchies
-    scale = np.max(np.abs(u_preset))
-    assert scale > 0.01 and np.max(np.abs(u_small - u_preset)) < 1e-7 * scale
+    exact = answers["exact"][1]
+    comm = MPI.COMM_WORLD
+    scale = comm.allreduce(np.max(np.abs(exact)), op=MPI.MAX)
+    err = {k: comm.allreduce(np.max(np.abs(v[1] - exact)), op=MPI.MAX) / scale
+           for k, v in answers.items() if k != "exact"}
+    assert answers["small"][0] != answers["preset"][0]  # really two different hierarchies
+    # The preset's accuracy order (measured 1 rank: 9.7e-10 vs the preset's 6.7e-10;
+    # 2 ranks: 7.3e-10 vs 2.2e-10); at the preset's rtol 1e-9 the weaker
+    # preconditioner would leave 8e-9.
+    assert scale > 0.01 and err["preset"] < 1e-9 and err["small"] < 1.5e-9
+    assert err["small_loose"] > 4 * err["small"]
