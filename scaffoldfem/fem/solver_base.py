@@ -20,7 +20,8 @@ import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.errors import SolverError
 
 __all__ = ["KeptPreconditioner", "Options", "check_finite", "preset_of", "reason_name",
-           "rigid_body_modes", "solver_statistics", "track", "unique_prefix"]
+           "rigid_body_modes", "solver_statistics", "solver_timings", "track",
+           "unique_prefix"]
 
 _counter = itertools.count()
 #: Every LinearSolver alive in this process, for :func:`solver_statistics`.
@@ -49,6 +50,19 @@ def solver_statistics() -> dict[str, dict[str, float]]:
         row["assemblies"] += s.assemblies
         row["assembly_seconds"] += s.assembly_seconds
         row["pc_setups"] += s._pc.setups if hasattr(s, "_pc") else s.assemblies
+    return out
+
+
+def solver_timings(comm: Any) -> dict[str, dict[str, float]]:
+    """Per solved field (this run segment): solves, Krylov iterations, matrix
+    assemblies, and the wall time (s, the slowest rank) of the solves and of the
+    assemblies (:func:`solver_statistics`)."""
+    stats = solver_statistics()
+    out = {}
+    for name in sorted(stats):
+        row = stats[name]
+        out[name] = {k: (comm.allreduce(v, op=MPI.MAX) if k.endswith("seconds") else v)
+                     for k, v in row.items()}
     return out
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import scaffoldfem
-from scaffoldfem.fem.solver_base import solver_statistics
 
 
 def _version(dist: str) -> str | None:
@@ -63,21 +62,6 @@ def peak_memory_mb(comm: Any) -> dict[str, float]:
         "max_rank_mb": comm.allreduce(mine, op=MPI.MAX),
         "total_mb": comm.allreduce(mine, op=MPI.SUM),
     }
-
-
-def solver_timings(comm: Any) -> dict[str, dict[str, float]]:
-    """Per solved field (this run segment): solves, Krylov iterations, matrix
-    assemblies, and the wall time (s, the slowest rank) of the solves and of the
-    assemblies (:func:`scaffoldfem.fem.solver_base.solver_statistics`)."""
-    from mpi4py import MPI
-
-    stats = solver_statistics()
-    out = {}
-    for name in sorted(stats):
-        row = stats[name]
-        out[name] = {k: (comm.allreduce(v, op=MPI.MAX) if k.endswith("seconds") else v)
-                     for k, v in row.items()}
-    return out
 
 
 def versions() -> dict[str, Any]:

@@ -26,6 +26,7 @@ import numpy as np
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.axons.outcomes import Layout, Outcomes
 from scaffoldfem.config.study import Study
+from scaffoldfem.fem.solver_base import solver_timings
 from scaffoldfem.files import (
     BackgroundWrites,
     atomic_write_bytes,
@@ -226,7 +227,7 @@ class RunWriter:
         self.timing["total"] = self.progress.wall()
         metrics["timing_s"] = dict(self.timing)
         memory = prov.peak_memory_mb(self.comm)
-        solvers = prov.solver_timings(self.comm)
+        solvers = solver_timings(self.comm)
         versions = prov.versions()
         if self.rank0:
             atomic_write_json(self.out / "metrics.json", metrics)
