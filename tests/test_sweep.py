@@ -585,11 +585,15 @@ base = "{BASELINE}"
 
 
 def test_real_run_study_cases(comm, shared):
-    """Two cases of the real pipeline sharing one cached coarse mesh (one short step)."""
+    """Two cases of the real pipeline sharing one cached mesh (one short step; the
+    4.5k-vertex mesh of test_api: 1.4 s per case instead of 6.6 s on `coarse`)."""
     plan = load_sweep(write(shared / "s.toml", f"""
 base = "{BASELINE}"
 [set]
-"geometry.resolution" = "coarse"
+"geometry.resolution" = "0.4 mm"
+"geometry.mesh.curvature_points" = 12
+"geometry.mesh.num_threads" = 1
+"axons.cue_smoothing" = "0.3 mm"
 "time.duration" = "0.5 day"
 "time.dt" = "0.5 day"
 "axons.count" = 10
