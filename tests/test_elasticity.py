@@ -214,9 +214,11 @@ def test_small_system_options_apply_below_the_bound_and_give_the_same_answer():
     """Below :data:`SMALL_SYSTEM`'s bound elasticity uses unsmoothed aggregation at a
     tighter rtol (the user's options still win); the layered bar's displacement is as
     close to the converged one as the smoothed-aggregation preset's."""
-    bound = SMALL_SYSTEM["elasticity"][0]
-    assert merged_options("elasticity", size=bound - 1)["pc_gamg_agg_nsmooths"] == 0
-    assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity", size=bound)
+    serial, parallel = SMALL_SYSTEM["elasticity"][:2]
+    assert merged_options("elasticity", size=serial - 1)["pc_gamg_agg_nsmooths"] == 0
+    assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity", size=serial)
+    assert merged_options("elasticity", size=parallel - 1, ranks=2)["pc_gamg_agg_nsmooths"] == 0
+    assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity", size=parallel, ranks=2)
     assert "pc_gamg_agg_nsmooths" not in merged_options("elasticity")
     user = {"pc_gamg_agg_nsmooths": 1}
     assert merged_options("elasticity", user, size=10)["pc_gamg_agg_nsmooths"] == 1

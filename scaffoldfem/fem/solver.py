@@ -117,7 +117,8 @@ class LinearSolver:
         self.prefix = unique_prefix(field)
         imap = u.function_space.dofmap.index_map
         self.options = merged_options(
-            preset, petsc_options, size=imap.size_global * u.function_space.dofmap.index_map_bs)
+            preset, petsc_options, size=imap.size_global * u.function_space.dofmap.index_map_bs,
+            ranks=imap.comm.size)
         self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
         self._A = NativeMatrix(self.a)

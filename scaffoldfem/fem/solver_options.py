@@ -65,18 +65,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["front"] = {**PRESETS["transport"], "ksp_rtol": 1.0e-10,
                     "ksp_norm_type": "unpreconditioned"}
 
-#: Options a preset takes for systems of fewer global equations than the bound.
-#: Elasticity: unsmoothed aggregation (``pc_gamg_agg_nsmooths 0``) halves the cost of
-#: GAMG's Galerkin set-up (no smoothed prolongator) at ~2x the CG iterations, which
-#: pays on small systems and not on the medium cord. Measured per re-solve after a
-#: random ≤20 % change of E (rtol 1e-9, displacement norms equal to 1e-9):
-#: 6 mm cord, serial, 24k / 29k / 59k / 157k equations: 0.80 → 0.46 / 0.71 → 0.60 /
-#: 2.1 → 1.4 / 6.3 → 4.7 s; medium cord, 2 ranks, 216k: 3.6 → 4.0 s (25 → 67 its).
+#: Options a preset takes for small systems: fewer global equations than the bound
+#: for one rank / for more ranks. Elasticity: unsmoothed aggregation
+#: (``pc_gamg_agg_nsmooths 0``) halves the cost of GAMG's Galerkin set-up (no
+#: smoothed prolongator) at ~2-3x the CG iterations; each iteration's reductions and
+#: halo exchanges make that lose sooner in parallel. Measured per re-solve after a
+#: random ≤20 % change of E (smoothed → unsmoothed; displacement norms equal to 1e-9):
+#: one rank, 6 mm cord 24k / 59k / 157k equations 0.80 → 0.46 / 2.1 → 1.4 / 6.3 →
+#: 4.7 s, full `coarse` cord 81k 2.7 → 2.1 s; 2 ranks, 6 mm cord 24k 0.35 → 0.23 s,
+#: `coarse` 81k 1.0 → 1.2 s, medium 216k 3.6 → 4.0 s (25 → 67 its).
 #: CG stops on the preconditioned residual, which the weaker preconditioner makes a
 #: ~10x looser bound on the error (displacement norm off by 4e-9 instead of 4e-10):
 #: rtol 1e-10 restores the preset's accuracy (24k: 0.45-0.52 s per re-solve).
-SMALL_SYSTEM: dict[str, tuple[int, dict[str, Any]]] = {
-    "elasticity": (100_000, {"pc_gamg_agg_nsmooths": 0, "ksp_rtol": 1.0e-10}),
+SMALL_SYSTEM: dict[str, tuple[int, int, dict[str, Any]]] = {
+    "elasticity": (160_000, 40_000, {"pc_gamg_agg_nsmooths": 0, "ksp_rtol": 1.0e-10}),
 }
 
 #: SNES defaults for the nonlinear (uptake) path; KSP options come from a preset.
@@ -90,7 +92,7 @@ SNES_DEFAULTS: dict[str, Any] = {
 
 
 def merged_options(preset: str, user: Mapping[str, Any] | None = None,
-                   size: int | None = None) -> dict[str, Any]:
+                   size: int | None = None, ranks: int = 1) -> dict[str, Any]:
     """Preset defaults with ``user`` merged over them.
 
     If the user switches to a different ``pc_type``, the preset's GAMG and
@@ -101,7 +103,9 @@ def merged_options(preset: str, user: Mapping[str, Any] | None = None,
         user: PETSc options without prefix (``{"ksp_rtol": 1e-8}``); a ``preset`` key
             names another preset to start from.
         size: Global number of equations; below the preset's :data:`SMALL_SYSTEM`
-            bound its small-system options apply (under the user's). None: ignored.
+            bound for ``ranks`` its small-system options apply (under the user's).
+            None: ignored.
+        ranks: Number of MPI ranks sharing the system.
     """
     user = dict(user or {})
     # ``preset = "mumps"`` in a [solver.<field>] section replaces the field's preset.
@@ -109,8 +113,8 @@ def merged_options(preset: str, user: Mapping[str, Any] | None = None,
     if preset not in PRESETS:
         raise ValueError(f"unknown solver preset {preset!r}; one of {', '.join(PRESETS)}")
     opts = dict(PRESETS[preset])
-    bound, small = SMALL_SYSTEM.get(preset, (0, {}))
-    if size is not None and size < bound:
+    serial_bound, parallel_bound, small = SMALL_SYSTEM.get(preset, (0, 0, {}))
+    if size is not None and size < (serial_bound if ranks == 1 else parallel_bound):
         opts.update(small)
     if "pc_type" in user and user["pc_type"] != opts.get("pc_type"):
         opts = {k: v for k, v in opts.items() if not k.startswith(("pc_gamg", "mg_"))}
