@@ -74,8 +74,9 @@ def test_petsc_failure_is_a_numerical_failure(tmp_path):
     sets = ['geometry.resolution="0.35 mm"', 'geometry.cord.length="6 mm"',
             'time.duration="1 day"', "axons.count=0", "output.figures=false",
             'scaffold.solid_modulus="1e308 kPa"',
-            # Smoothed aggregation (as on meshes above SMALL_SYSTEM's bound): its
-            # set-up is where PETSc raises; unsmoothed, CG reports DIVERGED_NANORINF.
+            # Smoothed aggregation (the preset; this small mesh would get the
+            # unsmoothed SMALL_SYSTEM options): its set-up is where PETSc raises,
+            # while unsmoothed, CG reports DIVERGED_NANORINF (also exit 3).
             "solver.mechanics.pc_gamg_agg_nsmooths=1"]
     r = run_cli("run", str(BASELINE), "--out", str(tmp_path / "run"), "--quiet",
                 *[x for o in sets for x in ("--set", o)])

@@ -7,9 +7,11 @@
   api/ (:data:`LAZY_OK`), which import their command implementations lazily so
   ``scaffoldfem check`` starts without DOLFINx. Optional heavy third-party imports
   inside functions are fine.
-* The top-level utilities and config/ import no DOLFINx, PETSc or UFL.
+* The top-level utilities and config/ import no DOLFINx, PETSc or UFL; importing
+  the command line loads none of them, transitively (the one check that imports:
+  in a subprocess).
 
-Nothing is imported: the checks read files, so they run in a blink and without DOLFINx.
+The other checks import nothing: they read files, so they run in a blink.
 """
 
 from __future__ import annotations
@@ -293,9 +295,10 @@ def test_top_stages_need_no_dolfinx():
 
 
 def test_the_command_line_starts_without_dolfinx():
-    """Transitively: ``scaffoldfem check``/``init``/``--help`` load neither DOLFINx nor
-    PETSc (1.4 s instead of 2.6 s per command; provenance once pulled in DOLFINx
-    through the solver statistics)."""
+    """Transitively: importing the command line (all that ``--help`` needs, and what
+    ``check``/``init`` import at module level) loads neither DOLFINx nor PETSc (1.4 s
+    instead of 2.6 s per command; provenance once pulled DOLFINx in through the
+    solver statistics)."""
     heavy = sorted(DOLFINX_MODULES)
     code = ("import sys, scaffoldfem.cli; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")

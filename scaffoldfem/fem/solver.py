@@ -10,7 +10,8 @@
 
 Presets (:mod:`scaffoldfem.fem.solver_options`): ``"transport"`` (CG + GAMG,
 reused interpolation), ``"elasticity"`` (CG + smoothed-aggregation GAMG, rigid-body
-near-nullspace), ``"mumps"`` (direct LU: the fallback for small or hard problems).
+near-nullspace; unsmoothed on small systems, ``SMALL_SYSTEM``), ``"mumps"`` (direct
+LU: the fallback for small or hard problems).
 """
 
 from __future__ import annotations
