@@ -26,7 +26,8 @@ from tests.test_run import BASELINE
 DT, K, D = 0.5, 0.3, 0.05
 
 
-def _step_problem(comm, rtol: float, conserve: bool, dirichlet: bool):
+def _step_problem(comm, rtol: float, conserve: bool, dirichlet: bool,
+                  field: str = "conserve_test"):
     msh = mesh.create_unit_cube(comm, 8, 8, 8)
     V = fem.functionspace(msh, ("Lagrange", 1))
     c, c_old, f = fem.Function(V), fem.Function(V), fem.Function(V)
@@ -42,7 +43,7 @@ def _step_problem(comm, rtol: float, conserve: bool, dirichlet: bool):
         msh.topology.create_connectivity(2, 3)
         facets = mesh.locate_entities_boundary(msh, 2, lambda p: np.isclose(p[2], 0.0))
         bcs = [fem.dirichletbc(0.7, fem.locate_dofs_topological(V, 2, facets), V)]
-    solver = LinearSolver(a, L, c, bcs, field="conserve_test",
+    solver = LinearSolver(a, L, c, bcs, field=field,
                           petsc_options={"ksp_rtol": rtol, "ksp_norm_type": "preconditioned"},
                           rhs_coefficients=[c_old, f], conserve=conserve)
     solver.solve(DT)
@@ -146,3 +147,19 @@ def test_a_species_with_its_own_parameters_gets_its_own_operator():
                                     ghost_mode="shared_facet")
     with CoupledModel(study, mesh, cells, facets) as model:
         assert model.species.operator_groups == [("BDNF",), ("NT3",), ("GDNF",)]
+
+
+def test_solver_timings_cover_a_field_alive_on_one_rank_only(comm):
+    """provenance's per-field timings: the union of the ranks' fields in one reduction,
+    so a solver some rank has not collected yet cannot mispair the collectives."""
+    from scaffoldfem.fem.solver_base import solver_timings
+
+    solver = (_step_problem(MPI.COMM_SELF, 1e-8, True, False, field="timings_test")
+              if comm.rank == 0 else None)
+    seconds = comm.bcast(solver.seconds if solver is not None else None, root=0)
+    timings = solver_timings(comm)
+    row = timings["timings_test"]
+    assert row["seconds"] == pytest.approx(seconds) and seconds > 0  # the slowest rank's
+    assert row["solves"] == (1 if comm.rank == 0 else 0)  # this rank's own count
+    if solver is not None:
+        solver.destroy()

@@ -54,16 +54,23 @@ def solver_statistics() -> dict[str, dict[str, float]]:
 
 
 def solver_timings(comm: Any) -> dict[str, dict[str, float]]:
-    """Per solved field (this run segment): solves, Krylov iterations, matrix
-    assemblies, and the wall time (s, the slowest rank) of the solves and of the
-    assemblies (:func:`solver_statistics`)."""
+    """Collective: per solved field (this run segment) solves, Krylov iterations,
+    matrix assemblies (this rank's), and the wall time (s, the slowest rank) of the
+    solves and of the assemblies (:func:`solver_statistics`).
+
+    The fields are the union over the ranks, and one reduction covers them all, so a
+    solver alive on some ranks only (not yet collected elsewhere) cannot mispair the
+    collectives; a field this rank does not know counts zero here.
+    """
     stats = solver_statistics()
-    out = {}
-    for name in sorted(stats):
-        row = stats[name]
-        out[name] = {k: (comm.allreduce(v, op=MPI.MAX) if k.endswith("seconds") else v)
-                     for k, v in row.items()}
-    return out
+    names = sorted(set().union(*comm.allgather(sorted(stats))))
+    keys = ("solves", "seconds", "iterations", "assemblies", "assembly_seconds", "pc_setups")
+    local = np.array([[stats.get(n, {}).get(k, 0.0) for k in keys] for n in names],
+                     dtype=np.float64).reshape(len(names), len(keys))
+    slowest = np.empty_like(local)
+    comm.Allreduce(local, slowest, op=MPI.MAX)
+    return {n: {k: float((slowest if k.endswith("seconds") else local)[i, j])
+                for j, k in enumerate(keys)} for i, n in enumerate(names)}
 
 
 def reason_name(enum: Any, code: int) -> str:
