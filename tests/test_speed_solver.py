@@ -18,6 +18,7 @@ from mpi4py import MPI
 import scaffoldfem  # noqa: F401
 from scaffoldfem.config.study import load_study
 from scaffoldfem.fem.solver import LinearSolver
+from scaffoldfem.fem.solver_base import solver_timings
 from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
 from scaffoldfem.model import species as species_module
 from scaffoldfem.model.coupled import CoupledModel
@@ -152,8 +153,6 @@ def test_a_species_with_its_own_parameters_gets_its_own_operator():
 def test_solver_timings_cover_a_field_alive_on_one_rank_only(comm):
     """provenance's per-field timings: the union of the ranks' fields in one reduction,
     so a solver some rank has not collected yet cannot mispair the collectives."""
-    from scaffoldfem.fem.solver_base import solver_timings
-
     solver = (_step_problem(MPI.COMM_SELF, 1e-8, True, False, field="timings_test")
               if comm.rank == 0 else None)
     seconds = comm.bcast(solver.seconds if solver is not None else None, root=0)

@@ -24,6 +24,9 @@ __all__ = ["KeptPreconditioner", "Options", "check_finite", "preset_of", "reason
            "unique_prefix"]
 
 _counter = itertools.count()
+#: The per-field counters of :func:`solver_statistics`, in this order.
+_STAT_KEYS = ("solves", "seconds", "iterations", "assemblies", "assembly_seconds",
+              "pc_setups")
 #: Every LinearSolver alive in this process, for :func:`solver_statistics`.
 _live: weakref.WeakSet = weakref.WeakSet()
 
@@ -41,9 +44,7 @@ def solver_statistics() -> dict[str, dict[str, float]]:
     for s in sorted(_live, key=lambda s: s.prefix):
         if getattr(s, "destroyed", False):  # an earlier model's, not yet collected
             continue
-        row = out.setdefault(s.field, dict.fromkeys(
-            ("solves", "seconds", "iterations", "assemblies", "assembly_seconds",
-             "pc_setups"), 0.0))
+        row = out.setdefault(s.field, dict.fromkeys(_STAT_KEYS, 0.0))
         row["solves"] += s.solves
         row["seconds"] += s.seconds
         row["iterations"] += s.total_iterations
@@ -64,13 +65,12 @@ def solver_timings(comm: Any) -> dict[str, dict[str, float]]:
     """
     stats = solver_statistics()
     names = sorted(set().union(*comm.allgather(sorted(stats))))
-    keys = ("solves", "seconds", "iterations", "assemblies", "assembly_seconds", "pc_setups")
-    local = np.array([[stats.get(n, {}).get(k, 0.0) for k in keys] for n in names],
-                     dtype=np.float64).reshape(len(names), len(keys))
+    local = np.array([[stats.get(n, {}).get(k, 0.0) for k in _STAT_KEYS] for n in names],
+                     dtype=np.float64).reshape(len(names), len(_STAT_KEYS))
     slowest = np.empty_like(local)
     comm.Allreduce(local, slowest, op=MPI.MAX)
     return {n: {k: float((slowest if k.endswith("seconds") else local)[i, j])
-                for j, k in enumerate(keys)} for i, n in enumerate(names)}
+                for j, k in enumerate(_STAT_KEYS)} for i, n in enumerate(names)}
 
 
 def reason_name(enum: Any, code: int) -> str:

@@ -118,11 +118,11 @@ def merged_options(preset: str, user: Mapping[str, Any] | None = None,
     # The small-system options are one choice (the rtol belongs to the unsmoothed
     # aggregation): a user who picks another preconditioner or sets any of them
     # starts from the plain preset instead.
-    own_pc = user.get("pc_type", opts.get("pc_type")) != opts.get("pc_type")
+    own_pc = "pc_type" in user and user["pc_type"] != opts.get("pc_type")
     if (size is not None and size < (serial_bound if ranks == 1 else parallel_bound)
             and not own_pc and not set(small) & set(user)):
         opts.update(small)
-    if "pc_type" in user and user["pc_type"] != opts.get("pc_type"):
+    if own_pc:
         opts = {k: v for k, v in opts.items() if not k.startswith(("pc_gamg", "mg_"))}
     opts.update(user)
     return opts
