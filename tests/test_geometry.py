@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, serial_only
+from conftest import cli_in_process, serial_only
 from mpi4py import MPI
 from pydantic import ValidationError
 
@@ -303,7 +303,7 @@ def test_cli_check_reports_channel_overlap(tmp_path):
     study = tmp_path / "bad.toml"
     study.write_text('[geometry.channels]\nlayout = "explicit"\ncount = 2\n'
                      'centres = [["0 mm", "0 mm"], ["0.4 mm", "0 mm"]]\n')
-    r = run_cli("check", str(study))
+    r = cli_in_process("check", str(study))
     assert r.returncode == 2, r.stderr
     assert "geometry.channels: channels 1 and 2 overlap by 0.05 mm" in r.stderr.splitlines()
     assert "Traceback" not in r.stderr

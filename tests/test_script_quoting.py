@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, serial_only
+from conftest import ROOT, cli_in_process, serial_only
 
 from scaffoldfem.errors import RunDirError, StudyError
 from scaffoldfem.sweep.plan import load_sweep
@@ -118,7 +118,7 @@ def test_unplain_out_paths_and_ranks_below_one_are_refused(tmp_path):
 @serial_only
 def test_cli_refuses_a_hostile_name_in_one_line_and_writes_nothing(tmp_path):
     path = sweep_file(tmp_path / "s.toml", f'name = "x\\ntouch {tmp_path}/pwned"\n{GRID}')
-    r = run_cli("sweep", str(path), "--slurm", "--out", str(tmp_path / "out"))
+    r = cli_in_process("sweep", str(path), "--slurm", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and ": name: " in r.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "pwned").exists()
@@ -128,7 +128,7 @@ def test_cli_refuses_a_hostile_name_in_one_line_and_writes_nothing(tmp_path):
 def test_cli_ranks_per_case_zero_is_one_line_and_writes_nothing(tmp_path):
     path = sweep_file(tmp_path / "s.toml", f"base = {toml_string(str(BASELINE))}\n{GRID}")
     out = tmp_path / "out"
-    r = run_cli("sweep", str(path), "--slurm", "--out", str(out), "--ranks-per-case", "0")
+    r = cli_in_process("sweep", str(path), "--slurm", "--out", str(out), "--ranks-per-case", "0")
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == "--ranks-per-case: must be >= 1 (got 0)" and not out.exists()
 

@@ -1,4 +1,5 @@
-"""Study files and the CLI's handling of bad input (through a subprocess, as a user sees it)."""
+"""Study files and the CLI's handling of bad input: its exit code and lines as a user sees them
+(in this process where only validation runs; in a subprocess where the process matters)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, serial_only
+from conftest import ROOT, cli_in_process, run_cli, serial_only
 
 from scaffoldfem.config.study import Study, load_study
 from scaffoldfem.errors import StudyError
@@ -92,7 +93,7 @@ def test_cli_reports_every_problem_once_and_exits_2(tmp_path):
     p = write(
         tmp_path, '[scaffold]\nporosity = 1.5\nbogus = 1\n[geometry.lesion]\nlength = "-2 mm"\n'
     )
-    r = run_cli("check", str(p))
+    r = cli_in_process("check", str(p))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert "Traceback" not in r.stderr
@@ -112,28 +113,28 @@ def test_cli_reports_every_problem_once_and_exits_2(tmp_path):
     ],
 )
 def test_cli_set_is_validated_like_the_file(args, needle):
-    r = run_cli("check", str(BASELINE), *args)
+    r = cli_in_process("check", str(BASELINE), *args)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
 
 
 @serial_only
 def test_cli_bad_toml_and_missing_file(tmp_path):
-    r = run_cli("check", str(write(tmp_path, "[scaffold\nporosity=")))
+    r = cli_in_process("check", str(write(tmp_path, "[scaffold\nporosity=")))
     assert r.returncode == 2 and "not valid TOML" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("check", str(tmp_path / "nope.toml"))
+    r = cli_in_process("check", str(tmp_path / "nope.toml"))
     assert r.returncode == 2 and "no such study or sweep file" in r.stderr
 
 
 @serial_only
 def test_cli_check_of_a_sweep_validates_every_case(tmp_path):
     sweep = ROOT / "studies" / "questions" / "degradation_cavitation.toml"
-    r = run_cli("check", str(sweep))
+    r = cli_in_process("check", str(sweep))
     assert r.returncode == 0, r.stderr
     assert "OK — sweep 'degradation_cavitation', 6 case(s) valid" in r.stdout
     assert "question: How fast may a scaffold degrade" in r.stdout
-    r = run_cli("check", str(sweep), "--set", "scaffold.hydrolysis_rate=0.5 1/day")
+    r = cli_in_process("check", str(sweep), "--set", "scaffold.hydrolysis_rate=0.5 1/day")
     assert r.returncode == 2 and "is varied by the sweep" in r.stderr
-    r = run_cli("check", str(sweep), "--set", "scaffold.porosity=1.5")
+    r = cli_in_process("check", str(sweep), "--set", "scaffold.porosity=1.5")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("every case: scaffold.porosity") == 1
 
@@ -149,27 +150,28 @@ def test_cli_message_printed_once_under_mpi(tmp_path):
 
 @serial_only
 def test_cli_check_and_init(tmp_path):
-    r = run_cli("check", str(BASELINE), "--set", "scaffold.porosity=0.85")
+    r = cli_in_process("check", str(BASELINE), "--set", "scaffold.porosity=0.85")
     assert r.returncode == 0, r.stderr
     tpl = tmp_path / "mine.toml"
-    r = run_cli("init", str(tpl))
+    r = cli_in_process("init", str(tpl))
     assert r.returncode == 0, r.stderr
     assert load_study(tpl).to_dict() == Study().to_dict()
     assert tpl.read_text().count("#") > 20  # annotated, not a bare dump
-    r = run_cli("init", str(tpl))
+    r = cli_in_process("init", str(tpl))
     assert r.returncode == 2 and "exists" in r.stderr
 
 
 @serial_only
 def test_cli_usage_errors_exit_2_in_one_line(tmp_path):
-    r = run_cli("sweep", str(ROOT / "studies" / "porosity_modulus.toml"))
+    r = cli_in_process("sweep", str(ROOT / "studies" / "porosity_modulus.toml"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == (
         "scaffoldfem sweep: --out DIR is required (or --slurm to write a batch script)"
     )
-    r = run_cli("plot", str(tmp_path / "nowhere"))
+    r = cli_in_process("plot", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and r.stderr.strip().endswith("is not a directory")
-    r = run_cli("run", str(BASELINE), "--out", str(tmp_path / "r"), "--set", "axons.countt=3")
+    r = cli_in_process("run", str(BASELINE), "--out", str(tmp_path / "r"),
+                       "--set", "axons.countt=3")
     assert r.returncode == 2 and r.stderr.strip() == "axons.countt: unknown key (got 3)"
     assert not (tmp_path / "r").exists()  # bad input: nothing was created
 
