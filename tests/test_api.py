@@ -8,6 +8,7 @@ made with :func:`scaffoldfem.api.run` on COMM_WORLD (1 or 2 ranks).
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -199,8 +200,11 @@ TINY = {
 
 def test_run_returns_results_and_draws_figures(comm, tmp_path):
     out = Path(comm.bcast(str(tmp_path), root=0)) / "run"  # rank 0's directory for all
+    before = signal.getsignal(signal.SIGINT)
     res = run(Study.default(TINY), out, comm, quiet=True)
     assert isinstance(res, Results) and res.done and res.out == out
+    # The run's SIGINT/SIGTERM flag handlers are gone: ^C interrupts this session again.
+    assert signal.getsignal(signal.SIGINT) is before
     assert res.metrics["mesh"]["ranks"] == comm.size
     assert res.metrics["axons"]["seeded"] == 8 and len(res.axons) == 8
     for name, sp in res.metrics["species"].items():

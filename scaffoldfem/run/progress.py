@@ -33,11 +33,20 @@ class Progress:
         self.wall0 = time.perf_counter()
         self._last_log = -math.inf
         self._signal = False
+        #: The handlers before the run's, put back by :meth:`restore_signals`.
+        self._previous: dict[int, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                signal.signal(sig, self._on_signal)
+                self._previous[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not in the main thread (tests)
                 pass
+
+    def restore_signals(self) -> None:
+        """Put back the handlers the run replaced: after ``api.run`` in a Python
+        session (a notebook), ^C interrupts again instead of setting a stale flag."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = True

@@ -289,4 +289,7 @@ class RunWriter:
             if self.fields is not None:
                 self.fields.close()
         finally:
-            self.writes.close()
+            try:
+                self.writes.close()
+            finally:
+                self.progress.restore_signals()
