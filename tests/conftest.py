@@ -128,9 +128,10 @@ def run_cli(*args: str, cwd: Path | None = None, nproc: int = 1, timeout: float 
 
 def cli_in_process(*args: str) -> subprocess.CompletedProcess:
     """``scaffoldfem ARGS`` through :func:`scaffoldfem.cli.main` in this process, for
-    commands that only validate or refuse (no run, no signal, no other environment):
-    the same exit code and output as :func:`run_cli` without a ~1.5 s interpreter and
-    import start-up. An unexpected exception propagates (a subprocess would print its
+    commands that validate or refuse, and for reference runs a subprocess run is
+    compared with (nothing that needs its own process, signals or environment): the
+    same exit code and output as :func:`run_cli` without ~3 s of interpreter start-up
+    and imports. An unexpected exception propagates (a subprocess would print its
     traceback and exit 1: the test fails either way)."""
     from scaffoldfem.cli import main
 

@@ -10,7 +10,7 @@ every number, and sweep cases that are equal once units are converted are refuse
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, run_cli, serial_only
+from conftest import ROOT, cli_in_process, serial_only
 
 from scaffoldfem.config.study import Study, load_study
 from scaffoldfem.errors import StudyError
@@ -133,8 +133,7 @@ def test_all_problems_are_reported_at_once():
 
 @serial_only
 def test_cli_dose_into_a_missing_cavity_exits_2_in_one_line():
-    r = run_cli("check", str(BASELINE), "--set", "species.NT3.doses.0.region='cavity'",
-                timeout=60)
+    r = cli_in_process("check", str(BASELINE), "--set", "species.NT3.doses.0.region='cavity'")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("species[1].doses[0].region: 'cavity' is not a region")

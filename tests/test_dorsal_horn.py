@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run_cli, serial_only
+from conftest import clean_env, cli_in_process, run_cli, serial_only
 from mpi4py import MPI
 
 from scaffoldfem.config.dorsal_horn import DorsalHornConfig, dorsal_cut, dorsal_horn_area
@@ -190,7 +190,7 @@ def _pain(out: Path) -> dict:
 @serial_only
 def test_sigterm_then_resume_on_two_ranks_gives_the_same_pain_risk(study_file, tmp_path):
     ref = tmp_path / "ref"
-    r = run_cli(*_args(ref, study_file))
+    r = cli_in_process(*_args(ref, study_file))  # the reference: no subprocess needed
     assert r.returncode == 0, r.stderr
     out = tmp_path / "term"
     proc = subprocess.Popen([sys.executable, "-m", "scaffoldfem", *_args(out, study_file)],

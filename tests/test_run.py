@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, clean_env, run_cli, serial_only
+from conftest import ROOT, clean_env, cli_in_process, run_cli, serial_only
 from mpi4py import MPI
 
 from scaffoldfem.config.study import load_study
@@ -281,7 +281,8 @@ def serial_reference(tmp_path_factory):
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("subprocess runs happen in the serial pass")
     out = tmp_path_factory.mktemp("ref") / "serial"
-    r = run_cli("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(TINY))
+    # In this process (the compared runs are subprocesses): no interpreter start-up.
+    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(TINY))
     assert r.returncode == 0, r.stderr
     return out
 
