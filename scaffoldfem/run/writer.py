@@ -15,6 +15,7 @@ The writer reads the model through its public methods only (``fields()``,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -284,12 +285,10 @@ class RunWriter:
 
     def close(self) -> None:
         """Close field writers (collective); finish the checkpoint being written (a
-        run stopped by a signal exits once its checkpoint is whole)."""
-        try:
+        run stopped by a signal exits once its checkpoint is whole); put back the
+        signal handlers."""
+        with contextlib.ExitStack() as done:  # each step, whatever the ones before raise
+            done.callback(self.progress.restore_signals)
+            done.callback(self.writes.close)
             if self.fields is not None:
                 self.fields.close()
-        finally:
-            try:
-                self.writes.close()
-            finally:
-                self.progress.restore_signals()
