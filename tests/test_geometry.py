@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from scaffoldfem.config.geometry import GeometryConfig
 from scaffoldfem.config.geometry_fit import ellipse_area_beyond
-from scaffoldfem.geometry.build import MeshStats
+from scaffoldfem.geometry.build import MeshStats, build_mesh
 from scaffoldfem.geometry.cache import ensure_mesh, prune_cache
 from scaffoldfem.geometry.loading import load_mesh
 from scaffoldfem.geometry.report import facet_counts, mesh_report, region_cells, region_volumes
@@ -148,6 +148,22 @@ def test_same_on_one_and_two_ranks(baseline, baseline_world):
             == alone[0].topology.index_map(3).size_local)
 
 
+def test_meshing_twice_gives_the_same_mesh(tmp_path):
+    """The default (one Gmsh thread) meshes the same geometry the same way every time,
+    so a study's answer does not depend on which machine or cache made its mesh."""
+    import meshio
+
+    geom = GeometryConfig(resolution="0.5 mm", cord={"length": "6 mm"})
+    meshes = []
+    for name in ("a", "b"):
+        build_mesh(geom, tmp_path / f"{name}.msh")
+        meshes.append(meshio.read(tmp_path / f"{name}.msh"))
+    a, b = meshes
+    assert len(a.points) > 1000 and np.array_equal(a.points, b.points)
+    assert [c.type for c in a.cells] == [c.type for c in b.cells]
+    assert all(np.array_equal(x.data, y.data) for x, y in zip(a.cells, b.cells, strict=True))
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_lesion_variants_mesh_with_right_volumes(name, cache):
     geom = GeometryConfig(**VARIANTS[name])
@@ -181,11 +197,14 @@ def test_committed_tiny_mesh_loads_with_the_region_table(comm):
 def test_cache_reuses_mesh_and_leaves_no_temp_files(baseline, cache):
     geom, path = baseline
     mtime = path.stat().st_mtime_ns
-    # A non-geometric change (threads) keeps the hash; a geometric one changes it.
-    same = GeometryConfig(mesh={"num_threads": 1})
+    # What does not change the mesh keeps the hash; a geometric change, or parallel
+    # meshing (a different mesh at each meshing), changes it.
+    same = GeometryConfig(max_cells=10**8)
     assert same.geometry_hash() == geom.geometry_hash()
     assert ensure_mesh(same, MPI.COMM_WORLD, cache) == path
     assert path.stat().st_mtime_ns == mtime
+    threaded = {GeometryConfig(mesh={"num_threads": n}).geometry_hash() for n in (0, 2, 3)}
+    assert len(threaded) == 1 and geom.geometry_hash() not in threaded
     assert GeometryConfig(scar={"thickness": "0.25 mm"}).geometry_hash() != geom.geometry_hash()
     if MPI.COMM_WORLD.rank == 0:
         leftovers = [p.name for p in cache.iterdir() if p.name.startswith(".")]

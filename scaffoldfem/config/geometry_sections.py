@@ -155,4 +155,6 @@ class MeshConfig(Section):
     # Elements per full turn on curved borders (channel walls, pia): the faceting
     # error of the enclosed area is ~(2π/N)²/6. None = from the resolution.
     curvature_points: int | None = Field(None, ge=8, le=400)
-    num_threads: int = Field(0, ge=0)  # Gmsh threads; 0 = all cores (not in the hash)
+    # Gmsh threads: 1 = the same mesh every time; 0 = all cores, N = N (faster, but
+    # Gmsh's parallel mesher then gives a slightly different mesh at each meshing)
+    num_threads: int = Field(1, ge=0)

@@ -187,7 +187,7 @@ def _quality() -> tuple[float, float]:
 
 
 def bench_meshing(resolution: str = "fine", geom: GeometryConfig | None = None,
-                  num_threads: int = 0, comm: Any = None) -> dict[str, Any]:
+                  num_threads: int | None = None, comm: Any = None) -> dict[str, Any]:
     """Time meshing of the default (or given) geometry at ``resolution``.
 
     Meshes into a temporary directory (never the cache) on rank 0 of ``comm``
@@ -195,10 +195,12 @@ def bench_meshing(resolution: str = "fine", geom: GeometryConfig | None = None,
     3D meshing of the model, i.e. ``generate(3)``), ``cad_seconds``,
     ``total_seconds`` (CAD + mesh + quality + write), ``vertices``, ``cells``,
     ``num_threads``, ``quality_min``/``quality_mean`` and ``resolution``.
+    ``num_threads`` None: the geometry's own (by default one: a reproducible mesh).
     """
     base = (geom or GeometryConfig()).model_dump(mode="json")
     base["resolution"] = resolution
-    base["mesh"]["num_threads"] = num_threads
+    if num_threads is not None:
+        base["mesh"]["num_threads"] = num_threads
     g = GeometryConfig(**base)
 
     def run() -> dict[str, Any]:
