@@ -139,8 +139,10 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(list(args))
-        except SystemExit as stop:  # argparse's usage errors
-            code = stop.code if isinstance(stop.code, int) else 2
+        except SystemExit as stop:  # argparse's usage errors; as the interpreter maps it
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+            if isinstance(stop.code, str):
+                print(stop.code, file=err)
     return subprocess.CompletedProcess(["scaffoldfem", *args], code, out.getvalue(),
                                        err.getvalue())
 

@@ -27,6 +27,7 @@ from conftest import ROOT, clean_env, serial_only
 
 from scaffoldfem.errors import RunDirError, StudyError
 from scaffoldfem.files import atomic_write_json, atomic_write_text
+from scaffoldfem.run.progress import Progress, signals_held
 from scaffoldfem.run.rundir import prepare_run_dir_mpi
 from scaffoldfem.sweep.columns import parameter_value
 from scaffoldfem.sweep.plan import Sample, load_sweep
@@ -584,6 +585,21 @@ base = "{BASELINE}"
 # The real pipeline on the coarse mesh
 
 
+def test_a_sweep_holds_the_run_handlers_between_cases_and_gives_them_back(comm):
+    """Between a sweep's cases SIGTERM still sets a stop flag (the default would kill a
+    rank between cases while the scheduler's other ranks checkpoint); after the sweep,
+    the handlers from before it are back."""
+    before = signal.getsignal(signal.SIGTERM)
+    with signals_held():
+        case = Progress(comm, 1.0, quiet=True)
+        case.restore_signals()  # a case ends
+        assert signal.getsignal(signal.SIGTERM) == case._on_signal
+    assert signal.getsignal(signal.SIGTERM) is before
+    alone = Progress(comm, 1.0, quiet=True)  # a run on its own gives them back at once
+    alone.restore_signals()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_real_run_study_cases(comm, shared):
     """Two cases of the real pipeline sharing one cached mesh (one short step; the
     4.5k-vertex mesh of test_api: 1.4 s per case instead of 6.6 s on `coarse`)."""
@@ -604,8 +620,10 @@ base = "{BASELINE}"
 "scaffold.porosity" = [0.7, 0.9]
 """, comm))
     out = shared / "real"
+    before = signal.getsignal(signal.SIGTERM)
     summary = run_sweep(plan, out, comm, ranks_per_case=1, quiet=True)
     assert (summary.total, summary.ran, summary.failures) == (2, 2, [])
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
     df = results(out).set_index("case_id")
     assert sorted(df.index) == [c.id for c in plan.cases]
     for case in plan.cases:

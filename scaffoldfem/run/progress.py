@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mpi4py import MPI
@@ -43,9 +45,10 @@ class Progress:
 
     def restore_signals(self) -> None:
         """Put back the handlers the run replaced: after ``api.run`` in a Python
-        session (a notebook), ^C interrupts again instead of setting a stale flag."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        session (a notebook), ^C interrupts again instead of setting a stale flag.
+        Inside :func:`signals_held` (a sweep) they stay until the sweep ends."""
+        if not _HELD[0]:
+            _restore(self._previous)
         self._previous.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -93,3 +96,29 @@ class Progress:
         """A message on rank 0 (warnings from other ranks go through Python logging)."""
         if self.rank0 and not self.quiet:
             print(("\n" if sys.stdout.isatty() else "") + msg, flush=True)
+
+
+#: > 0 while a sweep holds the runs' handlers (:func:`signals_held`).
+_HELD = [0]
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """A sweep's cases keep their runs' SIGTERM/SIGINT handlers between cases (a rank
+    between cases is not killed by the scheduler's early SIGTERM while the others
+    checkpoint); the handlers from before the sweep come back when it ends."""
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _HELD[0] += 1
+    try:
+        yield
+    finally:
+        _HELD[0] -= 1
+        if not _HELD[0]:
+            _restore(saved)

@@ -39,6 +39,7 @@ from scaffoldfem.files import atomic_write_json, atomic_write_text
 from scaffoldfem.geometry.meshing import ensure_mesh
 from scaffoldfem.mpi import on_rank0
 from scaffoldfem.run.loop import run_study
+from scaffoldfem.run.progress import signals_held
 from scaffoldfem.run.rundir import remove_ours
 from scaffoldfem.sweep.columns import parameter_column, parameter_value
 from scaffoldfem.sweep.coordinator import OnDone, Runner, Todo, quiet_wait, run_groups
@@ -292,7 +293,9 @@ def run_sweep(plan: SweepPlan, out: Path, comm: Any, *, ranks_per_case: int = 1,
 
     if todo:
         assert runner is not None
-        run_groups(plan, todo, out, comm, ranks_per_case, runner, on_row, poll, on_case_done)
+        with signals_held():  # between cases as in a case; the caller's handlers after
+            run_groups(plan, todo, out, comm, ranks_per_case, runner, on_row, poll,
+                       on_case_done)
 
     # Every rank leaves together, without spinning while the last cases finish.
     quiet_wait(comm.Ibarrier(), poll)
