@@ -13,6 +13,8 @@ from typing import Any
 
 from mpi4py import MPI
 
+#: The signals that ask a run to checkpoint and stop.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Seconds between progress lines when not on a terminal (batch logs).
 LOG_EVERY_S = 30.0
 
@@ -37,7 +39,7 @@ class Progress:
         self._signal = False
         #: The handlers before the run's, put back by :meth:`restore_signals`.
         self._previous: dict[int, Any] = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not in the main thread (tests)
@@ -114,7 +116,7 @@ def signals_held() -> Iterator[None]:
     checkpoint); the handlers from before the sweep come back when it ends."""
     saved = {}
     if threading.current_thread() is threading.main_thread():
-        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     _HELD[0] += 1
     try:
         yield
