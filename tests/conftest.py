@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401  (orders MPI before dolfinx)
 from scaffoldfem.fem.compat import uncache_singledispatchmethods
+from scaffoldfem.geometry.cache import CACHE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +110,7 @@ def clean_env() -> dict[str, str]:
     }
     env["PYTHONPATH"] = str(ROOT)
     # Children share the repository's mesh cache (meshing once per geometry).
-    env.setdefault("SCAFFOLDFEM_MESH_CACHE", str(ROOT / "meshes" / "cache"))
+    env.setdefault(CACHE_ENV, str(ROOT / "meshes" / "cache"))
     return env
 
 
@@ -136,7 +137,10 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess:
     from scaffoldfem.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with (pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out),
+          contextlib.redirect_stderr(err)):
+        # The mesh cache a subprocess gets (clean_env), not one relative to this directory.
+        env.setenv(CACHE_ENV, clean_env()[CACHE_ENV])
         try:
             code = main(list(args))
         except SystemExit as stop:  # argparse's usage errors; as the interpreter maps it
