@@ -71,7 +71,7 @@ class HelmholtzFilter:
         opts = user if user.get("ksp_type") == "preonly" else {**FILTER_OPTIONS, **user}
         self.solver = LinearSolver(a, L, self.out, field=f"smooth_{name}", preset="transport",
                                    petsc_options=opts, rhs_coefficients=[self.src],
-                                   static_rhs=[self.src])
+                                   static_rhs=[self.src], guess_levels=0)
         #: Number of solves so far.
         self.solves = 0
 

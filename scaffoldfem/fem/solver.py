@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dolfinx.fem.petsc as fpetsc
+import numpy as np
 import ufl
 from dolfinx import fem
 from petsc4py import PETSc
@@ -29,6 +30,7 @@ from ufl.algorithms import expand_derivatives
 
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
+from scaffoldfem.fem.guess import ProjectedGuess
 from scaffoldfem.fem.matrix import NativeMatrix
 from scaffoldfem.fem.solver_base import (
     KeptPreconditioner,
@@ -91,6 +93,10 @@ class LinearSolver:
             set-up; a solve that needs more is redone with a fresh set-up. For slowly
             changing operators whose set-up dominates (elasticity). None (default):
             a fresh set-up at every matrix change.
+        guess_levels: With CG (an SPD system), start each solve from the Galerkin
+            projection on the last ``guess_levels`` solutions of the same unknown
+            (:mod:`scaffoldfem.fem.guess`; 0: from ``u`` as it is). For unknowns that
+            evolve step by step; not for a solver whose calls take unrelated inputs.
         form_compiler_options, jit_options: Passed to :func:`dolfinx.fem.form`.
     """
 
@@ -101,6 +107,7 @@ class LinearSolver:
                  rhs_coefficients: Sequence[fem.Function] = (),
                  static_rhs: Sequence[fem.Function] = (),
                  conserve: bool | None = None, stale_preconditioner: float | None = None,
+                 guess_levels: int = 3,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
         # Right-hand-side coefficients whose matrix B_j never changes (e.g. ∫ f v dx
@@ -140,6 +147,8 @@ class LinearSolver:
         self.ksp.setFromOptions()
         # Warm start from the previous step (not allowed with a direct solve).
         self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
+        cg = self.ksp.getType() == PETSc.KSP.Type.CG
+        self._guess = ProjectedGuess(guess_levels if cg else 0)
         self._stale = True
         self._z = self._r = None  # free-dof indicator and residual (``conserve``)
         self._zAz = 0.0
@@ -261,6 +270,7 @@ class LinearSolver:
         u = self.u if u is None else u
         self.assemble_rhs(substitute)
         x = u.x.petsc_vec
+        self._guess.apply(self.A, self.b, x, id(u))
         self.ksp.solve(self.b, x)
         reason = self.ksp.getConvergedReason()
         capped = 0
@@ -277,17 +287,28 @@ class LinearSolver:
             raise SolverError(self.field, time, reason_name(PETSc.KSP.ConvergedReason, reason),
                               reason)
         check_finite(u, self.field, time)
+        self._guess.record(x, id(u))
         self.solves += 1
         self.total_iterations += self.iterations
         self.seconds += _time.perf_counter() - tic
         return self.iterations
+
+    def history(self) -> dict[str, np.ndarray]:
+        """The stored solutions of the projected initial guess, for an in-memory
+        snapshot (``ModelState.local``: a step repeated after :meth:`restore_history`
+        then starts from the same guess and gives the same result bit for bit)."""
+        return self._guess.arrays(self.prefix)
+
+    def restore_history(self, local: Mapping[str, np.ndarray]) -> None:
+        """Return to a :meth:`history` (absent, e.g. from a checkpoint: start afresh)."""
+        self._guess.load(self.prefix, dict(local), like=self.b)
 
     def destroy(self) -> None:
         """Free the PETSc objects (collective)."""
         self._opts.clear()
         self.destroyed = True
         own = [self._nullspace] if self._own_nullspace else []
-        for obj in (self.ksp, self._A, self.b, self._z, self._r, *own,
+        for obj in (self.ksp, self._A, self.b, self._z, self._r, self._guess, *own,
                     *(B for B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()

@@ -113,6 +113,8 @@ class ChABC:
         out.cells["chabc_cells"] = self.cells.copy()
         if self.enabled:
             out.nodes["chabc"] = self.c.x.array.copy()
+        if self.solver is not None:
+            out.local.update(self.solver.history())
         return out
 
     def restore(self, state: ModelState) -> None:
@@ -120,6 +122,8 @@ class ChABC:
         self.cells[:] = state.cells["chabc_cells"]
         if self.enabled:
             self.c.x.array[:] = state.nodes["chabc"]
+        if self.solver is not None:
+            self.solver.restore_history(state.local)
 
     def destroy(self) -> None:
         if self.solver is not None:

@@ -178,12 +178,14 @@ class Enzymes:
         for f in self.members:
             out.nodes[f"enzyme:{f.name}"] = f.m.x.array.copy()
             out.cells[f"enzyme_cells:{f.name}"] = f.cells.copy()
+            out.local.update(f.solver.history())
         return out
 
     def restore(self, state: ModelState) -> None:
         for f in self.members:
             f.m.x.array[:] = state.nodes[f"enzyme:{f.name}"]
             f.cells[:] = state.cells[f"enzyme_cells:{f.name}"]
+            f.solver.restore_history(state.local)
 
     def destroy(self) -> None:
         for f in self.members:

@@ -182,6 +182,7 @@ class Ingrowth:
                      "cavitation_volume_integral": self.volume_integral,
                      "ingrowth_t_half": None if math.isnan(self.t_half) else self.t_half},
             nodes={"tissue_fill": self.f.x.array.copy()},
+            local=self.solver.history() if self.solver is not None else {},
         )
 
     def restore(self, state: ModelState) -> None:
@@ -194,6 +195,8 @@ class Ingrowth:
         self.t_half = math.nan if s["ingrowth_t_half"] is None else s["ingrowth_t_half"]
         self.f.x.array[:] = state.nodes["tissue_fill"]
         self.f.x.scatter_forward()
+        if self.solver is not None:
+            self.solver.restore_history(state.local)
         self._update_cells()
 
     def destroy(self) -> None:

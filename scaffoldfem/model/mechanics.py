@@ -243,6 +243,8 @@ class Mechanics:
                 out.nodes["u"] = u.reshape(-1, 3)
             else:
                 out.local["u"] = u
+        if self.solver is not None:
+            out.local.update(self.solver.history())
         return out
 
     def restore(self, state: ModelState) -> None:
@@ -256,6 +258,8 @@ class Mechanics:
         self.E_mech = state.cells["E_mech"].copy()
         if not self.enabled:
             return
+        if self.solver is not None:
+            self.solver.restore_history(state.local)
         u = state.nodes.get("u", state.local.get("u"))
         if u is None:
             self.advance(s["t"], force=True)

@@ -152,6 +152,8 @@ class ROS:
             out.cells[f"scavenger:{j}"] = self.capacity[j].copy()
         if self.enabled:
             out.nodes["ros"] = self.r.x.array.copy()
+        if self.solver is not None:
+            out.local.update(self.solver.history())
         return out
 
     def restore(self, state: ModelState) -> None:
@@ -161,6 +163,8 @@ class ROS:
             self.capacity[j] = state.cells[f"scavenger:{j}"]
         if self.enabled:
             self.r.x.array[:] = state.nodes["ros"]
+        if self.solver is not None:
+            self.solver.restore_history(state.local)
 
     def destroy(self) -> None:
         if self.solver is not None:

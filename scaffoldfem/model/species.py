@@ -372,6 +372,9 @@ class SpeciesTransport:
             out.cells.update(sp.carriers.state(f"carrier:{sp.name}"))
             out.nodes[f"c:{sp.name}"] = sp.c.x.array.copy()
             out.nodes[f"c_old:{sp.name}"] = sp.c_old.x.array.copy()
+            for solver in sp.solvers.values():
+                if isinstance(solver, LinearSolver):
+                    out.local.update(solver.history())
         return out
 
     def restore(self, state: ModelState) -> None:
@@ -379,6 +382,9 @@ class SpeciesTransport:
             sp.carriers.restore(f"carrier:{sp.name}", state.cells)
             sp.c.x.array[:] = state.nodes[f"c:{sp.name}"]
             sp.c_old.x.array[:] = state.nodes[f"c_old:{sp.name}"]
+            for solver in sp.solvers.values():
+                if isinstance(solver, LinearSolver):
+                    solver.restore_history(state.local)
 
     def destroy(self) -> None:
         for sp in self.members:
