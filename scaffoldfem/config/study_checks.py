@@ -33,8 +33,9 @@ from scaffoldfem.config.geometry import GeometryConfig
 from scaffoldfem.config.inflammation import EnzymeEntry, InflammationConfig, default_enzymes
 from scaffoldfem.config.physics import CellsConfig, Species, TimeConfig
 
-__all__ = ["MAX_AXONS", "SOLVER_SECTIONS", "axon_bytes_per_cone", "axon_problems",
-           "naming_problems", "region_problems", "solver_value_problems"]
+__all__ = ["GUESS_KEY", "MAX_AXONS", "MAX_GUESS_LEVELS", "SOLVER_SECTIONS",
+           "axon_bytes_per_cone", "axon_problems", "naming_problems", "region_problems",
+           "solver_value_problems"]
 
 #: ``[solver.NAME]`` sections the model reads: the transport solvers (every
 #: growth factor, MMP and the cue smoothing) and the elasticity solver.
@@ -59,6 +60,13 @@ _FACETS = ("scaffold_interface",)  # facet regions every geometry has
 def _default(cls: type[BaseModel]) -> BaseModel:
     return cls()
 
+
+#: The ``[solver.<field>]`` key that is not a PETSc option: how many of the field's
+#: last solutions its initial guess is projected on (``fem/guess.py``; 0: the plain
+#: warm start from the last level).
+GUESS_KEY = "guess_levels"
+#: At most this many levels (more only adds nearly dependent directions).
+MAX_GUESS_LEVELS = 8
 
 def _is_default(model: BaseModel, name: str) -> bool:
     if isinstance(model, Cohort):  # no bare default: the field's own default
@@ -141,6 +149,11 @@ def solver_value_problems(solver: Any) -> list[str]:
                 for key, v in opts.items():
                     if isinstance(v, float) and not math.isfinite(v):
                         out.append(f"solver.{section}.{key}: must be a finite number (got {v})")
+                    elif key == GUESS_KEY and not (
+                            isinstance(v, int) and not isinstance(v, bool)
+                            and 0 <= v <= MAX_GUESS_LEVELS):
+                        out.append(f"solver.{section}.{key}: must be a whole number from 0 "
+                                   f"to {MAX_GUESS_LEVELS} (got {v!r})")
     return out
 
 

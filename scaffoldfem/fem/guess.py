@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 from petsc4py import PETSc
 
-__all__ = ["DROP", "ProjectedGuess"]
+from scaffoldfem.config.study_checks import GUESS_KEY, MAX_GUESS_LEVELS
+
+__all__ = ["DROP", "GUESS_KEY", "MAX_GUESS_LEVELS", "ProjectedGuess"]
 
 #: Directions of the scaled Gram matrix with eigenvalues under this fraction of the
 #: largest are dropped (numerically dependent: successive levels nearly coincide).

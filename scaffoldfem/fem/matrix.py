@@ -20,10 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import ufl
 from dolfinx import fem
 from petsc4py import PETSc
+from ufl.algorithms import expand_derivatives
 
-__all__ = ["NativeMatrix"]
+from scaffoldfem.fem.compat import compile_form
+
+__all__ = ["NativeMatrix", "split_rhs"]
 
 
 def _coo_indices(csr, bs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -77,3 +81,26 @@ class NativeMatrix:
     def destroy(self) -> None:
         """Free the PETSc matrix (collective)."""
         self.mat.destroy()
+
+
+def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
+              ) -> tuple[ufl.Form | None, list[tuple[NativeMatrix, fem.Function]]]:
+    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j's matrix, f_j)``
+    (see :class:`LinearSolver`'s ``rhs_coefficients``)."""
+    if not isinstance(L, ufl.Form):
+        raise ValueError("rhs_coefficients needs L as a UFL form")
+    rest, ops = L, []
+    for f in coeffs:
+        B = expand_derivatives(ufl.derivative(L, f, ufl.TrialFunction(f.function_space)))
+        # B_j must not depend on any of the split coefficients (itself: L affine
+        # in f_j; the others: no products f_j f_k), else it would go stale.
+        for g in coeffs:
+            dB = expand_derivatives(ufl.derivative(B, g, ufl.TestFunction(g.function_space)))
+            if not dB.empty():
+                raise ValueError(f"L is not affine in {f.name} (or couples it with "
+                                 f"{g.name}): cannot precompute its matrix")
+        if B.empty():
+            continue
+        ops.append((NativeMatrix(compile_form(B, **kw)), f))
+        rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
+    return (None if rest.empty() else rest), ops

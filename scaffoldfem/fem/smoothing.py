@@ -26,6 +26,7 @@ from scipy import sparse
 import scaffoldfem  # noqa: F401
 import ufl
 from dolfinx import fem, la
+from scaffoldfem.config.study_checks import GUESS_KEY
 from scaffoldfem.errors import StudyError
 from scaffoldfem.fem.solver import LinearSolver
 
@@ -69,9 +70,11 @@ class HelmholtzFilter:
         L = self.src * v * ufl.dx
         user = dict(petsc_options or {})
         opts = user if user.get("ksp_type") == "preonly" else {**FILTER_OPTIONS, **user}
+        # One filter serves several inputs, each warm-started from its own last result:
+        # a history of the filter's output would mix them (no projected guess).
         self.solver = LinearSolver(a, L, self.out, field=f"smooth_{name}", preset="transport",
-                                   petsc_options=opts, rhs_coefficients=[self.src],
-                                   static_rhs=[self.src], guess_levels=0)
+                                   petsc_options={**opts, GUESS_KEY: 0},
+                                   rhs_coefficients=[self.src], static_rhs=[self.src])
         #: Number of solves so far.
         self.solves = 0
 

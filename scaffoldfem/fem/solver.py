@@ -26,12 +26,11 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from petsc4py import PETSc
-from ufl.algorithms import expand_derivatives
 
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
-from scaffoldfem.fem.guess import ProjectedGuess
-from scaffoldfem.fem.matrix import NativeMatrix
+from scaffoldfem.fem.guess import GUESS_KEY, MAX_GUESS_LEVELS, ProjectedGuess
+from scaffoldfem.fem.matrix import NativeMatrix, split_rhs
 from scaffoldfem.fem.solver_base import (
     KeptPreconditioner,
     Options,
@@ -97,6 +96,8 @@ class LinearSolver:
             projection on the last ``guess_levels`` solutions of the same unknown
             (:mod:`scaffoldfem.fem.guess`; 0: from ``u`` as it is). For unknowns that
             evolve step by step; not for a solver whose calls take unrelated inputs.
+            A ``guess_levels`` entry in ``petsc_options`` (a ``[solver.<field>]``
+            key) overrides it.
         form_compiler_options, jit_options: Passed to :func:`dolfinx.fem.form`.
     """
 
@@ -110,6 +111,11 @@ class LinearSolver:
                  guess_levels: int = 3,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
+        # ``guess_levels`` in a [solver.<field>] section is ours, not PETSc's.
+        petsc_options = dict(petsc_options or {})
+        guess_levels = int(petsc_options.pop(GUESS_KEY, guess_levels))
+        if not 0 <= guess_levels <= MAX_GUESS_LEVELS:
+            raise ValueError(f"{GUESS_KEY} must be from 0 to {MAX_GUESS_LEVELS}")
         # Right-hand-side coefficients whose matrix B_j never changes (e.g. ∫ f v dx
         # for a source f): assembled once, not again with every new A.
         self._static = {id(f) for f in static_rhs}
@@ -312,29 +318,6 @@ class LinearSolver:
                     *(B for B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()
-
-
-def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
-              ) -> tuple[ufl.Form | None, list[tuple[NativeMatrix, fem.Function]]]:
-    """``L = Σ B_j f_j + rest``: the rest of ``L`` and each ``(B_j's matrix, f_j)``
-    (see :class:`LinearSolver`'s ``rhs_coefficients``)."""
-    if not isinstance(L, ufl.Form):
-        raise ValueError("rhs_coefficients needs L as a UFL form")
-    rest, ops = L, []
-    for f in coeffs:
-        B = expand_derivatives(ufl.derivative(L, f, ufl.TrialFunction(f.function_space)))
-        # B_j must not depend on any of the split coefficients (itself: L affine
-        # in f_j; the others: no products f_j f_k), else it would go stale.
-        for g in coeffs:
-            dB = expand_derivatives(ufl.derivative(B, g, ufl.TestFunction(g.function_space)))
-            if not dB.empty():
-                raise ValueError(f"L is not affine in {f.name} (or couples it with "
-                                 f"{g.name}): cannot precompute its matrix")
-        if B.empty():
-            continue
-        ops.append((NativeMatrix(compile_form(B, **kw)), f))
-        rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
-    return (None if rest.empty() else rest), ops
 
 
 class NonlinearSolver:

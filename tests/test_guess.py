@@ -1,0 +1,148 @@
+"""The projected initial guess (fem/guess.py, issue 14) saves iterations and keeps the
+answer: it is the Galerkin projection on the last solutions, never worse than the
+plain warm start, exact for a solution in their span, repeatable after a restore and
+switched off by ``[solver.<field>] guess_levels = 0``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ufl
+from dolfinx import fem, mesh
+from mpi4py import MPI
+
+import scaffoldfem  # noqa: F401
+from scaffoldfem.config.study import load_study
+from scaffoldfem.errors import StudyError
+from scaffoldfem.fem.guess import ProjectedGuess
+from scaffoldfem.fem.solver import LinearSolver
+from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
+from scaffoldfem.model.coupled import CoupledModel
+from tests.test_run import BASELINE
+from tests.test_speed_solver import SHARED
+
+
+def _problem(comm, levels: int):
+    """A backward-Euler reaction-diffusion step whose source f is set per solve."""
+    msh = mesh.create_unit_cube(comm, 8, 8, 8)
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    c, f = fem.Function(V), fem.Function(V)
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    a = (2.0 * u * v + 0.05 * ufl.inner(ufl.grad(u), ufl.grad(v)) + 0.3 * u * v) * ufl.dx
+    solver = LinearSolver(a, f * v * ufl.dx, c, field="guess_test",
+                          petsc_options={"guess_levels": levels}, rhs_coefficients=[f])
+    g = [fem.Function(V) for _ in range(3)]
+    g[0].interpolate(lambda p: 1.0 + np.sin(3 * p[0]) * np.cos(2 * p[1]))
+    g[1].interpolate(lambda p: np.exp(-20 * ((p[0] - 0.3) ** 2 + (p[2] - 0.6) ** 2)))
+    g[2].interpolate(lambda p: p[1] * p[2])
+    return solver, f, g
+
+
+@pytest.mark.parametrize("levels", [0, 3])
+def test_a_solution_in_the_span_of_the_last_three_needs_no_iterations(comm, levels):
+    # f_k = g0 + k g1 + k² g2: the solutions are quadratic in k, so the fourth lies in
+    # the span of the first three and the projected guess is it (to their tolerance).
+    solver, f, g = _problem(comm, levels)
+    its = []
+    for k in range(4):
+        f.x.array[:] = g[0].x.array + k * g[1].x.array + k**2 * g[2].x.array
+        its.append(solver.solve(float(k)))
+    last = solver.u.x.array.copy()
+    solver.u.x.array[:] = 0.0
+    solver._guess.forget()
+    solver.solve(3.0)  # the same system from zero, without a history
+    scale = np.abs(last).max()
+    assert np.abs(solver.u.x.array - last).max() / scale < 1e-7
+    if levels:
+        assert its[3] == 0 and min(its[:3]) >= 3, its
+    else:
+        assert its[3] >= 3, its
+    solver.destroy()
+
+
+def test_the_projected_guess_is_never_worse_than_the_warm_start_in_the_energy_norm(comm):
+    solver, f, g = _problem(comm, 3)
+    rng = np.random.default_rng(7 + comm.rank)
+    for k in range(3):  # unrelated right-hand sides: the history does not predict
+        f.x.array[:] = rng.normal(size=f.x.array.shape)
+        f.x.scatter_forward()
+        solver.solve(float(k))
+    f.x.array[:] = g[1].x.array
+    b = solver.assemble_rhs().copy()
+    exact = solver.u.x.petsc_vec.duplicate()
+    plain = solver.u.x.petsc_vec.copy()
+    guess = solver.u.x.petsc_vec.copy()
+    solver.ksp.solve(b, exact)  # warm start from plain: exact to 1e-8
+    for _ in range(3):
+        solver.ksp.setTolerances(rtol=1e-12)
+        solver.ksp.solve(b, exact)
+    solver._guess.apply(solver.A, b, guess, id(solver.u))
+
+    def energy(x):
+        e = x.copy()
+        e.axpy(-1.0, exact)
+        Ae = e.duplicate()
+        solver.A.mult(e, Ae)
+        return Ae.dot(e)
+
+    assert energy(guess) <= energy(plain) * (1 + 1e-10), (energy(guess), energy(plain))
+    solver.destroy()
+
+
+def test_history_round_trip_and_levels_checked(comm):
+    solver, f, g = _problem(comm, 2)
+    for k in range(3):
+        f.x.array[:] = (1 + k) * g[1].x.array
+        solver.solve(float(k))
+    saved = solver.history()
+    assert len(saved) == 2  # two levels of one unknown
+    solver.restore_history({})
+    assert solver.history() == {}
+    solver.restore_history(saved)
+    again = solver.history()
+    assert saved.keys() == again.keys()
+    assert all(np.array_equal(saved[k], again[k]) for k in saved)
+    solver.destroy()
+    with pytest.raises(ValueError, match="levels"):
+        ProjectedGuess(-1)
+
+
+def _coupled(extra: list[str], steps: int):
+    comm = MPI.COMM_WORLD
+    study = load_study(BASELINE, [*SHARED, 'time.duration="6 day"', *extra])
+    m, cells, facets = load_mesh(ensure_mesh(study.geometry, comm), comm,
+                                 ghost_mode="shared_facet")
+    with CoupledModel(study, m, cells, facets) as model:
+        for _ in range(steps):
+            model.step(0.5)
+        out = {sp.name: sp.c.x.array.copy() for sp in model.species.members}
+        stats = {s.field: s.total_iterations for s in _linear(model)}
+        balance = {n: model.ledger.error(n) for n in model.species_names}
+    return out, stats, balance
+
+
+def _linear(model):
+    seen = []
+    for sp in model.species.members:
+        for s in sp.solvers.values():
+            if isinstance(s, LinearSolver) and s not in seen:
+                seen.append(s)
+    return seen
+
+
+def test_coupled_model_fewer_iterations_and_the_same_fields_as_the_plain_warm_start():
+    plain, its_plain, _ = _coupled(["solver.transport.guess_levels=0"], 10)
+    proj, its_proj, balance = _coupled([], 10)
+    for name, x in plain.items():
+        scale = max(np.abs(x).max(), 1e-30)
+        assert np.abs(proj[name] - x).max() / scale < 1e-6, name
+        assert balance[name] < 1e-10, (name, balance[name])
+    assert sum(its_proj.values()) < 0.8 * sum(its_plain.values()), (its_proj, its_plain)
+
+
+@pytest.mark.parametrize("value", ["-1", "9", "1.5", "true"])
+def test_guess_levels_out_of_range_is_refused_in_one_line(value):
+    with pytest.raises(StudyError) as err:
+        load_study(BASELINE, [f"solver.transport.guess_levels={value}"])
+    assert "solver.transport.guess_levels" in str(err.value)
+    assert "whole number from 0 to 8" in str(err.value)
