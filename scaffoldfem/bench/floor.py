@@ -136,7 +136,7 @@ def bench_floor(comm: Any, resolution: str = "medium", warm_steps: int = 4,
             for _u, u_old, sub in systems:
                 rhs.append(solver.assemble_rhs(sub).copy())
                 x0.append(u_old.x.petsc_vec.copy())
-            z = solver._z
+            z = solver._balance.z
 
             def ours(i: int, x: PETSc.Vec, _s=solver, _sys=systems) -> tuple[int, float]:
                 u, _, sub = _sys[i]

@@ -16,7 +16,7 @@ projection of successive right-hand sides). Its A-norm error is never larger tha
 plain warm start's. CG's stopping test compares the residual with ``rtol ‖b‖``, so a
 better guess means fewer iterations at the same tolerance. Measured on the medium
 baseline (2 ranks, day 15): ROS 7 → 0, BDNF 8 → 0, MMP-2 8 → 4, MMP-9 11 → 2, GDNF 9
-→ 2 iterations (``docs/model.md`` §8).
+→ 2, NT-3 (its delivery changing) 10 → 9 iterations (``docs/model.md`` §8).
 
 The cost is one matrix-vector product per basis vector and one reduction of the small
 Gram system; nearly dependent directions are dropped (eigenvalues of the scaled Gram

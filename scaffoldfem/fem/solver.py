@@ -32,6 +32,7 @@ from scaffoldfem.fem.compat import compile_form, create_petsc_vector
 from scaffoldfem.fem.guess import GUESS_KEY, MAX_GUESS_LEVELS, ProjectedGuess
 from scaffoldfem.fem.matrix import NativeMatrix, split_rhs
 from scaffoldfem.fem.solver_base import (
+    BalanceCorrection,
     KeptPreconditioner,
     Options,
     check_finite,
@@ -156,8 +157,7 @@ class LinearSolver:
         cg = self.ksp.getType() == PETSc.KSP.Type.CG
         self._guess = ProjectedGuess(guess_levels if cg else 0)
         self._stale = True
-        self._z = self._r = None  # free-dof indicator and residual (``conserve``)
-        self._zAz = 0.0
+        self._balance = BalanceCorrection()  # (``conserve``)
         #: Number of matrix assemblies so far (tests and benchmarks read it).
         self.assemblies = 0
         #: Iterations of the last solve.
@@ -201,30 +201,10 @@ class LinearSolver:
             if id(f) in self._static:
                 self._static_done.add(id(f))
         if self.conserve:
-            self._prepare_correction()
+            self._balance.prepare(self.A, self.bcs)
         self._stale = False
         self.assemblies += 1
         self.assembly_seconds += _time.perf_counter() - tic
-
-    def _prepare_correction(self) -> None:
-        """``z`` (1 on free dofs, 0 on Dirichlet dofs) and ``zᵀAz`` for the current A."""
-        if self._z is None:
-            self._z, self._r = self.A.createVecRight(), self.A.createVecLeft()
-            self._z.set(1.0)
-            for bc in self.bcs:  # owned Dirichlet dofs: their rows are not balanced
-                dofs, n_own = bc.dof_indices()
-                self._z.array_w[dofs[:n_own]] = 0.0
-        self.A.mult(self._z, self._r)
-        self._zAz = self._r.dot(self._z)
-
-    def _correct(self, x: PETSc.Vec) -> None:
-        """Remove the free-dof sum of the residual: ``x += β z``, ``β = zᵀr / zᵀAz``."""
-        self.A.mult(x, self._r)
-        self._r.aypx(-1.0, self.b)  # r = b − A x
-        beta = self._r.dot(self._z) / self._zAz if self._zAz > 0 else 0.0
-        if beta:
-            x.axpy(beta, self._z)
-        self.correction = beta
 
     def assemble_rhs(self, substitute: Mapping[fem.Function, fem.Function] | None = None
                      ) -> PETSc.Vec:
@@ -287,7 +267,7 @@ class LinearSolver:
         self.iterations = capped + self.ksp.getIterationNumber()
         self._pc.solved(self.ksp, keep_pc, reason, self.iterations - capped)
         if reason >= 0 and self.conserve:
-            self._correct(x)
+            self.correction = self._balance.apply(self.A, self.b, x)
         u.x.scatter_forward()
         if reason < 0:
             raise SolverError(self.field, time, reason_name(PETSc.KSP.ConvergedReason, reason),
@@ -314,7 +294,7 @@ class LinearSolver:
         self._opts.clear()
         self.destroyed = True
         own = [self._nullspace] if self._own_nullspace else []
-        for obj in (self.ksp, self._A, self.b, self._z, self._r, self._guess, *own,
+        for obj in (self.ksp, self._A, self.b, self._balance, self._guess, *own,
                     *(B for B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()

@@ -19,8 +19,8 @@ from petsc4py import PETSc
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.errors import SolverError
 
-__all__ = ["KeptPreconditioner", "Options", "check_finite", "preset_of", "reason_name",
-           "rigid_body_modes", "solver_statistics", "solver_timings", "track",
+__all__ = ["BalanceCorrection", "KeptPreconditioner", "Options", "check_finite", "preset_of",
+           "reason_name", "rigid_body_modes", "solver_statistics", "solver_timings", "track",
            "unique_prefix"]
 
 _counter = itertools.count()
@@ -83,6 +83,45 @@ def reason_name(enum: Any, code: int) -> str:
 def unique_prefix(field: str) -> str:
     # Same on all ranks: solvers are created collectively in the same order.
     return f"sfem_{re.sub(r'[^A-Za-z0-9]', '_', field)}_{next(_counter)}_"
+
+
+class BalanceCorrection:
+    """The Galerkin correction on span{z} that makes a transport step's global balance
+    exact (``LinearSolver(conserve=True)``): ``z`` is 1 on the free dofs, 0 on the
+    Dirichlet dofs (their rows are not balanced)."""
+
+    def __init__(self):
+        #: The free-dof indicator (None until :meth:`prepare`).
+        self.z: PETSc.Vec | None = None
+        self._r: PETSc.Vec | None = None
+        self._zAz = 0.0
+
+    def prepare(self, A: PETSc.Mat, bcs: Any) -> None:
+        """``z`` and ``zᵀAz`` for a newly assembled ``A``."""
+        if self.z is None:
+            self.z, self._r = A.createVecRight(), A.createVecLeft()
+            self.z.set(1.0)
+            for bc in bcs:
+                dofs, n_own = bc.dof_indices()
+                self.z.array_w[dofs[:n_own]] = 0.0
+        A.mult(self.z, self._r)
+        self._zAz = self._r.dot(self.z)
+
+    def apply(self, A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec) -> float:
+        """Remove the free-dof sum of the residual: ``x += β z``, ``β = zᵀr / zᵀAz``;
+        returns β (the mean residual the Krylov tolerance left)."""
+        A.mult(x, self._r)
+        self._r.aypx(-1.0, b)  # r = b − A x
+        beta = self._r.dot(self.z) / self._zAz if self._zAz > 0 else 0.0
+        if beta:
+            x.axpy(beta, self.z)
+        return beta
+
+    def destroy(self) -> None:
+        for v in (self.z, self._r):
+            if v is not None:
+                v.destroy()
+        self.z = self._r = None
 
 
 class KeptPreconditioner:
