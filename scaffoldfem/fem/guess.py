@@ -58,12 +58,13 @@ class ProjectedGuess:
             self._work.append(like.duplicate())
         return self._work[:n]
 
-    def apply(self, A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, key: int) -> None:
+    def apply(self, A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, key: int) -> bool:
         """Collective: overwrite the guess ``x`` of unknown ``key`` with its projection
-        on ``[x, h₀ − h₁, ...]`` (nothing before two solutions of ``key`` are stored)."""
+        on ``[x, h₀ − h₁, ...]`` (nothing before two solutions of ``key`` are stored);
+        True if ``x`` changed (the caller then resets its Dirichlet values)."""
         hist = self._history.get(key, [])
         if self.levels == 0 or len(hist) < 2:
-            return
+            return False
         k = len(hist)  # the basis: x and k − 1 differences
         work = self._vectors(x, 2 * k - 1)
         basis, products = [x, *work[: k - 1]], work[k - 1:]
@@ -88,17 +89,18 @@ class ProjectedGuess:
         d = np.sqrt(np.maximum(np.diag(G), 0.0))
         use = d > 0
         if not use.any():
-            return
+            return False
         s = np.where(use, 1.0 / np.where(use, d, 1.0), 0.0)
         lam, V = np.linalg.eigh(G * np.outer(s, s))
         keep = lam > DROP * max(lam.max(), 0.0)
         if not keep.any():
-            return
+            return False
         c = s * (V[:, keep] @ ((V[:, keep].T @ (s * f)) / lam[keep]))
         # x ← Σ c_j w_j, with x itself the first basis vector: scale it, then add.
         x.scale(c[0])
         for cj, w in zip(c[1:], basis[1:], strict=True):
             x.axpy(cj, w)
+        return True
 
     def record(self, x: PETSc.Vec, key: int) -> None:
         """Store ``x`` as the newest solution of unknown ``key`` (the oldest drops out)."""

@@ -256,7 +256,8 @@ class LinearSolver:
         u = self.u if u is None else u
         self.assemble_rhs(substitute)
         x = u.x.petsc_vec
-        self._guess.apply(self.A, self.b, x, id(u))
+        if self._guess.apply(self.A, self.b, x, id(u)) and self.bcs:
+            fpetsc.set_bc(x, self.bcs)  # the Dirichlet values exactly, as before
         self.ksp.solve(self.b, x)
         reason = self.ksp.getConvergedReason()
         capped = 0
