@@ -60,10 +60,11 @@ class ProjectedGuess:
 
     def apply(self, A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, key: int) -> bool:
         """Collective: overwrite the guess ``x`` of unknown ``key`` with its projection
-        on ``[x, h₀ − h₁, ...]`` (nothing before two solutions of ``key`` are stored);
-        True if ``x`` changed (the caller then resets its Dirichlet values)."""
+        on ``[x, h₀ − h₁, ...]`` (with one stored solution: the best multiple of ``x``;
+        nothing before the first); True if ``x`` changed (the caller then resets its
+        Dirichlet values)."""
         hist = self._history.get(key, [])
-        if self.levels == 0 or len(hist) < 2:
+        if self.levels == 0 or not hist:
             return False
         k = len(hist)  # the basis: x and k − 1 differences
         work = self._vectors(x, 2 * k - 1)

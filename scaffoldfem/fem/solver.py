@@ -324,9 +324,11 @@ class NonlinearSolver:
         self.field = field
         self.prefix = unique_prefix(field)
         opts = dict(SNES_DEFAULTS)
-        opts.update(merged_options(preset, {k: v for k, v in (petsc_options or {}).items()
+        # SNES drives its own linear solves (Newton updates): no projected guess.
+        user = {k: v for k, v in (petsc_options or {}).items() if k != GUESS_KEY}
+        opts.update(merged_options(preset, {k: v for k, v in user.items()
                                             if not k.startswith("snes_")}))
-        opts.update({k: v for k, v in (petsc_options or {}).items() if k.startswith("snes_")})
+        opts.update({k: v for k, v in user.items() if k.startswith("snes_")})
         self.options = opts
         # Options are set here, not through NonlinearProblem (which deletes them
         # right after SNESSetFromOptions, before GAMG reads its level options).
