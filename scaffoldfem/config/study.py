@@ -111,10 +111,9 @@ class Study(Section):
     axons: AxonsConfig = AxonsConfig()
     exposure: ExposureConfig = ExposureConfig()
     output: OutputConfig = OutputConfig()
-    # PETSc options per field prefix, merged over the solver defaults,
-    # e.g. [solver.transport] ksp_rtol = 1e-10; besides PETSc's, preset = "mumps"
-    # (another preset) and guess_levels = 0..8 (the last solutions each solve's
-    # initial guess is projected on; default 3, 0: start from the last level).
+    # PETSc options per field prefix, merged over the solver defaults, e.g. [solver.transport]
+    # ksp_rtol = 1e-10; also preset = "mumps" and guess_levels = 0..8 (last solutions
+    # the initial guess is projected on; default 3, 0: start from the last level).
     solver: dict[str, dict[str, str | int | float | bool]] = {}
 
     @field_validator("solver", mode="before")
