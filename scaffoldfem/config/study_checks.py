@@ -40,6 +40,13 @@ __all__ = ["GUESS_KEY", "MAX_AXONS", "MAX_GUESS_LEVELS", "SOLVER_SECTIONS",
 #: ``[solver.NAME]`` sections the model reads: the transport solvers (every
 #: growth factor, MMP and the cue smoothing) and the elasticity solver.
 SOLVER_SECTIONS = {"transport": "every growth factor and MMP", "mechanics": "elasticity"}
+#: The ``[solver.<field>]`` key that is not a PETSc option: how many of the field's
+#: last solutions its initial guess is projected on (``fem/guess.py``; 0: the plain
+#: warm start from the last level).
+GUESS_KEY = "guess_levels"
+#: At most this many levels (more only adds nearly dependent directions).
+MAX_GUESS_LEVELS = 8
+
 #: Most growth cones a study may trace, whatever the memory.
 MAX_AXONS = 10_000_000
 #: Share of this machine's memory the growth cones may take.
@@ -60,13 +67,6 @@ _FACETS = ("scaffold_interface",)  # facet regions every geometry has
 def _default(cls: type[BaseModel]) -> BaseModel:
     return cls()
 
-
-#: The ``[solver.<field>]`` key that is not a PETSc option: how many of the field's
-#: last solutions its initial guess is projected on (``fem/guess.py``; 0: the plain
-#: warm start from the last level).
-GUESS_KEY = "guess_levels"
-#: At most this many levels (more only adds nearly dependent directions).
-MAX_GUESS_LEVELS = 8
 
 def _is_default(model: BaseModel, name: str) -> bool:
     if isinstance(model, Cohort):  # no bare default: the field's own default

@@ -47,8 +47,8 @@ class ProjectedGuess:
     """
 
     def __init__(self, levels: int = 3):
-        if levels < 0:
-            raise ValueError("levels must be >= 0")
+        if not 0 <= levels <= MAX_GUESS_LEVELS:
+            raise ValueError(f"{GUESS_KEY} (levels) must be from 0 to {MAX_GUESS_LEVELS}")
         self.levels = int(levels)
         self._history: dict[int, list[PETSc.Vec]] = {}
         self._work: list[PETSc.Vec] = []

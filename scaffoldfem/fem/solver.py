@@ -29,7 +29,7 @@ from petsc4py import PETSc
 
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
-from scaffoldfem.fem.guess import GUESS_KEY, MAX_GUESS_LEVELS, ProjectedGuess
+from scaffoldfem.fem.guess import GUESS_KEY, ProjectedGuess
 from scaffoldfem.fem.matrix import NativeMatrix, split_rhs
 from scaffoldfem.fem.solver_base import (
     BalanceCorrection,
@@ -112,11 +112,8 @@ class LinearSolver:
                  guess_levels: int = 3,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
         kw = {"form_compiler_options": form_compiler_options, "jit_options": jit_options}
-        # ``guess_levels`` in a [solver.<field>] section is ours, not PETSc's.
-        petsc_options = dict(petsc_options or {})
-        guess_levels = int(petsc_options.pop(GUESS_KEY, guess_levels))
-        if not 0 <= guess_levels <= MAX_GUESS_LEVELS:
-            raise ValueError(f"{GUESS_KEY} must be from 0 to {MAX_GUESS_LEVELS}")
+        # A [solver.<field>] guess_levels overrides ours (merged_options drops it).
+        guess_levels = int((petsc_options or {}).get(GUESS_KEY, guess_levels))
         # Right-hand-side coefficients whose matrix B_j never changes (e.g. ∫ f v dx
         # for a source f): assembled once, not again with every new A.
         self._static = {id(f) for f in static_rhs}
@@ -154,8 +151,9 @@ class LinearSolver:
         self.ksp.setFromOptions()
         # Warm start from the previous step (not allowed with a direct solve).
         self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
-        cg = self.ksp.getType() == PETSc.KSP.Type.CG
-        self._guess = ProjectedGuess(guess_levels if cg else 0)
+        self._guess = ProjectedGuess(guess_levels)  # (checks the range)
+        if self.ksp.getType() != PETSc.KSP.Type.CG:  # not SPD: no Galerkin guess
+            self._guess.levels = 0
         self._stale = True
         self._balance = BalanceCorrection()  # (``conserve``)
         #: Number of matrix assemblies so far (tests and benchmarks read it).
@@ -324,11 +322,11 @@ class NonlinearSolver:
         self.field = field
         self.prefix = unique_prefix(field)
         opts = dict(SNES_DEFAULTS)
-        # SNES drives its own linear solves (Newton updates): no projected guess.
-        user = {k: v for k, v in (petsc_options or {}).items() if k != GUESS_KEY}
-        opts.update(merged_options(preset, {k: v for k, v in user.items()
+        # SNES drives its own linear solves (Newton updates): no projected guess
+        # (merged_options drops the key).
+        opts.update(merged_options(preset, {k: v for k, v in (petsc_options or {}).items()
                                             if not k.startswith("snes_")}))
-        opts.update({k: v for k, v in user.items() if k.startswith("snes_")})
+        opts.update({k: v for k, v in (petsc_options or {}).items() if k.startswith("snes_")})
         self.options = opts
         # Options are set here, not through NonlinearProblem (which deletes them
         # right after SNESSetFromOptions, before GAMG reads its level options).

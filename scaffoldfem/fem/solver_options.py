@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from scaffoldfem.config.study_checks import GUESS_KEY
+
 __all__ = ["PRESETS", "SMALL_SYSTEM", "SNES_DEFAULTS", "merged_options"]
 
 #: Default PETSc options per preset (user options are merged over these).
@@ -111,6 +113,8 @@ def merged_options(preset: str, user: Mapping[str, Any] | None = None,
     user = dict(user or {})
     # ``preset = "mumps"`` in a [solver.<field>] section replaces the field's preset.
     preset = str(user.pop("preset", preset))
+    # ``guess_levels`` is the LinearSolver's own (fem/guess.py), not a PETSc option.
+    user.pop(GUESS_KEY, None)
     if preset not in PRESETS:
         raise ValueError(f"unknown solver preset {preset!r}; one of {', '.join(PRESETS)}")
     opts = dict(PRESETS[preset])
