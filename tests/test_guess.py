@@ -55,7 +55,7 @@ def test_a_solution_in_the_span_of_the_last_three_needs_no_iterations(comm, leve
         its.append(solver.solve(float(k)))
     last = solver.u.x.array.copy()
     solver.u.x.array[:] = 0.0
-    solver._guess.forget()
+    solver.guess.forget()
     solver.solve(3.0)  # the same system from zero, without a history
     scale = np.abs(last).max()
     assert np.abs(solver.u.x.array - last).max() / scale < 1e-7
@@ -82,7 +82,7 @@ def test_the_projected_guess_is_never_worse_than_the_warm_start_in_the_energy_no
     for _ in range(3):
         solver.ksp.setTolerances(rtol=1e-12)
         solver.ksp.solve(b, exact)
-    solver._guess.apply(solver.A, b, guess, id(solver.u))
+    solver.guess.apply(solver.A, b, guess, id(solver.u))
 
     def energy(x):
         e = x.copy()

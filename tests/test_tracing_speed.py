@@ -97,6 +97,32 @@ def test_shared_filter_equals_own_filters_and_a_direct_solve(comm):
         f.destroy()
 
 
+def test_cue_filter_guess_saves_iterations_at_the_same_answer(comm):
+    """An input that moves smoothly (a log-modulus falling as the scaffold degrades),
+    smoothed at each of 8 steps: from the projection on its last results the filter
+    takes fewer than half the iterations of the plain warm start (measured 20 vs 73
+    on this box), and every result agrees with the plain one to the filter's
+    tolerance."""
+    msh, loc, _ = _box(comm)
+    mid = loc.midpoints()
+    inside = np.abs(mid[:, 2]) < 0.5
+    proj = HelmholtzFilter(msh, 0.5, "test_guess_on")
+    plain = HelmholtzFilter(msh, 0.5, "test_guess_off", petsc_options={"guess_levels": 0})
+    u = {f: fem.Function(f.V) for f in (proj, plain)}
+    its = {proj: 0, plain: 0}
+    for k in range(8):
+        q = np.log(np.where(inside, 2.0 * np.exp(-0.1 * k) * (1 + 0.2 * mid[:, 0]), 5.0))
+        got = {}
+        for f in (proj, plain):
+            got[f] = loc.nodal_values(f.smooth(q, guess=u[f])).copy()
+            its[f] += f.solver.iterations
+        err = comm.allreduce(float(np.abs(got[proj] - got[plain]).max()), op=MPI.MAX)
+        assert err <= 1e-7 * comm.allreduce(float(np.abs(got[plain]).max()), op=MPI.MAX)
+    assert its[proj] < 0.5 * its[plain], its
+    for f in (proj, plain):
+        f.destroy()
+
+
 def _tracer(comm, delay="0 day"):
     msh, loc, tags = _box(comm)
     p = AxonsConfig(count=30, seed=5, seed_offset="0.35 mm", cue_smoothing="0.8 mm",
@@ -174,7 +200,7 @@ def test_resume_keeps_the_cue_history(comm):
                            op=MPI.MAX)
     assert 0.0 < moved <= Q_TOLERANCE  # the cue smooths an older input than the current one
     state = comm.bcast(first.get_state())
-    assert {"cue_s_src", "cue_q_src", "cue_q_out", "cue_q_done"} <= set(state)
+    assert {"cue_s_src", "cue_q_src", "cue_q_out", "cue_q_done", "cue_q_h0"} <= set(state)
     for where in (comm, MPI.COMM_SELF):
         again = _tracer(where)
         again.set_state(state)

@@ -11,8 +11,10 @@ Three things keep the cost per solver step down without changing any result:
 
 * the Helmholtz operator depends only on the mesh and ℓ, so one
   :class:`~scaffoldfem.fem.smoothing.HelmholtzFilter` per input kind (DG0 / P1)
-  serves every cue (one matrix, one GAMG set-up), each cue warm-started from its
-  own last result;
+  serves every cue (one matrix, one GAMG set-up), each cue solved into its own
+  Function and started from the projection on its own last results
+  (:mod:`scaffoldfem.fem.guess`: an input that moves smoothly as the scaffold degrades
+  needs a few iterations, not ten; the history is checkpointed with the cue);
 * a solve is deferred until a growth cone samples the cues (:meth:`SmoothedCues.solve`):
   a step in which no cone moves (die-back delay, all cones ended) costs the
   decision only, and the solve, when it comes, smooths the same accepted input;
@@ -28,6 +30,7 @@ import scaffoldfem  # noqa: F401
 from dolfinx import fem
 from mpi4py import MPI
 
+from scaffoldfem.fem.guess import MAX_GUESS_LEVELS
 from scaffoldfem.fem.smoothing import HelmholtzFilter, NodalGradient
 
 __all__ = ["CUE_KEYS", "SmoothedCues"]
@@ -53,7 +56,7 @@ class SmoothedCues:
         self.src: dict[str, tuple[str, np.ndarray]] = {}
         #: Cues whose accepted input is not solved yet.
         self.pending: set[str] = set()
-        #: Last result per cue (P1): its warm start.
+        #: Last result per cue (P1): its warm start (and the key of its guess history).
         self.guess: dict[str, fem.Function] = {}
         #: Smoothed nodal values and nodal gradients per cue.
         self.smooth: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -140,6 +143,32 @@ class SmoothedCues:
             out[i] = v
         return out
 
+    def _history(self, key: str, kind: str) -> list[np.ndarray]:
+        """The projected-guess history of cue ``key`` as nodal values (local nodes)."""
+        if key not in self.guess:
+            return []
+        f = self.filter(kind)
+        tmp = fem.Function(f.V)
+        own = f.V.dofmap.index_map.size_local
+        out = []
+        for h in f.history(self.guess[key]):
+            tmp.x.array[:own] = h
+            tmp.x.scatter_forward()
+            out.append(self.loc.nodal_values(tmp).copy())
+        return out
+
+    def _set_history(self, key: str, kind: str, nodal: list[np.ndarray]) -> None:
+        """Restore :meth:`_history` output (nodal values of the local nodes)."""
+        f = self.filter(kind)
+        tmp = fem.Function(f.V)
+        own = f.V.dofmap.index_map.size_local
+        perm = self.loc.p1_perm(f.V)
+        arrays = []
+        for h in nodal:
+            tmp.x.array[perm] = h
+            arrays.append(tmp.x.array[:own].copy())
+        f.set_history(self._guess(key, kind), arrays)
+
     def get_state(self, root: int = 0) -> dict[str, np.ndarray] | None:
         """Collective: per cue in use its accepted input (``cue_<key>_src``, by input
         cell or node index, and ``cue_<key>_kind``), its last result
@@ -160,6 +189,7 @@ class SmoothedCues:
                 src = self._gather(gid[:own], nod[:own], root)
             out = self._gather(gid[:own], loc.nodal_values(self.guess[key])[:own], root) \
                 if key in self.guess else None
+            hist = [self._gather(gid[:own], h[:own], root) for h in self._history(key, kind)]
             if src is None:
                 continue
             state[f"cue_{key}_kind"] = np.int64(_KINDS.index(kind))
@@ -167,6 +197,8 @@ class SmoothedCues:
             state[f"cue_{key}_done"] = np.int64(key not in self.pending)
             if out is not None:
                 state[f"cue_{key}_out"] = out
+            for j, h in enumerate(hist):
+                state[f"cue_{key}_h{j}"] = h
         return state if self.comm.rank == root else None
 
     def set_state(self, state: dict | None, root: int = 0) -> None:
@@ -196,6 +228,9 @@ class SmoothedCues:
                 g = self._guess(key, kind)
                 nodal = np.asarray(keys[f"cue_{key}_out"])[gid]
                 g.x.array[loc.p1_perm(g.function_space)] = nodal
+                hist = [np.asarray(keys[f"cue_{key}_h{j}"])[gid] for j in range(MAX_GUESS_LEVELS)
+                        if f"cue_{key}_h{j}" in keys]
+                self._set_history(key, kind, hist)
                 if int(keys[f"cue_{key}_done"]):
                     done_keys.append(key)
                     done_nodal.append(nodal)

@@ -112,11 +112,29 @@ class ProjectedGuess:
         x.copy(newest)
         hist.insert(0, newest)
 
+    def get(self, key: int) -> list[np.ndarray]:
+        """The stored solutions of unknown ``key``, newest first (owned entries, copies)."""
+        return [v.getArray(readonly=True).copy() for v in self._history.get(key, [])]
+
+    def put(self, key: int, arrays: list[np.ndarray], like: PETSc.Vec) -> None:
+        """Replace the stored solutions of unknown ``key`` by ``arrays`` (newest first,
+        owned entries as :meth:`get` gave them; none: start afresh); ``like`` has the
+        layout."""
+        for v in self._history.pop(key, []):
+            v.destroy()
+        if not self.levels or not arrays:
+            return
+        hist = self._history[key] = []
+        for a in arrays[: self.levels]:
+            v = like.duplicate()
+            v.setArray(np.asarray(a, dtype=PETSc.ScalarType))
+            hist.append(v)
+
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """The stored solutions (owned entries) as ``{prefix}guess<key>_<level>``
         arrays, for an in-memory snapshot of the model (``ModelState.local``)."""
-        return {f"{prefix}guess{key}_{j}": v.getArray(readonly=True).copy()
-                for key, hist in self._history.items() for j, v in enumerate(hist)}
+        return {f"{prefix}guess{key}_{j}": a
+                for key in self._history for j, a in enumerate(self.get(key))}
 
     def load(self, prefix: str, arrays: dict[str, np.ndarray], like: PETSc.Vec) -> None:
         """Replace the stored solutions by those :meth:`arrays` gave under ``prefix``
@@ -129,11 +147,7 @@ class ProjectedGuess:
                 key, level = name[len(head):].split("_")
                 found.setdefault(int(key), {})[int(level)] = a
         for key, levels in found.items():
-            hist = self._history[key] = []
-            for j in sorted(levels):
-                v = like.duplicate()
-                v.setArray(levels[j])
-                hist.append(v)
+            self.put(key, [levels[j] for j in sorted(levels)], like)
 
     def forget(self) -> None:
         """Drop every stored solution (e.g. after the state was restored)."""

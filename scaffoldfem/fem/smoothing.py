@@ -10,8 +10,9 @@ smooths ``f`` over the length ℓ (its Green's function decays as ``e^{−r/ℓ}
 a step becomes ``½ e^{−|ξ|/ℓ}`` on either side), keeps the mean, and leaves a
 linear field unchanged away from the boundary. The matrix ``ℓ²K + M`` and the
 source matrix are assembled once; a new input is one CG + GAMG solve
-(:class:`~scaffoldfem.fem.solver.LinearSolver`, warm-started from the last
-result of the same input, so one filter serves several cue fields).
+(:class:`~scaffoldfem.fem.solver.LinearSolver`, started from the projection on the
+last results of the same input, :mod:`scaffoldfem.fem.guess`, so one filter serves
+several cue fields).
 :class:`NodalGradient` recovers a continuous (P1) gradient of a P1 field
 (volume-weighted average of the cellwise gradients at each node, one sparse
 product for several fields), so the cue drift sampled along a path is continuous.
@@ -26,7 +27,6 @@ from scipy import sparse
 import scaffoldfem  # noqa: F401
 import ufl
 from dolfinx import fem, la
-from scaffoldfem.config.study_checks import GUESS_KEY
 from scaffoldfem.errors import StudyError
 from scaffoldfem.fem.solver import LinearSolver
 
@@ -70,11 +70,11 @@ class HelmholtzFilter:
         L = self.src * v * ufl.dx
         user = dict(petsc_options or {})
         opts = user if user.get("ksp_type") == "preonly" else {**FILTER_OPTIONS, **user}
-        # One filter serves several inputs, each warm-started from its own last result:
-        # a history of the filter's output would mix them (no projected guess).
+        # Each input is solved into its own Function (``smooth(guess=...)``), so the
+        # projected guess keeps one history per input (keyed by that Function).
         self.solver = LinearSolver(a, L, self.out, field=f"smooth_{name}", preset="transport",
-                                   petsc_options={**opts, GUESS_KEY: 0},
-                                   rhs_coefficients=[self.src], static_rhs=[self.src])
+                                   petsc_options=opts, rhs_coefficients=[self.src],
+                                   static_rhs=[self.src])
         #: Number of solves so far.
         self.solves = 0
 
@@ -93,9 +93,8 @@ class HelmholtzFilter:
             values: The input (see above).
             time: Simulated time, for an error message.
             guess: A P1 Function on :attr:`V` holding this input's previous result:
-                the initial guess, overwritten with the result and returned (one filter
-                then serves several inputs, each warm-started from its own last
-                result). None: :attr:`out` (warm-started from the last solve).
+                solved into and returned (one filter then serves several inputs, each
+                with its own warm start and projected-guess history). None: :attr:`out`.
         """
         if values is not None:
             if self.source == "DG0":
@@ -103,14 +102,18 @@ class HelmholtzFilter:
             else:
                 self.src.x.array[:] = values
                 self.src.x.scatter_forward()
-        if guess is not None:
-            self.out.x.array[:] = guess.x.array
-        self.solver.solve(time)
+        self.solver.solve(time, u=guess)
         self.solves += 1
-        if guess is None:
-            return self.out
-        guess.x.array[:] = self.out.x.array
-        return guess
+        return self.out if guess is None else guess
+
+    def history(self, u: fem.Function) -> list[np.ndarray]:
+        """The projected guess's stored results of the input solved into ``u`` (newest
+        first, owned dof entries), for a checkpoint."""
+        return self.solver.guess.get(id(u))
+
+    def set_history(self, u: fem.Function, arrays: list[np.ndarray]) -> None:
+        """Restore a :meth:`history` of ``u`` (none: its guess starts afresh)."""
+        self.solver.guess.put(id(u), arrays, like=self.solver.b)
 
     def destroy(self) -> None:
         self.solver.destroy()

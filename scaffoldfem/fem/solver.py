@@ -151,9 +151,10 @@ class LinearSolver:
         self.ksp.setFromOptions()
         # Warm start from the previous step (not allowed with a direct solve).
         self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
-        self._guess = ProjectedGuess(guess_levels)  # (checks the range)
+        #: The projected initial guess and its history per unknown (key ``id(u)``).
+        self.guess = ProjectedGuess(guess_levels)  # (checks the range)
         if self.ksp.getType() != PETSc.KSP.Type.CG:  # not SPD: no Galerkin guess
-            self._guess.levels = 0
+            self.guess.levels = 0
         self._stale = True
         self._balance = BalanceCorrection()  # (``conserve``)
         #: Number of matrix assemblies so far (tests and benchmarks read it).
@@ -254,7 +255,7 @@ class LinearSolver:
         u = self.u if u is None else u
         self.assemble_rhs(substitute)
         x = u.x.petsc_vec
-        if self._guess.apply(self.A, self.b, x, id(u)) and self.bcs:
+        if self.guess.apply(self.A, self.b, x, id(u)) and self.bcs:
             fpetsc.set_bc(x, self.bcs)  # the Dirichlet values exactly, as before
         self.ksp.solve(self.b, x)
         reason = self.ksp.getConvergedReason()
@@ -272,7 +273,7 @@ class LinearSolver:
             raise SolverError(self.field, time, reason_name(PETSc.KSP.ConvergedReason, reason),
                               reason)
         check_finite(u, self.field, time)
-        self._guess.record(x, id(u))
+        self.guess.record(x, id(u))
         self.solves += 1
         self.total_iterations += self.iterations
         self.seconds += _time.perf_counter() - tic
@@ -282,18 +283,18 @@ class LinearSolver:
         """The stored solutions of the projected initial guess, for an in-memory
         snapshot (``ModelState.local``: a step repeated after :meth:`restore_history`
         then starts from the same guess and gives the same result bit for bit)."""
-        return self._guess.arrays(self.prefix)
+        return self.guess.arrays(self.prefix)
 
     def restore_history(self, local: Mapping[str, np.ndarray]) -> None:
         """Return to a :meth:`history` (absent, e.g. from a checkpoint: start afresh)."""
-        self._guess.load(self.prefix, dict(local), like=self.b)
+        self.guess.load(self.prefix, dict(local), like=self.b)
 
     def destroy(self) -> None:
         """Free the PETSc objects (collective)."""
         self._opts.clear()
         self.destroyed = True
         own = [self._nullspace] if self._own_nullspace else []
-        for obj in (self.ksp, self._A, self.b, self._balance, self._guess, *own,
+        for obj in (self.ksp, self._A, self.b, self._balance, self.guess, *own,
                     *(B for B, _ in self._rhs_ops)):
             if obj is not None:
                 obj.destroy()
