@@ -63,7 +63,7 @@ class SmoothedCues:
         #: The same as P1 Functions (for output).
         self.functions: dict[str, fem.Function] = {}
         #: Helmholtz solves so far (kept here: :meth:`destroy` drops the filters).
-        self.n_solves = 0
+        self._solves = 0
 
     # -- decisions -----------------------------------------------------------------
     def filter(self, kind: str) -> HelmholtzFilter:
@@ -120,14 +120,14 @@ class SmoothedCues:
         for key in keys:
             kind, values = self.src[key]
             out = self.filter(kind).smooth(values, time, guess=self._guess(key, kind))
-            self.n_solves += 1
+            self._solves += 1
             nodal.append(self.loc.nodal_values(out).copy())
         self._set(keys, nodal)
         self.pending.clear()
 
     def solves(self) -> int:
         """Number of Helmholtz solves so far (also after :meth:`destroy`)."""
-        return self.n_solves
+        return self._solves
 
     # -- checkpoint --------------------------------------------------------------------
     def _nodes(self) -> tuple[np.ndarray, int]:

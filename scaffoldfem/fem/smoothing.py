@@ -75,8 +75,6 @@ class HelmholtzFilter:
         self.solver = LinearSolver(a, L, self.out, field=f"smooth_{name}", preset="transport",
                                    petsc_options=opts, rhs_coefficients=[self.src],
                                    static_rhs=[self.src])
-        #: Number of solves so far.
-        self.solves = 0
 
     def set_cells(self, values: np.ndarray) -> None:
         """Set a DG0 input from one value per local cell (owned and ghost)."""
@@ -103,7 +101,6 @@ class HelmholtzFilter:
                 self.src.x.array[:] = values
                 self.src.x.scatter_forward()
         self.solver.solve(time, u=guess)
-        self.solves += 1
         return self.out if guess is None else guess
 
     def history(self, u: fem.Function) -> list[np.ndarray]:
