@@ -32,6 +32,7 @@ __all__ = [
     "compile_form",
     "create_petsc_vector",
     "facet_dofs",
+    "geometry_degree",
     "geometry_dofmap",
     "global_size",
     "integrate",
@@ -199,3 +200,12 @@ def geometry_dofmap(msh: dmesh.Mesh) -> np.ndarray:
         dm = geo.dofmaps
         return np.asarray(dm(0) if callable(dm) else dm[0])
     return np.asarray(geo.dofmap)
+
+
+def geometry_degree(msh: dmesh.Mesh) -> int:
+    """Degree of the coordinate element (0.11: ``geometry.cmaps[0]``; before: ``cmap``)."""
+    geo = msh.geometry
+    cmaps = getattr(geo, "cmaps", None)
+    if cmaps is not None:
+        return int((cmaps(0) if callable(cmaps) else cmaps[0]).degree)
+    return int(geo.cmap.degree)

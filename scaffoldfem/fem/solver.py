@@ -30,6 +30,7 @@ from petsc4py import PETSc
 from scaffoldfem.errors import SolverError
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
 from scaffoldfem.fem.guess import GUESS_KEY, ProjectedGuess
+from scaffoldfem.fem.mass_action import MassTerm, WeightedMass, add_mass, split_mass
 from scaffoldfem.fem.matrix import NativeMatrix, split_rhs
 from scaffoldfem.fem.solver_base import (
     BalanceCorrection,
@@ -82,6 +83,8 @@ class LinearSolver:
             a ValueError says if ``L`` is not affine in one of them. They are also
             what another field sharing this operator substitutes
             (:meth:`solve` with ``u`` and ``substitute``).
+        mass_rhs: Terms ``(f, w, scale)``, ``∫ scale() w f v dx`` of ``L``, applied in
+            closed form, not assembled (:mod:`scaffoldfem.fem.mass_action`).
         conserve: After each solve, correct the solution along the indicator ``z``
             of the free (non-Dirichlet) dofs so that ``zᵀ(b − A x) = 0`` to
             rounding: the global balance of a transport step (Σ over the P1 test
@@ -108,6 +111,7 @@ class LinearSolver:
                  near_nullspace: bool | PETSc.NullSpace | None = None,
                  rhs_coefficients: Sequence[fem.Function] = (),
                  static_rhs: Sequence[fem.Function] = (),
+                 mass_rhs: Sequence[MassTerm] = (),
                  conserve: bool | None = None, stale_preconditioner: float | None = None,
                  guess_levels: int = 3,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
@@ -123,6 +127,9 @@ class LinearSolver:
         self.bcs = list(bcs)
         self.a = compile_form(a, **kw)
         self._rhs_ops: list[tuple[NativeMatrix, fem.Function]] = []
+        self._mass: list[tuple[WeightedMass, fem.Function]] = []
+        if mass_rhs:
+            L, self._mass = split_mass(L, mass_rhs, kw)
         if rhs_coefficients:
             L, self._rhs_ops = split_rhs(L, rhs_coefficients, kw)
         self.L = None if L is None else compile_form(L, **kw)
@@ -219,9 +226,10 @@ class LinearSolver:
             fpetsc.assemble_vector(self.b, self.L)
         if self.bcs:
             fpetsc.apply_lifting(self.b, [self.a], bcs=[self.bcs])
+        sub = substitute or {}
+        add_mass(self._mass, sub, self.b)
         self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         # Precomputed parts act on owned entries only (after the ghost accumulation).
-        sub = substitute or {}
         for B, f in self._rhs_ops:
             B.mat.multAdd(sub.get(f, f).x.petsc_vec, self.b, self.b)
         if self.bcs:

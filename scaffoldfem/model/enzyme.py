@@ -128,10 +128,12 @@ class Enzymes:
                 k=fem.Constant(disc.mesh, enzyme_decay_rate(e)), dt=dt,
                 sources={"source": src}, dx=disc.dx, ds=disc.ds)
             a, L = params.forms(disc.V)
-            # The source's right-hand-side matrix is assembled once (as for ROS).
+            # The source's right-hand-side matrix is assembled once and the old level
+            # applied in closed form (as for ROS): a step assembles no volume term.
+            mass = params.old_level_mass()
             solver = LinearSolver(a, L, m, field=e.name, preset="transport",
                                   petsc_options=solver_options, rhs_coefficients=[src],
-                                  static_rhs=[src])
+                                  static_rhs=[src], mass_rhs=[mass] if mass else [])
             self.members.append(EnzymeField(e, m, m_old, fem.Function(disc.Q),
                                             np.zeros(disc.n_cells), shape.x.array.copy(),
                                             src, solver))

@@ -16,6 +16,7 @@ import ufl
 from dolfinx import fem
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.fem.mass_action import MassTerm
 from scaffoldfem.physics.transport import (
     Robin,
     Scheme,
@@ -66,6 +67,17 @@ class TransportParams:
         return dataclasses.replace(
             self, scheme="bdf2", c_old2=c_old2, alpha_old2=alpha_old2, omega=omega
         )
+
+    def old_level_mass(self) -> MassTerm | None:
+        """The old level ``∫ α_old c_old / Δt v dx`` of a backward-Euler step as a
+        ``LinearSolver(mass_rhs=...)`` term, when α_old is a DG0 Function; else None.
+        (The solver checks the term against the form it was built from.)"""
+        a = self.alpha_old
+        if (self.scheme != "be" or not isinstance(a, fem.Function)
+                or a.function_space.dofmap.dof_layout.num_dofs != 1):
+            return None
+        dt = self.dt
+        return (self.c_old, a, lambda: 1.0 / float(dt.value))
 
     @property
     def linear(self) -> bool:
