@@ -93,35 +93,34 @@ class BalanceCorrection:
     def __init__(self):
         #: The free-dof indicator (None until :meth:`prepare`).
         self.z: PETSc.Vec | None = None
-        self._r: PETSc.Vec | None = None
+        self._w: PETSc.Vec | None = None  # Aᵀz
         self._zAz = 0.0
 
     def prepare(self, A: PETSc.Mat, bcs: Any) -> None:
-        """``z`` and ``zᵀAz`` for a newly assembled ``A``."""
+        """``z``, ``Aᵀz`` and ``zᵀAz`` for a newly assembled ``A``."""
         if self.z is None:
-            self.z, self._r = A.createVecRight(), A.createVecLeft()
+            self.z, self._w = A.createVecLeft(), A.createVecRight()
             self.z.set(1.0)
             for bc in bcs:
                 dofs, n_own = bc.dof_indices()
                 self.z.array_w[dofs[:n_own]] = 0.0
-        A.mult(self.z, self._r)
-        self._zAz = self._r.dot(self.z)
+        A.multTranspose(self.z, self._w)
+        self._zAz = self._w.dot(self.z)
 
     def apply(self, A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec) -> float:
         """Remove the free-dof sum of the residual: ``x += β z``, ``β = zᵀr / zᵀAz``;
-        returns β (the mean residual the Krylov tolerance left)."""
-        A.mult(x, self._r)
-        self._r.aypx(-1.0, b)  # r = b − A x
-        beta = self._r.dot(self.z) / self._zAz if self._zAz > 0 else 0.0
+        returns β (the mean residual the Krylov tolerance left). ``zᵀ(b − Ax)`` is
+        ``zᵀb − (Aᵀz)ᵀx``: two dot products, no matrix-vector product."""
+        beta = (self.z.dot(b) - self._w.dot(x)) / self._zAz if self._zAz > 0 else 0.0
         if beta:
             x.axpy(beta, self.z)
         return beta
 
     def destroy(self) -> None:
-        for v in (self.z, self._r):
+        for v in (self.z, self._w):
             if v is not None:
                 v.destroy()
-        self.z = self._r = None
+        self.z = self._w = None
 
 
 class KeptPreconditioner:
