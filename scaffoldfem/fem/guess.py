@@ -84,16 +84,15 @@ class ProjectedGuess:
         if self.levels == 0 or not hist:
             return False
         k = len(hist)  # the basis: x and k − 1 differences
-        work = self._vectors(x, 2 * k - 1)
-        basis, products = [x, *work[: k - 1]], work[k - 1:]
-        kept = self._kept(A, key)
+        work = self._vectors(x, k)
+        basis, kept = [x, *work[: k - 1]], self._kept(A, key)
         for j in range(k - 1):
             hist[j].copy(basis[j + 1])
             basis[j + 1].axpy(-1.0, hist[j + 1])
             if kept[j] is None:
                 kept[j] = x.duplicate()
                 A.mult(basis[j + 1], kept[j])
-            products[j + 1] = kept[j]
+        products = [work[k - 1], *kept]
         A.mult(x, products[0])
         arrays = [w.getArray(readonly=True) for w in basis]
         a_arrays = [aw.getArray(readonly=True) for aw in products]
