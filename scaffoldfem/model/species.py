@@ -131,28 +131,16 @@ def species_solver(
             p.residual(sp.c), sp.c, bcs, field=sp.name, preset="transport", petsc_options=opts
         )
     a, L = p.forms(sp.c.function_space)
-    # The right-hand side as Σ B_j f_j from matrices assembled once (the sources) and
-    # the backward-Euler old level α_prev/Δt M c_old in closed form: a step costs a few
-    # mat-vecs and one pass over the cells instead of a volume assembly, and a refresh
-    # (or a new α_prev) re-assembles no old-level matrix. BDF2's two old levels are
-    # matrices assembled with A.
+    # Right-hand side: the sources' matrices assembled once, the backward-Euler old
+    # level in closed form (no matrix to re-assemble; BDF2's are matrices, with A).
     static = [sp.release, sp.secretion, sp.dose] + ([sp.unbind] if sp.unbind else [])
     mass = p.old_level_mass()
     rhs = [*static] if mass else [sp.c_old, *static]
     if p.scheme == "bdf2":
         rhs.append(sp.c_old2)
-    return LinearSolver(
-        a,
-        L,
-        sp.c,
-        bcs,
-        field=sp.name,
-        preset="transport",
-        petsc_options=opts,
-        rhs_coefficients=rhs,
-        static_rhs=static,
-        mass_rhs=[mass] if mass else [],
-    )
+    return LinearSolver(a, L, sp.c, bcs, field=sp.name, preset="transport",
+                        petsc_options=opts, rhs_coefficients=rhs, static_rhs=static,
+                        mass_rhs=[mass] if mass else [])
 
 
 class SpeciesTransport:
