@@ -52,6 +52,7 @@ def test_closed_form_old_level_gives_the_assembled_rhs_and_solution(dirichlet):
     for step in range(3):
         if step == 2:  # α and Δt move: both must be read afresh
             alpha.x.array[:] *= 1.0 + 0.5 * np.sin(np.arange(alpha.x.array.size))
+            alpha.x.scatter_forward()
             dt.value = 0.1
             ref.invalidate(), ours.invalidate()
         b_ref, b = ref.assemble_rhs().copy(), ours.assemble_rhs().copy()

@@ -316,8 +316,8 @@ class SpeciesTransport:
                                            "capacity); reduce time.dt")
 
     def reassemble_old_levels(self) -> None:
-        """Only α of an old level changed: re-assemble the matrices of α_prev c_old and
-        α_prev2 c_old2 (the system matrix is current)."""
+        """Only α of an old level changed: re-assemble BDF2's old-level matrices (the
+        backward-Euler old level is applied in closed form and reads α_prev itself)."""
         for sp in self.members:
             for solver in sp.solvers.values():
                 if isinstance(solver, LinearSolver):
