@@ -67,9 +67,9 @@ class ChABC:
             k=fem.Constant(disc.mesh, 0.0), dt=dt, sources={"dosed": self.dose},
             dx=disc.dx, ds=disc.ds)
         a, L = params.forms(disc.V)
-        mass = params.old_level_mass()  # the old level in closed form (as for ROS)
         self.solver = LinearSolver(a, L, self.c, field="ChABC", preset="transport",
-                                   petsc_options=solver_options, mass_rhs=[mass] if mass else [])
+                                   petsc_options=solver_options,
+                                   mass_rhs=params.old_level_mass())  # (as for ROS)
         self._content = compile_form(material.alpha * self.c * disc.dx)  # ng/mL·mm³
 
     @property

@@ -130,10 +130,9 @@ class Enzymes:
             a, L = params.forms(disc.V)
             # The source's right-hand-side matrix is assembled once and the old level
             # applied in closed form (as for ROS): a step assembles no volume term.
-            mass = params.old_level_mass()
             solver = LinearSolver(a, L, m, field=e.name, preset="transport",
                                   petsc_options=solver_options, rhs_coefficients=[src],
-                                  static_rhs=[src], mass_rhs=[mass] if mass else [])
+                                  static_rhs=[src], mass_rhs=params.old_level_mass())
             self.members.append(EnzymeField(e, m, m_old, fem.Function(disc.Q),
                                             np.zeros(disc.n_cells), shape.x.array.copy(),
                                             src, solver))

@@ -95,11 +95,10 @@ class ROS:
         # α/Δt M r_old with α moving every step, is applied in closed form (a matrix
         # would be re-assembled at every step; its vector assembly cost 22-27 ms a
         # step on medium, the closed form 2.3 ms: fem/mass_action.py).
-        mass = params.old_level_mass()
         self.solver = LinearSolver(a, L, self.r, field="ROS", preset="transport",
                                    petsc_options=solver_options,
                                    rhs_coefficients=[self.source], static_rhs=[self.source],
-                                   mass_rhs=[mass] if mass else [])
+                                   mass_rhs=params.old_level_mass())
 
     @property
     def enabled(self) -> bool:

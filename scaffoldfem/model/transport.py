@@ -68,16 +68,16 @@ class TransportParams:
             self, scheme="bdf2", c_old2=c_old2, alpha_old2=alpha_old2, omega=omega
         )
 
-    def old_level_mass(self) -> MassTerm | None:
-        """The old level ``∫ α_old c_old / Δt v dx`` of a backward-Euler step as a
-        ``LinearSolver(mass_rhs=...)`` term, when α_old is a DG0 Function; else None.
+    def old_level_mass(self) -> list[MassTerm]:
+        """``LinearSolver(mass_rhs=...)`` of the step: the old level ``∫ α_old c_old / Δt
+        v dx`` of a backward-Euler step when α_old is a DG0 Function, else none.
         (The solver checks the term against the form it was built from.)"""
         a = self.alpha_old
         if (self.scheme != "be" or not isinstance(a, fem.Function)
                 or a.function_space.dofmap.dof_layout.num_dofs != 1):
-            return None
+            return []
         dt = self.dt
-        return (self.c_old, a, lambda: 1.0 / float(dt.value))
+        return [(self.c_old, a, lambda: 1.0 / float(dt.value))]
 
     @property
     def linear(self) -> bool:
