@@ -28,6 +28,7 @@ from dolfinx import fem
 from petsc4py import PETSc
 
 from scaffoldfem.errors import SolverError
+from scaffoldfem.fem.cell_operator import CellCoefficients, operator_matrix
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
 from scaffoldfem.fem.guess import GUESS_KEY, ProjectedGuess
 from scaffoldfem.fem.mass_action import MassTerm, WeightedMass, add_mass, split_mass
@@ -85,6 +86,7 @@ class LinearSolver:
             (:meth:`solve` with ``u`` and ``substitute``).
         mass_rhs: Terms ``(f, w, scale)``, ``∫ scale() w f v dx`` of ``L``, applied in
             closed form, not assembled (:mod:`scaffoldfem.fem.mass_action`).
+        cellwise: ``(w, D, σ)`` of ``a``: the matrix in closed form (:mod:`~.cell_operator`).
         conserve: After each solve, correct the solution along the indicator ``z``
             of the free (non-Dirichlet) dofs so that ``zᵀ(b − A x) = 0`` to
             rounding: the global balance of a transport step (Σ over the P1 test
@@ -111,7 +113,7 @@ class LinearSolver:
                  near_nullspace: bool | PETSc.NullSpace | None = None,
                  rhs_coefficients: Sequence[fem.Function] = (),
                  static_rhs: Sequence[fem.Function] = (),
-                 mass_rhs: Sequence[MassTerm] = (),
+                 mass_rhs: Sequence[MassTerm] = (), cellwise: CellCoefficients | None = None,
                  conserve: bool | None = None, stale_preconditioner: float | None = None,
                  guess_levels: int = 3,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):
@@ -140,7 +142,7 @@ class LinearSolver:
             ranks=imap.comm.size)
         self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
-        self._A = NativeMatrix(self.a)
+        self._A = operator_matrix(self.a, u.function_space, cellwise, self.bcs)
         self.A = self._A.mat
         self.A.setOptionsPrefix(f"{self.prefix}A_")
         self._own_nullspace = near_nullspace is True  # built here: destroyed here
@@ -166,8 +168,7 @@ class LinearSolver:
         self._balance = BalanceCorrection()  # (``conserve``)
         #: Number of matrix assemblies so far (tests and benchmarks read it).
         self.assemblies = 0
-        #: Iterations of the last solve.
-        self.iterations = 0
+        self.iterations = 0  # of the last solve
         #: Solves so far and their wall time in s (right-hand side, solve, checks;
         #: not the matrix assembly), for ``scaffoldfem bench``.
         self.solves = 0

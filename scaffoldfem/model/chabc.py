@@ -69,7 +69,8 @@ class ChABC:
         a, L = params.forms(disc.V)
         self.solver = LinearSolver(a, L, self.c, field="ChABC", preset="transport",
                                    petsc_options=solver_options,
-                                   mass_rhs=params.old_level_mass())  # (as for ROS)
+                                   mass_rhs=params.old_level_mass(),  # (as for ROS)
+                                   cellwise=params.cellwise())
         self._content = compile_form(material.alpha * self.c * disc.dx)  # ng/mL·mm³
 
     @property

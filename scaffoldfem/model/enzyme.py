@@ -132,7 +132,8 @@ class Enzymes:
             # applied in closed form (as for ROS): a step assembles no volume term.
             solver = LinearSolver(a, L, m, field=e.name, preset="transport",
                                   petsc_options=solver_options, rhs_coefficients=[src],
-                                  static_rhs=[src], mass_rhs=params.old_level_mass())
+                                  static_rhs=[src], mass_rhs=params.old_level_mass(),
+                                  cellwise=params.cellwise())
             self.members.append(EnzymeField(e, m, m_old, fem.Function(disc.Q),
                                             np.zeros(disc.n_cells), shape.x.array.copy(),
                                             src, solver))

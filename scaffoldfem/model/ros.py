@@ -98,7 +98,8 @@ class ROS:
         self.solver = LinearSolver(a, L, self.r, field="ROS", preset="transport",
                                    petsc_options=solver_options,
                                    rhs_coefficients=[self.source], static_rhs=[self.source],
-                                   mass_rhs=params.old_level_mass())
+                                   mass_rhs=params.old_level_mass(),
+                                   cellwise=params.cellwise())
 
     @property
     def enabled(self) -> bool:

@@ -140,7 +140,7 @@ def species_solver(
         rhs.append(sp.c_old2)
     return LinearSolver(a, L, sp.c, bcs, field=sp.name, preset="transport",
                         petsc_options=opts, rhs_coefficients=rhs, static_rhs=static,
-                        mass_rhs=mass)
+                        mass_rhs=mass, cellwise=p.cellwise())
 
 
 class SpeciesTransport:

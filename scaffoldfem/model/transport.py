@@ -16,6 +16,7 @@ import ufl
 from dolfinx import fem
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
+from scaffoldfem.fem.cell_operator import CellCoefficients, is_cellwise
 from scaffoldfem.fem.mass_action import MassTerm
 from scaffoldfem.physics.transport import (
     Robin,
@@ -78,6 +79,17 @@ class TransportParams:
             return []
         dt = self.dt
         return [(self.c_old, a, lambda: 1.0 / float(dt.value))]
+
+    def cellwise(self) -> CellCoefficients | None:
+        """``LinearSolver(cellwise=...)`` of the step: its matrix ``∫ (α/Δt + αk) c v
+        + D∇c·∇v dx + ∫ σ c v dx_vertex`` as ``(w, D, σ)`` for the closed form, when it
+        is a backward-Euler step with no uptake or clearance and cellwise-constant
+        coefficients; else None (DOLFINx assembles it). The solver checks the
+        coefficients against the form."""
+        if self.scheme != "be" or self.uptake is not None or self.robin:
+            return None
+        w = self.alpha / self.dt + self.alpha * self.k
+        return (w, self.D, self.sink) if is_cellwise(w, self.D, self.sink) else None
 
     @property
     def linear(self) -> bool:

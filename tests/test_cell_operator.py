@@ -1,0 +1,135 @@
+"""The closed-form P1 transport matrix (``LinearSolver(cellwise=...)``): DOLFINx's
+assembly of the same form to rounding, also after the coefficients and Δt move, with
+tensor diffusivity, a lumped sink and Dirichlet rows; a form it does not describe
+refused; the transport steps that may use it, and only those. Serially and on any
+number of ranks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import ufl
+from dolfinx import fem, mesh
+from mpi4py import MPI
+
+import scaffoldfem  # noqa: F401
+from scaffoldfem.fem.cell_operator import CellwiseMatrix
+from scaffoldfem.fem.compat import compile_form
+from scaffoldfem.fem.matrix import NativeMatrix
+from scaffoldfem.fem.solver import LinearSolver
+from scaffoldfem.model.transport import TransportParams
+from scaffoldfem.physics.transport import Robin, Uptake
+
+LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+
+
+def _dg0(Q, f):
+    u = fem.Function(Q)
+    u.interpolate(f)
+    return u
+
+
+def _problem(tensor: bool, sink: bool, dirichlet: bool):
+    msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 0.6, 0.8]], [7, 5, 6],
+                          mesh.CellType.tetrahedron)
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    Q = fem.functionspace(msh, ("DG", 0))
+    alpha = _dg0(Q, lambda x: 0.2 + 0.5 * (x[0] > 0.5) + 0.2 * x[1])
+    d_t = _dg0(Q, lambda x: 0.02 + 0.05 * x[2])
+    d_a = _dg0(Q, lambda x: 0.1 + 0.1 * np.sin(5 * x[0]))
+    sigma = _dg0(Q, lambda x: 3.0 * (x[1] > 0.3)) if sink else None
+    dt, k = fem.Constant(msh, 0.25), fem.Constant(msh, 0.7)
+    e = ufl.as_vector([0.0, 0.0, 1.0])
+    D = d_t * ufl.Identity(3) + (d_a - d_t) * ufl.outer(e, e) if tensor else d_t
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    grad_u = ufl.dot(D, ufl.grad(u)) if tensor else D * ufl.grad(u)
+    a = (alpha * u / dt * v + ufl.inner(grad_u, ufl.grad(v)) + alpha * k * u * v) * ufl.dx
+    if sink:
+        a += sigma * u * v * ufl.dx(metadata=LUMPED)
+    bcs = []
+    if dirichlet:
+        msh.topology.create_connectivity(2, 3)
+        facets = mesh.locate_entities_boundary(msh, 2, lambda x: np.isclose(x[2], 0.0))
+        bcs = [fem.dirichletbc(0.5, fem.locate_dofs_topological(V, 2, facets), V)]
+    moving = [alpha, d_t, d_a] + ([sigma] if sink else [])
+    return V, a, (alpha / dt + alpha * k, D, sigma), bcs, moving, dt
+
+
+def _rel_difference(A, B) -> float:
+    d = A.copy()
+    d.axpy(-1.0, B)
+    rel = d.norm() / B.norm()
+    d.destroy()
+    return rel
+
+
+@pytest.mark.parametrize(("tensor", "sink", "dirichlet"),
+                         [(False, False, False), (True, True, True), (True, False, True),
+                          (False, True, False)])
+def test_closed_form_matrix_is_the_assembled_one(tensor, sink, dirichlet):
+    """The closed form equals DOLFINx's assembly to rounding, at set-up and after
+    every coefficient and Δt changed (it reads them at each assembly); a solve with
+    it gives the assembled system's solution."""
+    V, a, coeffs, bcs, moving, dt = _problem(tensor, sink, dirichlet)
+    form = compile_form(a)
+    ours, ref = CellwiseMatrix(form, V, coeffs, bcs), NativeMatrix(form)
+    for step in range(2):
+        if step:
+            for f in moving:
+                f.x.array[:] *= 1.0 + 0.4 * np.cos(np.arange(f.x.array.size) + len(moving))
+                f.x.scatter_forward()
+            dt.value = 0.1
+        assert _rel_difference(ours.assemble(bcs), ref.assemble(bcs)) < 1e-13, step
+    ours.destroy(), ref.destroy()
+    src = fem.Function(V)
+    src.interpolate(lambda x: 1.0 + x[0] * x[1])
+    L = src * ufl.TestFunction(V) * ufl.dx
+    sol = {}
+    for name, cw in (("ref", None), ("ours", coeffs)):
+        sol[name] = fem.Function(V)
+        s = LinearSolver(a, L, sol[name], bcs, field=f"cellwise_{name}", guess_levels=0,
+                         petsc_options={"ksp_rtol": 1e-12}, cellwise=cw)
+        s.solve()
+        s.destroy()
+    scale = np.abs(sol["ref"].x.array).max()
+    assert np.allclose(sol["ours"].x.array, sol["ref"].x.array, rtol=0, atol=1e-9 * scale)
+
+
+def test_a_form_the_closed_form_does_not_describe_is_refused():
+    """A wrong weight (k left out), an advection term and a coefficient that varies
+    inside a cell are each refused: the closed form never stands in for another form."""
+    V, a, (w, D, s), _, moving, dt = _problem(True, True, False)
+    alpha = moving[0]
+    with pytest.raises(ValueError, match="not the closed-form"):
+        CellwiseMatrix(compile_form(a), V, (alpha / dt, D, s))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    adv = a + ufl.inner(ufl.as_vector([0.3, 0.0, 0.0]), ufl.grad(u)) * v * ufl.dx
+    with pytest.raises(ValueError, match="not the closed-form"):
+        CellwiseMatrix(compile_form(adv), V, (w, D, s))
+    p1 = fem.Function(V)
+    p1.interpolate(lambda x: 1.0 + x[0])
+    with pytest.raises(ValueError, match="constant on each cell"):
+        CellwiseMatrix(compile_form(a), V, (w * p1, D, s))
+
+
+def test_transport_steps_use_the_closed_form_only_where_it_holds():
+    """A backward-Euler step with cell coefficients gives its ``(w, D, σ)``; uptake,
+    clearance, BDF2 or a coefficient that varies in a cell give None (assembled)."""
+    msh = mesh.create_unit_cube(MPI.COMM_WORLD, 2, 2, 2)
+    V, Q = fem.functionspace(msh, ("Lagrange", 1)), fem.functionspace(msh, ("DG", 0))
+    alpha, c_old = fem.Function(Q), fem.Function(V)
+    alpha.x.array[:] = 0.2
+    k, dt = fem.Constant(msh, 0.1), fem.Constant(msh, 0.5)
+    p = TransportParams(c_old, alpha, alpha, 0.01 * alpha, k, dt, {}, ufl.dx, ufl.ds,
+                        sink=2.0 * alpha)
+    w, D, s = p.cellwise()
+    assert D is p.D and s is p.sink
+    at = {alpha: np.array([0.2]), k: 0.1, dt: 0.5}
+    assert w((0, 0, 0), at) == pytest.approx(0.2 / 0.5 + 0.2 * 0.1)
+    for other in (dataclasses.replace(p, uptake=Uptake(1.0, 1.0, "picard")),
+                  dataclasses.replace(p, robin=(Robin("pia", 1.0),)),
+                  p.bdf2(c_old, alpha, fem.Constant(msh, 1.0)),
+                  dataclasses.replace(p, D=0.01 * c_old)):
+        assert other.cellwise() is None
