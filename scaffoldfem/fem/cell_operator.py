@@ -1,29 +1,35 @@
-"""A P1 transport matrix with cellwise-constant coefficients, assembled in closed form.
+"""P1 matrices with cellwise-constant coefficients, assembled in closed form.
 
 Every transport step's matrix in scaffoldfem is, on linear tetrahedra,
 
     a(u, v) = ∫ w u v + (D ∇u)·∇v dx + ∫ σ u v dx_vertex
 
 with ``w`` (mass weight, e.g. α/Δt + αk), ``D`` (scalar or 3×3 diffusivity) and
-``σ`` (a lumped sink) constant on each cell. Its element matrix is exactly
+``σ`` (a lumped sink) constant on each cell; its element matrix is exactly
 
-    A_c = |c| (w_c (1 + δ_ij)/20 + ∇λ_iᵀ D_c ∇λ_j) + σ_c |c|/4 δ_ij,
+    A_c = |c| (w_c (1 + δ_ij)/20 + ∇λ_iᵀ D_c ∇λ_j) + σ_c |c|/4 δ_ij.
 
-so a refresh is one pass over the cells adding 16 numbers each at positions into
-the CSR found once, instead of DOLFINx's generated kernel and its sparse
-insertion. Measured on the medium cord mesh (2 ranks, ~200k cells per rank): see
-docs/model.md §8.
+Linear elasticity, ``∫ σ(u) : ε(v) dx`` with Lamé parameters μ, λ constant on each
+cell, has the 3×3 block of nodes ``a`` (test), ``b`` (trial)
 
-:class:`CellwiseMatrix` takes the form and the three coefficients, refuses any
-coefficient that is not a Constant or DG0 Function (then ``w``, ``D``, ``σ`` are
-exact at the cell midpoint), and compares its matrix with DOLFINx's assembly of the
-form at set-up: a term the closed form does not describe (advection, a facet term,
-another quadrature) is a ValueError, not an approximation.
+    K_ab,ij = |c| (μ (g_a·g_b) δ_ij + μ g_a,j g_b,i + λ g_a,i g_b,j),   g = ∇λ.
+
+So a refresh is one pass over the owned cells adding their entries at CSR positions
+found once, instead of DOLFINx's generated kernel and its sparse insertion; the
+coefficients are evaluated per cell by UFL's own evaluation on the DG0 arrays.
+Measured on the medium cord mesh: docs/model.md §8.
+
+:class:`CellwiseMatrix` and :class:`CellwiseElasticity` refuse any coefficient that
+is not built from Constants and DG0 Functions (then it is exact at any point of the
+cell) and compare their matrix with DOLFINx's assembly of the form at set-up: a
+term the closed form does not describe (advection, a facet term, another
+quadrature, a wrong weight) is a ValueError, not an approximation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -39,7 +45,8 @@ from ufl.algorithms.analysis import extract_constants
 from scaffoldfem.fem.compat import geometry_degree, geometry_dofmap
 from scaffoldfem.fem.matrix import NativeMatrix
 
-__all__ = ["CellCoefficients", "CellwiseMatrix", "is_cellwise", "operator_matrix"]
+__all__ = ["CellCoefficients", "CellwiseElasticity", "CellwiseMatrix", "Coefficients", "Lame",
+           "is_cellwise", "operator_matrix"]
 
 #: ``(w, D, σ)``: the mass weight, the diffusivity (scalar or 3×3) and the lumped
 #: sink (None: none), UFL expressions of Constants and DG0 Functions.
@@ -49,6 +56,18 @@ CellCoefficients = tuple[Any, Any, Any]
 CHECK_RTOL = 1.0e-10
 
 
+@dataclass(frozen=True)
+class Lame:
+    """Lamé parameters (kPa) of an isotropic elasticity matrix, UFL expressions."""
+
+    mu: Any
+    lmbda: Any
+
+
+#: What :func:`operator_matrix` takes: transport's ``(w, D, σ)`` or elasticity's Lamé.
+Coefficients = CellCoefficients | Lame
+
+
 @numba.njit(cache=True, nogil=True)
 def _assemble(pos, grad, vol, w, D, s, data):  # pragma: no cover (compiled)
     for c in range(pos.shape[0]):
@@ -56,8 +75,7 @@ def _assemble(pos, grad, vol, w, D, s, data):  # pragma: no cover (compiled)
         m = w[c] * v / 20.0
         g = grad[c]
         Dc = D[c]
-        # K = G D Gᵀ (4x4), G the barycentric gradients (4x3).
-        gd = np.empty((4, 3))
+        gd = np.empty((4, 3))  # G D, G the barycentric gradients (4x3)
         for i in range(4):
             for k in range(3):
                 gd[i, k] = g[i, 0] * Dc[0, k] + g[i, 1] * Dc[1, k] + g[i, 2] * Dc[2, k]
@@ -67,6 +85,21 @@ def _assemble(pos, grad, vol, w, D, s, data):  # pragma: no cover (compiled)
                 if i == j:
                     a += m + s[c] * v / 4.0
                 data[pos[c, 4 * i + j]] += a
+
+
+@numba.njit(cache=True, nogil=True)
+def _assemble_elastic(pos, grad, vol, mu, lam, data):  # pragma: no cover (compiled)
+    for c in range(pos.shape[0]):
+        g = grad[c]
+        m, lv = mu[c] * vol[c], lam[c] * vol[c]
+        for a in range(4):
+            for b in range(4):
+                gg = m * (g[a, 0] * g[b, 0] + g[a, 1] * g[b, 1] + g[a, 2] * g[b, 2])
+                base = 9 * pos[c, 4 * a + b]
+                for i in range(3):
+                    for j in range(3):
+                        e = m * g[a, j] * g[b, i] + lv * g[a, i] * g[b, j]
+                        data[base + 3 * i + j] += e + gg if i == j else e
 
 
 def _cell_geometry(msh: dmesh.Mesh, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,141 +113,21 @@ def _cell_geometry(msh: dmesh.Mesh, n: int) -> tuple[np.ndarray, np.ndarray]:
     return vol, grad
 
 
-def _positions(csr, dofs: np.ndarray) -> np.ndarray:
-    """Index into ``csr.data`` of every (row, column) pair of each cell's 4 dofs."""
+def _positions(csr, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Index of each (row, column) block pair into the CSR's blocks (raises if absent)."""
     ptr = np.asarray(csr.indptr, dtype=np.int64)
-    cols = np.asarray(csr.indices, dtype=np.int64)
-    ncol = int(cols.max(initial=0)) + 1
-    ncol = max(ncol, int(dofs.max(initial=0)) + 1)
-    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
-    keys = rows * ncol + cols[: len(rows)]
+    idx = np.asarray(csr.indices, dtype=np.int64)
+    ncol = max(int(idx.max(initial=0)), int(cols.max(initial=0))) + 1
+    keys = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr)) * ncol
+    keys += idx[: len(keys)]
     # DOLFINx sorts each row's columns: then the keys are sorted already.
     order = (np.arange(len(keys)) if np.all(keys[1:] > keys[:-1])
              else np.argsort(keys, kind="stable"))
-    want = (dofs[:, :, None].astype(np.int64) * ncol + dofs[:, None, :]).reshape(len(dofs), 16)
-    at = np.searchsorted(keys[order], want)
-    at = np.minimum(at, len(order) - 1)
-    pos = order[at]
+    want = rows.astype(np.int64) * ncol + cols
+    pos = order[np.minimum(np.searchsorted(keys[order], want), len(order) - 1)]
     if not np.array_equal(keys[pos], want):
         raise ValueError("the matrix's sparsity lacks a cell's dof pair")
     return np.ascontiguousarray(pos)
-
-
-class CellwiseMatrix(NativeMatrix):
-    """A :class:`~scaffoldfem.fem.matrix.NativeMatrix` whose :meth:`assemble` is the
-    closed form above (same CSR, same PETSc matrix, same Dirichlet rows).
-
-    Args:
-        form: The compiled bilinear form: the reference it is checked against.
-        V: Its (trial and test) space: scalar P1 on affine tetrahedra.
-        coefficients: ``(w, D, σ)`` (:data:`CellCoefficients`).
-        bcs: The Dirichlet conditions of the check (those of later calls may differ
-            only as the form's would).
-
-    Raises:
-        ValueError: For another space or cell, a coefficient that varies in a cell, or
-            a form that differs from the closed form at set-up.
-    """
-
-    def __init__(self, form: fem.Form, V: fem.FunctionSpace, coefficients: CellCoefficients,
-                 bcs: Sequence[fem.DirichletBC] = ()):
-        super().__init__(form)
-        msh = V.mesh
-        if (msh.topology.cell_type
-                != dmesh.CellType.tetrahedron or geometry_degree(msh) != 1
-                or V.dofmap.index_map_bs != 1 or V.dofmap.dof_layout.num_dofs != 4):
-            raise ValueError("the closed-form matrix needs scalar P1 on affine tetrahedra")
-        w, D, s = coefficients
-        if not is_cellwise(w, D, s):
-            raise ValueError("the closed-form matrix needs coefficients that are constant "
-                             "on each cell (Constants and DG0 Functions)")
-        n = msh.topology.index_map(msh.topology.dim).size_local
-        dofs = np.ascontiguousarray(V.dofmap.list[:n], dtype=np.int32)
-        self._vol, self._grad = _cell_geometry(msh, n)
-        self._pos = _positions(self.csr, dofs)
-        self._ncells = n
-        self._bc_key: tuple = ()
-        self._bc_zero = self._bc_diag = np.zeros(0, dtype=np.int64)
-        Dm = D if len(ufl.shape(D)) == 2 else D * ufl.Identity(3)
-        self._items = [w, *(Dm[i, j] for i in range(3) for j in range(3)),
-                       s if s is not None else 0.0]
-        self._funcs = [f for e in self._items for f in extract_coefficients(ufl.as_ufl(e))]
-        self._consts = [c for e in self._items for c in extract_constants(ufl.as_ufl(e))]
-        self._cells = {id(f): np.asarray(f.function_space.dofmap.list[:n, 0]) for f in self._funcs}
-        self._check(bcs)
-
-    def _values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """w, D (n, 3, 3) and σ of the owned cells, evaluated now: UFL's own point
-        evaluation with each DG0 Function's cell values as an array (the coefficients
-        are constant on each cell, so the midpoint is any point)."""
-        at = {f: f.x.array[self._cells[id(f)]] for f in self._funcs}
-        at.update({c: (float(c.value) if np.ndim(c.value) == 0 else np.asarray(c.value))
-                   for c in self._consts})
-        n = self._ncells
-        v = np.empty((11, n))
-        for k, e in enumerate(self._items):
-            v[k] = ufl.as_ufl(e)((0.0, 0.0, 0.0), at)
-        return v[0], np.ascontiguousarray(v[1:10].T.reshape(n, 3, 3)), v[10]
-
-    def assemble(self, bcs: Sequence[fem.DirichletBC] = ()):
-        """Collective: assemble in closed form (Dirichlet rows and columns zeroed, unit
-        diagonal) into :attr:`mat` and return it."""
-        data = self.csr.data
-        data[:] = 0.0
-        w, D, s = self._values()
-        _assemble(self._pos, self._grad, self._vol, w, D, s, data)
-        if bcs:
-            self._apply_bcs(bcs, data)
-        self.csr.scatter_reverse()
-        self.mat.setValuesCOO(self.csr.data[: self._n], addv=PETSc.InsertMode.INSERT_VALUES)
-        return self.mat
-
-    def _apply_bcs(self, bcs: Sequence[fem.DirichletBC], data: np.ndarray) -> None:
-        """Zero the rows and columns of the constrained dofs; unit owned diagonals (as
-        DOLFINx's ``assemble_matrix`` and ``insert_diagonal``)."""
-        key = tuple(id(bc) for bc in bcs)
-        if key != self._bc_key:  # the entries to zero and the diagonals, found once
-            ptr = np.asarray(self.csr.indptr, dtype=np.int64)
-            cols = np.asarray(self.csr.indices)
-            nloc = len(ptr) - 1
-            # Columns: the rows' local dofs first, then the extra ghost columns.
-            fixed = np.zeros(max(nloc, int(cols.max(initial=0)) + 1), dtype=bool)
-            owned = []
-            for bc in bcs:
-                dofs, n_owned = bc.dof_indices()
-                fixed[dofs] = True
-                owned.append(dofs[:n_owned])
-            rows = np.repeat(np.arange(nloc), np.diff(ptr))
-            self._bc_zero = np.flatnonzero(fixed[rows] | fixed[cols[: len(rows)]])
-            r = np.unique(np.concatenate(owned)).astype(np.int32)
-            self._bc_diag = _positions(self.csr, np.repeat(r[:, None], 4, axis=1))[:, 0]
-            self._bc_key = key
-        data[self._bc_zero] = 0.0
-        data[self._bc_diag] = 1.0
-
-    def _check(self, bcs: Sequence[fem.DirichletBC]) -> None:
-        ref = NativeMatrix.assemble(self, bcs).copy()
-        mine = self.assemble(bcs)
-        comm = self.form.mesh.comm
-        scale = ref.norm(2)  # PETSc NORM_INFINITY = 3; Frobenius is fine for a ratio
-        mine.axpy(-1.0, ref)
-        err = mine.norm(2)
-        ref.destroy()
-        rel = err / max(scale, 1e-300)
-        rel = comm.allreduce(rel, op=MPI.MAX)
-        self.assemble(bcs)
-        if not rel <= CHECK_RTOL:
-            raise ValueError("the bilinear form is not the closed-form P1 transport "
-                             f"operator given for it (relative difference {rel:.1e})")
-
-
-def operator_matrix(form: fem.Form, V: fem.FunctionSpace, coefficients: CellCoefficients | None,
-                    bcs: Sequence[fem.DirichletBC] = ()) -> NativeMatrix:
-    """The matrix of ``form``: in closed form when its ``coefficients`` are given
-    (:class:`CellwiseMatrix`, checked), else DOLFINx's assembly."""
-    if coefficients is None:
-        return NativeMatrix(form)
-    return CellwiseMatrix(form, V, coefficients, bcs)
 
 
 def is_cellwise(*exprs: Any) -> bool:
@@ -227,3 +140,163 @@ def is_cellwise(*exprs: Any) -> bool:
             if f.ufl_element().embedded_superdegree != 0:
                 return False
     return True
+
+
+class _ClosedForm(NativeMatrix):
+    """What the closed forms share: cell geometry, CSR positions, per-cell values of
+    scalar expressions, Dirichlet rows and the set-up check (subclasses: ``_kernel``)."""
+
+    bs = 1
+
+    def __init__(self, form: fem.Form, V: fem.FunctionSpace, items: list[Any],
+                 bcs: Sequence[fem.DirichletBC]):
+        super().__init__(form)
+        msh = V.mesh
+        if (msh.topology.cell_type != dmesh.CellType.tetrahedron or geometry_degree(msh) != 1
+                or V.dofmap.index_map_bs != self.bs or V.dofmap.dof_layout.num_dofs != 4):
+            raise ValueError(f"the closed-form matrix needs P1 (block size {self.bs}) "
+                             "on affine tetrahedra")
+        if not is_cellwise(*items):
+            raise ValueError("the closed-form matrix needs coefficients that are constant "
+                             "on each cell (Constants and DG0 Functions)")
+        n = msh.topology.index_map(msh.topology.dim).size_local
+        dofs = np.asarray(V.dofmap.list[:n], dtype=np.int64)
+        self._vol, self._grad = _cell_geometry(msh, n)
+        self._pos = _positions(self.csr, np.repeat(dofs, 4, axis=1), np.tile(dofs, (1, 4)))
+        self._ncells = n
+        self._items = [ufl.as_ufl(e) for e in items]
+        self._funcs = list({id(f): f for e in self._items for f in extract_coefficients(e)}
+                           .values())
+        self._consts = [c for e in self._items for c in extract_constants(e)]
+        self._cells = {id(f): np.asarray(f.function_space.dofmap.list[:n, 0]) for f in self._funcs}
+        self._bc_key: tuple = ()
+        self._bc_zero = self._bc_diag = np.zeros(0, dtype=np.int64)
+        self._check(bcs)
+
+    def _values(self) -> np.ndarray:
+        """The scalar items per owned cell (items, cells), evaluated now: UFL's own
+        point evaluation on the DG0 cell arrays (any point of a cell will do)."""
+        at = {f: f.x.array[self._cells[id(f)]] for f in self._funcs}
+        at.update({c: (float(c.value) if np.ndim(c.value) == 0 else np.asarray(c.value))
+                   for c in self._consts})
+        v = np.empty((len(self._items), self._ncells))
+        for k, e in enumerate(self._items):
+            v[k] = e((0.0, 0.0, 0.0), at)
+        return v
+
+    def _kernel(self, values: np.ndarray, data: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def assemble(self, bcs: Sequence[fem.DirichletBC] = ()) -> PETSc.Mat:
+        """Collective: assemble in closed form (Dirichlet rows and columns zeroed, unit
+        diagonal) into :attr:`mat` and return it."""
+        data = self.csr.data
+        data[:] = 0.0
+        self._kernel(self._values(), data)
+        if bcs:
+            self._apply_bcs(bcs, data)
+        self.csr.scatter_reverse()
+        self.mat.setValuesCOO(data[: self._n], addv=PETSc.InsertMode.INSERT_VALUES)
+        return self.mat
+
+    def _apply_bcs(self, bcs: Sequence[fem.DirichletBC], data: np.ndarray) -> None:
+        """Zero the rows and columns of the constrained dofs; unit owned diagonals (as
+        DOLFINx's ``assemble_matrix`` and ``insert_diagonal``; dofs unrolled)."""
+        key = tuple(id(bc) for bc in bcs)
+        if key != self._bc_key:  # the entries to zero and the diagonals, found once
+            bs = self.bs
+            ptr = np.asarray(self.csr.indptr, dtype=np.int64)
+            cols = np.asarray(self.csr.indices, dtype=np.int64)
+            nrow = len(ptr) - 1
+            rows = np.repeat(np.arange(nrow), np.diff(ptr))
+            cols = cols[: len(rows)]
+            # Columns: the rows' local dofs first, then the extra ghost columns.
+            fixed = np.zeros(bs * (max(nrow, int(cols.max(initial=0)) + 1)), dtype=bool)
+            owned = []
+            for bc in bcs:
+                dofs, n_owned = bc.dof_indices()
+                fixed[dofs] = True
+                owned.append(dofs[:n_owned])
+            k = np.arange(bs)
+            hit = (fixed[rows[:, None] * bs + k][:, :, None]
+                   | fixed[cols[:, None] * bs + k][:, None, :])
+            self._bc_zero = np.flatnonzero(hit.ravel())
+            d = np.unique(np.concatenate(owned)).astype(np.int64)
+            blk = _positions(self.csr, d // bs, d // bs)
+            self._bc_diag = blk * bs * bs + (d % bs) * (bs + 1)
+            self._bc_key = key
+        data[self._bc_zero] = 0.0
+        data[self._bc_diag] = 1.0
+
+    def _check(self, bcs: Sequence[fem.DirichletBC]) -> None:
+        """Compare with DOLFINx's assembly of the form (then leave ours in place)."""
+        ref = NativeMatrix.assemble(self, bcs).copy()
+        mine = self.assemble(bcs)
+        fro = PETSc.NormType.FROBENIUS
+        scale = ref.norm(fro)
+        ref.axpy(-1.0, mine)
+        rel = self.form.mesh.comm.allreduce(ref.norm(fro) / max(scale, 1e-300), op=MPI.MAX)
+        ref.destroy()
+        if not rel <= CHECK_RTOL:
+            raise ValueError("the bilinear form is not the closed form given for it "
+                             f"(relative difference {rel:.1e})")
+
+
+class CellwiseMatrix(_ClosedForm):
+    """The transport matrix ``∫ w u v + (D∇u)·∇v dx + ∫ σ u v dx_vertex`` in closed
+    form (same CSR, PETSc matrix and Dirichlet rows as :class:`NativeMatrix`).
+
+    Args:
+        form: The compiled bilinear form: the reference it is checked against.
+        V: Its (trial and test) space: scalar P1 on affine tetrahedra.
+        coefficients: ``(w, D, σ)`` (:data:`CellCoefficients`).
+        bcs: The Dirichlet conditions of the check.
+
+    Raises:
+        ValueError: For another space or cell, a coefficient that varies in a cell, or
+            a form that differs from the closed form at set-up.
+    """
+
+    def __init__(self, form: fem.Form, V: fem.FunctionSpace, coefficients: CellCoefficients,
+                 bcs: Sequence[fem.DirichletBC] = ()):
+        w, D, s = coefficients
+        Dm = D if len(ufl.shape(D)) == 2 else D * ufl.Identity(3)
+        items = [w, *(Dm[i, j] for i in range(3) for j in range(3)),
+                 s if s is not None else 0.0]
+        super().__init__(form, V, items, bcs)
+
+    def _kernel(self, values: np.ndarray, data: np.ndarray) -> None:
+        D = np.ascontiguousarray(values[1:10].T.reshape(-1, 3, 3))
+        _assemble(self._pos, self._grad, self._vol, values[0], D, values[10], data)
+
+
+class CellwiseElasticity(_ClosedForm):
+    """The isotropic elasticity matrix ``∫ σ(u):ε(v) dx`` in closed form (vector P1).
+
+    Args:
+        form, bcs: As for :class:`CellwiseMatrix`.
+        V: Vector P1 (block size 3) on affine tetrahedra.
+        lame: μ and λ, built from Constants and DG0 Functions.
+    """
+
+    bs = 3
+
+    def __init__(self, form: fem.Form, V: fem.FunctionSpace, lame: Lame,
+                 bcs: Sequence[fem.DirichletBC] = ()):
+        super().__init__(form, V, [lame.mu, lame.lmbda], bcs)
+
+    def _kernel(self, values: np.ndarray, data: np.ndarray) -> None:
+        _assemble_elastic(self._pos, self._grad, self._vol, values[0], values[1], data)
+
+
+def operator_matrix(form: fem.Form, V: fem.FunctionSpace,
+                    coefficients: Coefficients | None,
+                    bcs: Sequence[fem.DirichletBC] = ()) -> NativeMatrix:
+    """The matrix of ``form``: in closed form when its coefficients are given (a
+    :class:`Lame`: elasticity; a :data:`CellCoefficients`: transport; checked), else
+    DOLFINx's assembly."""
+    if coefficients is None:
+        return NativeMatrix(form)
+    if isinstance(coefficients, Lame):
+        return CellwiseElasticity(form, V, coefficients, bcs)
+    return CellwiseMatrix(form, V, coefficients, bcs)

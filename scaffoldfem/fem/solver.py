@@ -28,7 +28,7 @@ from dolfinx import fem
 from petsc4py import PETSc
 
 from scaffoldfem.errors import SolverError
-from scaffoldfem.fem.cell_operator import CellCoefficients, operator_matrix
+from scaffoldfem.fem.cell_operator import Coefficients, operator_matrix
 from scaffoldfem.fem.compat import compile_form, create_petsc_vector
 from scaffoldfem.fem.guess import GUESS_KEY, ProjectedGuess
 from scaffoldfem.fem.mass_action import MassTerm, WeightedMass, add_mass, split_mass
@@ -86,7 +86,7 @@ class LinearSolver:
             (:meth:`solve` with ``u`` and ``substitute``).
         mass_rhs: Terms ``(f, w, scale)``, ``∫ scale() w f v dx`` of ``L``, applied in
             closed form, not assembled (:mod:`scaffoldfem.fem.mass_action`).
-        cellwise: ``(w, D, σ)`` of ``a``: the matrix in closed form (:mod:`~.cell_operator`).
+        cellwise: ``(w, D, σ)`` or Lamé of ``a``: closed-form matrix (:mod:`~.cell_operator`).
         conserve: After each solve, correct the solution along the indicator ``z``
             of the free (non-Dirichlet) dofs so that ``zᵀ(b − A x) = 0`` to
             rounding: the global balance of a transport step (Σ over the P1 test
@@ -113,7 +113,7 @@ class LinearSolver:
                  near_nullspace: bool | PETSc.NullSpace | None = None,
                  rhs_coefficients: Sequence[fem.Function] = (),
                  static_rhs: Sequence[fem.Function] = (),
-                 mass_rhs: Sequence[MassTerm] = (), cellwise: CellCoefficients | None = None,
+                 mass_rhs: Sequence[MassTerm] = (), cellwise: Coefficients | None = None,
                  conserve: bool | None = None, stale_preconditioner: float | None = None,
                  guess_levels: int = 3,
                  form_compiler_options: dict | None = None, jit_options: dict | None = None):

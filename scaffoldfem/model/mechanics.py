@@ -23,6 +23,7 @@ from mpi4py import MPI
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.config.physics import MechanicsConfig
 from scaffoldfem.fem.ball_average import BallAverage
+from scaffoldfem.fem.cell_operator import Lame, is_cellwise
 from scaffoldfem.fem.compat import compile_expression, compile_form, interpolate_expression
 from scaffoldfem.fem.solver import LinearSolver
 from scaffoldfem.model.discretisation import Discretisation
@@ -121,6 +122,8 @@ class Mechanics:
             near_nullspace=True,
             petsc_options=opts,
             stale_preconditioner=KEPT_PRECONDITIONER,
+            # E a DG0 field: the matrix in closed form (fem/cell_operator.py, checked).
+            cellwise=Lame(*mech.lame(E, nu)) if is_cellwise(E, nu) else None,
         )
 
     def _derived_forms(self) -> None:
