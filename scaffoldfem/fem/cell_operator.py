@@ -28,6 +28,7 @@ quadrature, a wrong weight) is a ValueError, not an approximation.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,32 +103,63 @@ def _assemble_elastic(pos, grad, vol, mu, lam, data):  # pragma: no cover (compi
                         data[base + 3 * i + j] += e + gg if i == j else e
 
 
+@numba.njit(cache=True, nogil=True)
+def _find(ptr, idx, rows, cols, out):  # pragma: no cover (compiled)
+    missing = 0
+    for k in range(rows.size):
+        r, c, at = rows[k], cols[k], -1
+        for q in range(ptr[r], ptr[r + 1]):
+            if idx[q] == c:
+                at = q
+                break
+        out[k] = at
+        missing += at < 0
+    return missing
+
+
 def _cell_geometry(msh: dmesh.Mesh, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Volumes and barycentric gradients (n, 4, 3) of the first ``n`` cells."""
     p = msh.geometry.x[geometry_dofmap(msh)[:n]]
-    J = np.stack([p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]], axis=2)
-    vol = np.abs(np.linalg.det(J)) / 6.0
+    e1, e2, e3 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
+    det = np.einsum("ij,ij->i", e1, np.cross(e2, e3))
     grad = np.empty((n, 4, 3))
-    grad[:, 1:] = np.linalg.inv(J)  # rows: ∇λ_1..3 (λ_k = (J⁻¹(x − p_0))_k)
+    # Rows of J⁻¹ (J = [e1 e2 e3]): ∇λ_1..3 = (e2×e3, e3×e1, e1×e2)/det J.
+    for k, (a, b) in enumerate(((e2, e3), (e3, e1), (e1, e2)), start=1):
+        grad[:, k] = np.cross(a, b) / det[:, None]
     grad[:, 0] = -grad[:, 1:].sum(axis=1)
-    return vol, grad
+    return np.abs(det) / 6.0, grad
 
 
 def _positions(csr, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Index of each (row, column) block pair into the CSR's blocks (raises if absent)."""
-    ptr = np.asarray(csr.indptr, dtype=np.int64)
-    idx = np.asarray(csr.indices, dtype=np.int64)
-    ncol = max(int(idx.max(initial=0)), int(cols.max(initial=0))) + 1
-    keys = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr)) * ncol
-    keys += idx[: len(keys)]
-    # DOLFINx sorts each row's columns: then the keys are sorted already.
-    order = (np.arange(len(keys)) if np.all(keys[1:] > keys[:-1])
-             else np.argsort(keys, kind="stable"))
-    want = rows.astype(np.int64) * ncol + cols
-    pos = order[np.minimum(np.searchsorted(keys[order], want), len(order) - 1)]
-    if not np.array_equal(keys[pos], want):
+    out = np.empty(rows.size, dtype=np.int64)
+    missing = _find(np.asarray(csr.indptr, dtype=np.int64), np.asarray(csr.indices),
+                    rows.ravel().astype(np.int64), cols.ravel().astype(np.int64), out)
+    if missing:
         raise ValueError("the matrix's sparsity lacks a cell's dof pair")
-    return np.ascontiguousarray(pos)
+    return out.reshape(rows.shape)
+
+
+#: Per space: (weak reference, CSR pattern, volumes, gradients, positions), so the
+#: fields on one space share them (memory and set-up: ~0.5 s a field on medium).
+_SHARED: dict[int, tuple] = {}
+
+
+def _cells_of(V: fem.FunctionSpace, csr, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Volumes, barycentric gradients and CSR positions of the owned cells of ``V``
+    (shared by the matrices of ``V`` with the same sparsity)."""
+    ptr, idx = np.asarray(csr.indptr), np.asarray(csr.indices)
+    hit = _SHARED.get(id(V))
+    if (hit is not None and hit[0]() is V and np.array_equal(hit[1], ptr)
+            and np.array_equal(hit[2], idx)):
+        return hit[3:]
+    for key in [k for k, v in _SHARED.items() if v[0]() is None]:
+        del _SHARED[key]
+    dofs = np.asarray(V.dofmap.list[:n], dtype=np.int64)
+    vol, grad = _cell_geometry(V.mesh, n)
+    pos = _positions(csr, np.repeat(dofs, 4, axis=1), np.tile(dofs, (1, 4)))
+    _SHARED[id(V)] = (weakref.ref(V), ptr.copy(), idx.copy(), vol, grad, pos)
+    return vol, grad, pos
 
 
 def is_cellwise(*exprs: Any) -> bool:
@@ -160,9 +192,7 @@ class _ClosedForm(NativeMatrix):
             raise ValueError("the closed-form matrix needs coefficients that are constant "
                              "on each cell (Constants and DG0 Functions)")
         n = msh.topology.index_map(msh.topology.dim).size_local
-        dofs = np.asarray(V.dofmap.list[:n], dtype=np.int64)
-        self._vol, self._grad = _cell_geometry(msh, n)
-        self._pos = _positions(self.csr, np.repeat(dofs, 4, axis=1), np.tile(dofs, (1, 4)))
+        self._vol, self._grad, self._pos = _cells_of(V, self.csr, n)
         self._ncells = n
         self._items = [ufl.as_ufl(e) for e in items]
         self._funcs = list({id(f): f for e in self._items for f in extract_coefficients(e)}
