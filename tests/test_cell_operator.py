@@ -98,6 +98,24 @@ def test_closed_form_matrix_is_the_assembled_one(tensor, sink, dirichlet):
     assert np.allclose(sol["ours"].x.array, sol["ref"].x.array, rtol=0, atol=1e-9 * scale)
 
 
+def test_matrices_of_one_space_share_its_cells_unless_the_sparsity_differs():
+    """Two matrices of one space share the cell geometry and CSR positions; a form with
+    a wider sparsity (a zero interior-facet term) gets its own, and is still right."""
+    V, a, coeffs, bcs, _, _ = _problem(False, False, True)
+    one = CellwiseMatrix(compile_form(a), V, coeffs, bcs)
+    two = CellwiseMatrix(compile_form(a), V, coeffs, bcs)
+    assert two._pos is one._pos and two._grad is one._grad
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    zero = fem.Constant(V.mesh, 0.0)
+    wide = compile_form(a + zero * ufl.jump(u) * ufl.jump(v) * ufl.dS)
+    three = CellwiseMatrix(wide, V, coeffs, bcs)
+    assert three._pos is not one._pos and three.csr.data.size > one.csr.data.size
+    ref = NativeMatrix(wide)
+    assert _rel_difference(three.assemble(bcs), ref.assemble(bcs)) < 1e-13
+    for m in (one, two, three, ref):
+        m.destroy()
+
+
 def test_a_form_the_closed_form_does_not_describe_is_refused():
     """A wrong weight (k left out), an advection term and a coefficient that varies
     inside a cell are each refused: the closed form never stands in for another form."""

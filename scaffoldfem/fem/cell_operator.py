@@ -28,6 +28,7 @@ quadrature, a wrong weight) is a ValueError, not an approximation.
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def _cell_geometry(msh: dmesh.Mesh, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _positions(csr, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Index of each (row, column) block pair into the CSR's blocks (raises if absent)."""
-    out = np.empty(rows.size, dtype=np.int64)
+    out = np.empty(rows.size, dtype=np.int32 if csr.data.size < 2**31 else np.int64)
     missing = _find(np.asarray(csr.indptr, dtype=np.int64), np.asarray(csr.indices),
                     rows.ravel().astype(np.int64), cols.ravel().astype(np.int64), out)
     if missing:
@@ -140,25 +141,26 @@ def _positions(csr, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return out.reshape(rows.shape)
 
 
-#: Per space: (weak reference, CSR pattern, volumes, gradients, positions), so the
-#: fields on one space share them (memory and set-up: ~0.5 s a field on medium).
+#: Per space: (weak reference, digest of the CSR pattern, volumes, gradients,
+#: positions), so the fields on one space share them (memory, and ~0.5 s of set-up
+#: a field on medium).
 _SHARED: dict[int, tuple] = {}
 
 
 def _cells_of(V: fem.FunctionSpace, csr, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Volumes, barycentric gradients and CSR positions of the owned cells of ``V``
     (shared by the matrices of ``V`` with the same sparsity)."""
-    ptr, idx = np.asarray(csr.indptr), np.asarray(csr.indices)
+    pattern = hashlib.blake2b(np.asarray(csr.indptr).tobytes())
+    pattern.update(np.asarray(csr.indices).tobytes())
     hit = _SHARED.get(id(V))
-    if (hit is not None and hit[0]() is V and np.array_equal(hit[1], ptr)
-            and np.array_equal(hit[2], idx)):
-        return hit[3:]
+    if hit is not None and hit[0]() is V and hit[1] == pattern.digest():
+        return hit[2:]
     for key in [k for k, v in _SHARED.items() if v[0]() is None]:
         del _SHARED[key]
     dofs = np.asarray(V.dofmap.list[:n], dtype=np.int64)
     vol, grad = _cell_geometry(V.mesh, n)
     pos = _positions(csr, np.repeat(dofs, 4, axis=1), np.tile(dofs, (1, 4)))
-    _SHARED[id(V)] = (weakref.ref(V), ptr.copy(), idx.copy(), vol, grad, pos)
+    _SHARED[id(V)] = (weakref.ref(V), pattern.digest(), vol, grad, pos)
     return vol, grad, pos
 
 
