@@ -15,7 +15,12 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401
-from scaffoldfem.fem.cell_operator import CellwiseElasticity, CellwiseMatrix, Lame
+from scaffoldfem.fem.cell_operator import (
+    CellwiseElasticity,
+    CellwiseMatrix,
+    Lame,
+    operator_matrix,
+)
 from scaffoldfem.fem.compat import compile_form
 from scaffoldfem.fem.matrix import NativeMatrix
 from scaffoldfem.fem.solver import LinearSolver
@@ -101,12 +106,12 @@ def test_closed_form_matrix_is_the_assembled_one(tensor, sink, dirichlet):
 def test_matrices_of_one_space_share_its_cells_unless_the_sparsity_differs():
     """Two matrices of one space share the cell geometry and CSR positions; a form with
     a wider sparsity (a zero interior-facet term) gets its own, and is still right."""
-    V, a, coeffs, bcs, _, _ = _problem(False, False, True)
+    V, a, coeffs, bcs, _, dt = _problem(False, False, True)
     one = CellwiseMatrix(compile_form(a), V, coeffs, bcs)
     two = CellwiseMatrix(compile_form(a), V, coeffs, bcs)
     assert two._pos is one._pos and two._grad is one._grad
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    zero = fem.Constant(V.mesh, 0.0)
+    zero = dt - dt  # zero, of a constant the closed form reads (UFL keeps the term)
     wide = compile_form(a + zero * ufl.jump(u) * ufl.jump(v) * ufl.dS)
     three = CellwiseMatrix(wide, V, coeffs, bcs)
     assert three._pos is not one._pos and three.csr.data.size > one.csr.data.size
@@ -160,6 +165,44 @@ def test_closed_form_elasticity_is_the_assembled_matrix():
     ours.destroy(), ref.destroy()
     with pytest.raises(ValueError, match="not the closed form"):
         CellwiseElasticity(form, V, Lame(mu, 1.1 * lmbda), bcs)
+
+
+def test_a_term_in_a_field_that_is_zero_at_set_up_is_still_compared():
+    """The check sets the coefficients to random values: a lumped sink given as a
+    consistent mass term is refused although it is zero at set-up (binding not
+    started), and so is a closed form that leaves out a field the form reads."""
+    V, a, (w, D, _), _, moving, _ = _problem(False, True, False)
+    sigma = moving[-1]
+    sigma.x.array[:] = 0.0  # σ = 0 now: at these values both forms are the same
+    with pytest.raises(ValueError, match="relative difference"):
+        CellwiseMatrix(compile_form(a), V, (w + sigma, D, None))
+    assert np.all(sigma.x.array == 0.0)  # put back after the check
+    with pytest.raises(ValueError, match="reads a coefficient"):
+        CellwiseMatrix(compile_form(a), V, (w, D, None))
+
+
+def test_production_steps_pass_the_check_and_p2_elasticity_is_assembled():
+    """A backward-Euler step with decay and a lumped sink, as the fields build it
+    (``TransportParams.forms`` with ``cellwise``), passes the set-up check; P2
+    elasticity falls back to DOLFINx's assembly instead of failing."""
+    msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 1, 2]], [3, 3, 5],
+                          mesh.CellType.tetrahedron)
+    V, Q = fem.functionspace(msh, ("Lagrange", 1)), fem.functionspace(msh, ("DG", 0))
+    alpha = _dg0(Q, lambda x: 0.2 + 0.1 * x[2])
+    sigma = _dg0(Q, lambda x: 0.0 * x[0])
+    c_old = fem.Function(V)
+    p = TransportParams(c_old, alpha, alpha, 0.03 * alpha, fem.Constant(msh, 0.2),
+                        fem.Constant(msh, 0.5), {}, ufl.dx, ufl.ds, sink=sigma)
+    a, L = p.forms(V)
+    s = LinearSolver(a, L, fem.Function(V), field="cellwise_prod", cellwise=p.cellwise())
+    assert isinstance(s._A, CellwiseMatrix)
+    s.destroy()
+    W = fem.functionspace(msh, ("Lagrange", 2, (3,)))
+    E = _dg0(Q, lambda x: 1.0 + x[0])
+    a2, _ = mech.elasticity_forms(ufl.TrialFunction(W), ufl.TestFunction(W), E, 0.3)
+    m = operator_matrix(compile_form(a2), W, Lame(*mech.lame(E, 0.3)))
+    assert type(m) is NativeMatrix
+    m.destroy()
 
 
 def test_transport_steps_use_the_closed_form_only_where_it_holds():

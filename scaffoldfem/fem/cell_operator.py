@@ -43,6 +43,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 from ufl.algorithms import extract_coefficients
 from ufl.algorithms.analysis import extract_constants
+from ufl.corealg.traversal import unique_pre_traversal
 
 from scaffoldfem.fem.compat import geometry_degree, geometry_dofmap
 from scaffoldfem.fem.matrix import NativeMatrix
@@ -164,16 +165,37 @@ def _cells_of(V: fem.FunctionSpace, csr, n: int) -> tuple[np.ndarray, np.ndarray
     return vol, grad, pos
 
 
+#: Operators UFL evaluates elementwise on arrays (others, e.g. conditionals, min/max
+#: or exp, evaluate only on numbers; geometric quantities not at all).
+_ARRAY_SAFE = (ufl.algebra.Sum, ufl.algebra.Product, ufl.algebra.Division,
+               ufl.algebra.Power, ufl.algebra.Abs, ufl.constantvalue.ConstantValue,
+               ufl.indexed.Indexed, ufl.tensors.ComponentTensor, ufl.tensors.ListTensor,
+               ufl.indexsum.IndexSum, ufl.core.multiindex.MultiIndex,
+               ufl.tensoralgebra.Outer, ufl.tensoralgebra.Inner, ufl.tensoralgebra.Dot,
+               ufl.Coefficient, ufl.Constant)
+
+
 def is_cellwise(*exprs: Any) -> bool:
-    """True if every expression (None: skipped) is built from Constants and DG0
-    Functions only (then it is constant on each cell)."""
+    """True if every expression (None: skipped) is built from Constants and scalar DG0
+    Functions with arithmetic only (then it is constant on each cell and evaluates on
+    arrays of cell values)."""
     for e in exprs:
         if e is None:
             continue
-        for f in extract_coefficients(ufl.as_ufl(e)):
-            if f.ufl_element().embedded_superdegree != 0:
+        for node in unique_pre_traversal(ufl.as_ufl(e)):
+            if not isinstance(node, _ARRAY_SAFE):
+                return False
+            if isinstance(node, ufl.Coefficient) and (
+                    node.ufl_element().embedded_superdegree != 0 or node.ufl_shape != ()):
                 return False
     return True
+
+
+def _eligible(V: fem.FunctionSpace, bs: int) -> bool:
+    """P1 of block size ``bs`` on affine tetrahedra: the spaces the closed forms cover."""
+    msh = V.mesh
+    return (msh.topology.cell_type == dmesh.CellType.tetrahedron and geometry_degree(msh) == 1
+            and V.dofmap.index_map_bs == bs and V.dofmap.dof_layout.num_dofs == 4)
 
 
 class _ClosedForm(NativeMatrix):
@@ -184,22 +206,22 @@ class _ClosedForm(NativeMatrix):
 
     def __init__(self, form: fem.Form, V: fem.FunctionSpace, items: list[Any],
                  bcs: Sequence[fem.DirichletBC]):
-        super().__init__(form)
-        msh = V.mesh
-        if (msh.topology.cell_type != dmesh.CellType.tetrahedron or geometry_degree(msh) != 1
-                or V.dofmap.index_map_bs != self.bs or V.dofmap.dof_layout.num_dofs != 4):
+        if not _eligible(V, self.bs):
             raise ValueError(f"the closed-form matrix needs P1 (block size {self.bs}) "
                              "on affine tetrahedra")
         if not is_cellwise(*items):
             raise ValueError("the closed-form matrix needs coefficients that are constant "
                              "on each cell (Constants and DG0 Functions)")
+        super().__init__(form)
+        msh = V.mesh
         n = msh.topology.index_map(msh.topology.dim).size_local
         self._vol, self._grad, self._pos = _cells_of(V, self.csr, n)
         self._ncells = n
         self._items = [ufl.as_ufl(e) for e in items]
         self._funcs = list({id(f): f for e in self._items for f in extract_coefficients(e)}
                            .values())
-        self._consts = [c for e in self._items for c in extract_constants(e)]
+        self._consts = list({id(c): c for e in self._items for c in extract_constants(e)}
+                            .values())
         self._cells = {id(f): np.asarray(f.function_space.dofmap.list[:n, 0]) for f in self._funcs}
         self._bc_key: tuple = ()
         self._bc_zero = self._bc_diag = np.zeros(0, dtype=np.int64)
@@ -234,8 +256,10 @@ class _ClosedForm(NativeMatrix):
     def _apply_bcs(self, bcs: Sequence[fem.DirichletBC], data: np.ndarray) -> None:
         """Zero the rows and columns of the constrained dofs; unit owned diagonals (as
         DOLFINx's ``assemble_matrix`` and ``insert_diagonal``; dofs unrolled)."""
-        key = tuple(id(bc) for bc in bcs)
-        if key != self._bc_key:  # the entries to zero and the diagonals, found once
+        key = tuple(bcs)  # the objects themselves (an id could be reused)
+        same = len(key) == len(self._bc_key) and all(
+            a is b for a, b in zip(key, self._bc_key, strict=True))
+        if not same:  # the entries to zero and the diagonals, found once
             bs = self.bs
             ptr = np.asarray(self.csr.indptr, dtype=np.int64)
             cols = np.asarray(self.csr.indices, dtype=np.int64)
@@ -261,18 +285,43 @@ class _ClosedForm(NativeMatrix):
         data[self._bc_diag] = 1.0
 
     def _check(self, bcs: Sequence[fem.DirichletBC]) -> None:
-        """Compare with DOLFINx's assembly of the form (then leave ours in place)."""
-        ref = NativeMatrix.assemble(self, bcs).copy()
-        mine = self.assemble(bcs)
-        fro = PETSc.NormType.FROBENIUS
-        scale = ref.norm(fro)
-        ref.axpy(-1.0, mine)
-        rel = self.form.mesh.comm.allreduce(ref.norm(fro) / max(scale, 1e-300), op=MPI.MAX)
-        ref.destroy()
+        """Compare with DOLFINx's assembly of the form, with the coefficients set to
+        random positive values (a term whose field is zero at set-up, a sink before
+        binding, is compared too), then put back; the form may hold no coefficient or
+        constant the closed form does not read."""
+        cf = self.form._cpp_object
+        mine_objs = {id(o._cpp_object) for o in (*self._funcs, *self._consts)}
+        if any(id(o) not in mine_objs for o in (*cf.coefficients, *cf.constants)):
+            self.mat.destroy()
+            raise ValueError("the bilinear form is not the closed form given for it "
+                             "(it reads a coefficient the closed form does not)")
+        rng = np.random.default_rng(20 + self.form.mesh.comm.rank)
+        saved = [f.x.array.copy() for f in self._funcs]
+        saved_c = [np.array(c.value, copy=True) for c in self._consts]
+        for f in self._funcs:
+            f.x.array[:] = rng.uniform(0.5, 1.5, f.x.array.size)
+            f.x.scatter_forward()
+        for c in self._consts:
+            c.value = np.asarray(c.value) * 0 + rng.uniform(0.5, 1.5, np.shape(c.value))
+        try:
+            ref = NativeMatrix.assemble(self, bcs).copy()
+            mine = self.assemble(bcs)
+            fro = PETSc.NormType.FROBENIUS
+            scale = ref.norm(fro)
+            ref.axpy(-1.0, mine)
+            rel = ref.norm(fro) / max(scale, 1e-300)
+            ref.destroy()
+        finally:
+            for f, v in zip(self._funcs, saved, strict=True):
+                f.x.array[:] = v
+            for c, v in zip(self._consts, saved_c, strict=True):
+                c.value = v
+        rel = self.form.mesh.comm.allreduce(rel, op=MPI.MAX)
         if not rel <= CHECK_RTOL:
+            self.mat.destroy()
             raise ValueError("the bilinear form is not the closed form given for it "
                              f"(relative difference {rel:.1e})")
-
+        self.assemble(bcs)
 
 class CellwiseMatrix(_ClosedForm):
     """The transport matrix ``∫ w u v + (D∇u)·∇v dx + ∫ σ u v dx_vertex`` in closed
@@ -327,8 +376,9 @@ def operator_matrix(form: fem.Form, V: fem.FunctionSpace,
     """The matrix of ``form``: in closed form when its coefficients are given (a
     :class:`Lame`: elasticity; a :data:`CellCoefficients`: transport; checked), else
     DOLFINx's assembly."""
-    if coefficients is None:
-        return NativeMatrix(form)
-    if isinstance(coefficients, Lame):
+    elastic = isinstance(coefficients, Lame)
+    if coefficients is None or not _eligible(V, 3 if elastic else 1):
+        return NativeMatrix(form)  # (e.g. P2 elasticity)
+    if elastic:
         return CellwiseElasticity(form, V, coefficients, bcs)
     return CellwiseMatrix(form, V, coefficients, bcs)
