@@ -31,7 +31,7 @@ from typing import Any
 from scaffoldfem.bench import axons as bench_axon_convergence
 from scaffoldfem.bench import floor as bench_floor_module
 from scaffoldfem.bench.solver import bench_transport as _bench_transport
-from scaffoldfem.bench.tracing import bench_baseline_tracing, bench_locate
+from scaffoldfem.bench.tracing import bench_baseline_tracing, bench_locate, remove_run_dir
 from scaffoldfem.config.study import Study
 from scaffoldfem.errors import UsageError
 from scaffoldfem.files import atomic_write_json
@@ -74,13 +74,14 @@ def _run(overrides: dict[str, Any], comm: Any) -> dict[str, Any]:
     wall = time.perf_counter() - tic
     metrics = json.loads((out / "metrics.json").read_text())
     prov = json.loads((out / "provenance.json").read_text())
+    remove_run_dir(tmp, comm)
     return {
         "wall_s": wall,
         "metrics": metrics,
         "peak_memory": prov["peak_memory"],
         "timing_s": prov["timing_s"],
+        "solvers": prov["solvers"],
         "overrides": overrides,
-        "dir": str(out),
     }
 
 
@@ -92,6 +93,7 @@ def bench_run(comm: Any) -> dict[str, Any]:
         "target_s": 180.0,
         "mesh": r["metrics"]["mesh"],
         "timing_s": r["timing_s"],
+        "solvers": r["solvers"],
         "peak_memory": r["peak_memory"],
     }
 

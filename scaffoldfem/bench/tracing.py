@@ -22,6 +22,7 @@ from __future__ import annotations  # noqa: I001  (scaffoldfem before dolfinx)
 import argparse
 import contextlib
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -181,6 +182,14 @@ def _timed_tracer(stats: dict):
         Tracer.advance, CueFields.ensure = advance, ensure
 
 
+def remove_run_dir(tmp: str, comm) -> None:
+    """Collective: delete a benchmark's temporary run directory once every rank has
+    read it (a medium run leaves ~1.8 GB, `fine` ~5 GB: they filled the disk)."""
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def bench_baseline_tracing(comm=MPI.COMM_WORLD, resolution: str = "medium") -> dict:
     """Run the default study (no figures) and report its tracing phase.
 
@@ -188,7 +197,9 @@ def bench_baseline_tracing(comm=MPI.COMM_WORLD, resolution: str = "medium") -> d
         ``tracing_s`` (the run's tracing phase), ``cue_solve_s`` (Helmholtz solves and
         gradients, max over ranks), ``prepare_and_walk_s``, ``solver_steps``,
         ``cone_steps``, ``cone_steps_per_s`` (over the tracing phase),
-        ``exchanges_per_solver_step``, ``helmholtz_solves``, ``run_wall_s``.
+        ``exchanges_per_solver_step``, ``helmholtz_solves``, ``run_wall_s``, and the
+        run's ``crossed`` axons, ``timing_s``, ``solvers`` and ``peak_memory`` (its
+        directory is deleted).
     """
     study = Study.default({"output.figures": False, "geometry.resolution": resolution})
     tmp = comm.bcast(tempfile.mkdtemp(prefix="scaffoldfem-bench-") if comm.rank == 0 else None)
@@ -200,6 +211,8 @@ def bench_baseline_tracing(comm=MPI.COMM_WORLD, resolution: str = "medium") -> d
     wall = time.perf_counter() - tic
     tr = stats["tracer"]
     prov = json.loads((out / "provenance.json").read_text())
+    crossed = json.loads((out / "metrics.json").read_text())["axons"]["crossed"]
+    remove_run_dir(tmp, comm)
     tracing = float(prov["timing_s"]["tracing"])
     steps = comm.allreduce(int(tr.c["k"].sum()), op=MPI.SUM)
     ensure_s = comm.allreduce(stats.get("ensure_s", 0.0), op=MPI.MAX)
@@ -208,7 +221,9 @@ def bench_baseline_tracing(comm=MPI.COMM_WORLD, resolution: str = "medium") -> d
             "prepare_and_walk_s": tracing - ensure_s, "solver_steps": tr.step,
             "cone_steps": steps, "cone_steps_per_s": steps / tracing,
             "exchanges_per_solver_step": tr.n_exchanges / max(tr.step, 1),
-            "helmholtz_solves": tr.fields.cues.solves(), "run_wall_s": wall, "dir": str(out)}
+            "helmholtz_solves": tr.fields.cues.solves(), "run_wall_s": wall,
+            "crossed": crossed, "timing_s": prov["timing_s"], "solvers": prov["solvers"],
+            "peak_memory": prov["peak_memory"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
