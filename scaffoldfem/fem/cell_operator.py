@@ -45,6 +45,7 @@ from ufl.algorithms import extract_coefficients
 from ufl.algorithms.analysis import extract_constants
 from ufl.corealg.traversal import unique_pre_traversal
 
+from scaffoldfem.fem.cells import inverse_jacobians
 from scaffoldfem.fem.compat import geometry_degree, geometry_dofmap
 from scaffoldfem.fem.matrix import NativeMatrix
 
@@ -121,14 +122,10 @@ def _find(ptr, idx, rows, cols, out):  # pragma: no cover (compiled)
 
 def _cell_geometry(msh: dmesh.Mesh, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Volumes and barycentric gradients (n, 4, 3) of the first ``n`` cells."""
-    p = msh.geometry.x[geometry_dofmap(msh)[:n]]
-    e1, e2, e3 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
-    det = np.einsum("ij,ij->i", e1, np.cross(e2, e3))
+    rows, det = inverse_jacobians(msh.geometry.x[geometry_dofmap(msh)[:n]])
     grad = np.empty((n, 4, 3))
-    # Rows of J⁻¹ (J = [e1 e2 e3]): ∇λ_1..3 = (e2×e3, e3×e1, e1×e2)/det J.
-    for k, (a, b) in enumerate(((e2, e3), (e3, e1), (e1, e2)), start=1):
-        grad[:, k] = np.cross(a, b) / det[:, None]
-    grad[:, 0] = -grad[:, 1:].sum(axis=1)
+    grad[:, 1:] = rows  # ∇λ_1..3
+    grad[:, 0] = -rows.sum(axis=1)
     return np.abs(det) / 6.0, grad
 
 
@@ -288,7 +285,9 @@ class _ClosedForm(NativeMatrix):
         """Compare with DOLFINx's assembly of the form, with the coefficients set to
         random positive values (a term whose field is zero at set-up, a sink before
         binding, is compared too), then put back; the form may hold no coefficient or
-        constant the closed form does not read."""
+        constant the closed form does not read. The matrix holds the check's values
+        until the next :meth:`assemble` (``LinearSolver`` assembles before its first
+        solve)."""
         cf = self.form._cpp_object
         mine_objs = {id(o._cpp_object) for o in (*self._funcs, *self._consts)}
         if any(id(o) not in mine_objs for o in (*cf.coefficients, *cf.constants)):
@@ -321,7 +320,7 @@ class _ClosedForm(NativeMatrix):
             self.mat.destroy()
             raise ValueError("the bilinear form is not the closed form given for it "
                              f"(relative difference {rel:.1e})")
-        self.assemble(bcs)
+
 
 class CellwiseMatrix(_ClosedForm):
     """The transport matrix ``∫ w u v + (D∇u)·∇v dx + ∫ σ u v dx_vertex`` in closed

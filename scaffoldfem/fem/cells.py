@@ -25,7 +25,7 @@ from dolfinx import la
 from dolfinx import mesh as dmesh
 from scaffoldfem.fem.compat import geometry_dofmap
 
-__all__ = ["LocalCells"]
+__all__ = ["LocalCells", "inverse_jacobians"]
 
 
 def barycentric_affine(a: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -39,6 +39,24 @@ def barycentric_affine(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     lam[:, 3] = a[:, 9] * d0 + a[:, 10] * d1 + a[:, 11] * d2
     lam[:, 0] = 1.0 - lam[:, 1] - lam[:, 2] - lam[:, 3]
     return lam
+
+
+def inverse_jacobians(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of J^{-1} (the gradients of lambda_1..3), (n, 3, 3), and det J of the
+    tetrahedra with vertices ``p`` (n, 4, 3), J = [p1 - p0, p2 - p0, p3 - p0].
+
+    Raises:
+        ValueError: If a tetrahedron is degenerate (det J = 0).
+    """
+    x0 = p[:, 0]
+    a, b, c = (p[:, 1] - x0), (p[:, 2] - x0), (p[:, 3] - x0)  # columns of J
+    # Inverse by cofactors: rows of J^{-1} are (b x c, c x a, a x b) / det.
+    r0, r1, r2 = np.cross(b, c), np.cross(c, a), np.cross(a, b)
+    det = a[:, 0] * r0[:, 0] + a[:, 1] * r0[:, 1] + a[:, 2] * r0[:, 2]
+    if np.any(det == 0.0):
+        raise ValueError("degenerate tetrahedra in mesh")
+    inv = 1.0 / det
+    return np.stack([r0, r1, r2], axis=1) * inv[:, None, None], det
 
 
 class LocalCells:
@@ -87,19 +105,10 @@ class LocalCells:
     def _build_affine(self) -> None:
         """Per cell: origin x0 and J^{-1} (rows = gradients of lambda_1..3)."""
         p = self.x[self.nodes]  # (nc, 4, 3)
-        x0 = p[:, 0]
-        a, b, c = (p[:, 1] - x0), (p[:, 2] - x0), (p[:, 3] - x0)  # columns of J
-        # Inverse by cofactors: rows of J^{-1} are (b x c, c x a, a x b) / det.
-        r0, r1, r2 = np.cross(b, c), np.cross(c, a), np.cross(a, b)
-        det = a[:, 0] * r0[:, 0] + a[:, 1] * r0[:, 1] + a[:, 2] * r0[:, 2]
-        if np.any(det == 0.0):
-            raise ValueError("degenerate tetrahedra in mesh")
-        inv = 1.0 / det
+        rows, det = inverse_jacobians(p)
         aff = np.empty((len(p), 12))
-        aff[:, 0:3] = x0
-        aff[:, 3:6] = r0 * inv[:, None]
-        aff[:, 6:9] = r1 * inv[:, None]
-        aff[:, 9:12] = r2 * inv[:, None]
+        aff[:, 0:3] = p[:, 0]
+        aff[:, 3:12] = rows.reshape(len(p), 9)
         self.affine = aff
         self.abs_det = np.abs(det)
 
