@@ -41,9 +41,10 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 from petsc4py import PETSc
-from ufl.algorithms import extract_coefficients
+from ufl.algorithms import expand_derivatives, extract_coefficients
 from ufl.algorithms.analysis import extract_constants
 from ufl.corealg.traversal import unique_pre_traversal
+from ufl.utils.stacks import StackDict
 
 from scaffoldfem.fem.cells import inverse_jacobians
 from scaffoldfem.fem.compat import geometry_degree, geometry_dofmap
@@ -215,6 +216,9 @@ class _ClosedForm(NativeMatrix):
         self._vol, self._grad, self._pos = _cells_of(V, self.csr, n)
         self._ncells = n
         self._items = [ufl.as_ufl(e) for e in items]
+        # Lowered once: ``Expr.__call__`` would expand derivatives and lower the
+        # algebra again at every assembly (most of the evaluation's time).
+        self._lowered = [expand_derivatives(e) for e in self._items]
         self._funcs = list({id(f): f for e in self._items for f in extract_coefficients(e)}
                            .values())
         self._consts = list({id(c): c for e in self._items for c in extract_constants(e)}
@@ -231,8 +235,8 @@ class _ClosedForm(NativeMatrix):
         at.update({c: (float(c.value) if np.ndim(c.value) == 0 else np.asarray(c.value))
                    for c in self._consts})
         v = np.empty((len(self._items), self._ncells))
-        for k, e in enumerate(self._items):
-            v[k] = e((0.0, 0.0, 0.0), at)
+        for k, e in enumerate(self._lowered):
+            v[k] = e.evaluate((0.0, 0.0, 0.0), at, (), StackDict())
         return v
 
     def _kernel(self, values: np.ndarray, data: np.ndarray) -> None:
