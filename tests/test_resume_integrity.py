@@ -1,7 +1,12 @@
 """``--resume`` continues only the same run (issue 13), through the CLI as a user
 sees it: a changed study or mesh is refused naming what differs, a finished run is
 left untouched, a restart from t = 0 is announced under ``--quiet`` too; the run's
-files honour the umask."""
+files honour the umask.
+
+The one run is a subprocess (its own umask); the refusals and the no-op on the
+finished run are answered by ``cli.main`` in this process
+(:func:`conftest.cli_in_process`: the same exit code and output, no interpreter
+start-up)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env, serial_only
+from conftest import ROOT, clean_env, cli_in_process, serial_only
 
 from scaffoldfem.config.study import load_study
 from scaffoldfem.run.identity import study_differences
@@ -36,13 +41,22 @@ TINY = [
 ]
 
 
-def run(out: Path, *more: str, umask: int | None = None) -> subprocess.CompletedProcess:
-    """``scaffoldfem run BASELINE --out OUT --resume --quiet`` with TINY and ``more``."""
+def resume_args(out: Path, *more: str) -> list[str]:
+    """``run BASELINE --out OUT --resume --quiet`` with TINY and ``more``."""
     sets = [x for o in (*TINY, *more) for x in ("--set", o)]
-    cmd = [sys.executable, "-m", "scaffoldfem", "run", str(BASELINE), "--out", str(out),
-           "--resume", "--quiet", *sets]
-    return subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=600,
-                          preexec_fn=None if umask is None else lambda: os.umask(umask))
+    return ["run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *sets]
+
+
+def run(out: Path, *more: str, umask: int) -> subprocess.CompletedProcess:
+    """``scaffoldfem`` with :func:`resume_args` in a subprocess under ``umask``."""
+    return subprocess.run([sys.executable, "-m", "scaffoldfem", *resume_args(out, *more)],
+                          capture_output=True, text=True, env=clean_env(), timeout=600,
+                          preexec_fn=lambda: os.umask(umask))
+
+
+def resume(out: Path, *more: str) -> subprocess.CompletedProcess:
+    """:func:`resume_args` in this process (for what refuses or has nothing to do)."""
+    return cli_in_process(*resume_args(out, *more))
 
 
 def snapshot(d: Path) -> dict[str, tuple[int, bytes]]:
@@ -93,7 +107,7 @@ def test_run_files_honour_the_umask(finished):
 def test_changed_study_is_refused_naming_the_keys(finished):
     out, _ = finished
     before = snapshot(out)
-    r = run(out, 'species.BDNF.half_life="2 h"', 'geometry.resolution="0.3 mm"')
+    r = resume(out, 'species.BDNF.half_life="2 h"', 'geometry.resolution="0.3 mm"')
     assert r.returncode == 2
     assert one_line(r).startswith("scaffoldfem run: --resume: study differs from the run's in: "
                                   "geometry.resolution, species.BDNF.half_life (")
@@ -103,10 +117,10 @@ def test_changed_study_is_refused_naming_the_keys(finished):
 def test_finished_run_is_left_untouched(finished):
     out, _ = finished
     before = snapshot(out)
-    r = run(out, 'output.interval="0.25 day"')  # a safe key: still nothing to do
+    r = resume(out, 'output.interval="0.25 day"')  # a safe key: still nothing to do
     assert r.returncode == 0, r.stderr
     assert "already finished (DONE); nothing to resume, nothing changed" in r.stdout
-    r = run(out, 'time.duration="2 day"')  # extending a finished run is refused
+    r = resume(out, 'time.duration="2 day"')  # extending a finished run is refused
     assert r.returncode == 2 and "is finished (DONE)" in one_line(r)
     assert snapshot(out) == before
 
@@ -119,7 +133,7 @@ def test_other_mesh_is_refused(finished, tmp_path):
     record["mesh_sha256"] = "0" * 64  # as if the run had been meshed otherwise
     (out / "run.json").write_text(json.dumps(record))
     before = snapshot(out)
-    r = run(out)
+    r = resume(out)
     assert r.returncode == 2
     assert "--resume: the mesh differs from the run's" in one_line(r)
     assert snapshot(out) == before
