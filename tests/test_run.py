@@ -277,14 +277,14 @@ def _assert_same(a: dict, b: dict, rel: float = 1e-6) -> None:
 
 
 @pytest.fixture(scope="module")
-def serial_reference(tmp_path_factory):
+def serial_reference(run_dir):
+    """The uninterrupted 1-rank run the subprocess runs are compared with: in the
+    serial pass, :func:`run_dir` is one (in this process, the same TINY study; its
+    figures on only change what is drawn, not a number in metrics.json), so the
+    reference costs no second run."""
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("subprocess runs happen in the serial pass")
-    out = tmp_path_factory.mktemp("ref") / "serial"
-    # In this process (the compared runs are subprocesses): no interpreter start-up.
-    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(TINY))
-    assert r.returncode == 0, r.stderr
-    return out
+    return run_dir
 
 
 @serial_only
@@ -297,7 +297,8 @@ def test_one_and_two_ranks_agree(serial_reference, tmp_path):
 
 @serial_only
 def test_existing_directory_is_refused(serial_reference):
-    r = run_cli("run", str(BASELINE), "--out", str(serial_reference), *_sets(TINY))
+    # A refusal: answered by cli.main in this process (no interpreter start-up).
+    r = cli_in_process("run", str(BASELINE), "--out", str(serial_reference), *_sets(TINY))
     assert r.returncode == 2
     assert "already exists" in r.stderr and "--resume" in r.stderr and "Traceback" not in r.stderr
 
@@ -380,7 +381,9 @@ def test_one_rank_killed_ends_the_job_then_resume_on_one_rank_matches(serial_ref
     if (out / "DONE").exists():  # finished before the signal arrived: nothing to test
         return
     assert proc.returncode != 0 and not left and took < 30, (proc.returncode, left, took)
-    r = run_cli("run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY))
+    # The resume needs no process of its own (the kill was of the subprocess's ranks).
+    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--resume", "--quiet",
+                       *_sets(TINY))
     assert r.returncode == 0, r.stderr
     _assert_same(_metrics(serial_reference), _metrics(out))
     ts = pd.read_csv(out / "timeseries.csv")
@@ -394,7 +397,9 @@ def test_sigterm_writes_checkpoint_and_resumes(serial_reference, tmp_path):
     if (out / "DONE").exists():  # finished before the signal arrived: nothing to test
         return
     assert proc.returncode == 143
-    r = run_cli("run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY))
+    # The resume needs no process of its own (the signal was the subprocess's).
+    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--resume", "--quiet",
+                       *_sets(TINY))
     assert r.returncode == 0, r.stderr
     _assert_same(_metrics(serial_reference), _metrics(out))
 
@@ -410,7 +415,9 @@ def test_diverging_solver_cuts_the_step_then_exits_3(tmp_path):
         "solver.transport.ksp_rtol=1e-14",
         'time.dt_min="0.2 day"',
     ]
-    r = run_cli("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(bad))
+    # In this process: main maps the failure to the exit code (the solvers' options
+    # have unique prefixes: nothing is left in PETSc's options for later tests).
+    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(bad))
     assert r.returncode == 3, r.stderr
     msg = r.stderr.strip().splitlines()[-1]
     # ROS is the first field solved in a step
