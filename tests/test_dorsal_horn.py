@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -187,21 +188,31 @@ def _pain(out: Path) -> dict:
             "BDNF": m["species"]["BDNF"]["evaluation_window"]}
 
 
-@serial_only
-def test_sigterm_then_resume_on_two_ranks_gives_the_same_pain_risk(study_file, tmp_path):
-    ref = tmp_path / "ref"
-    r = cli_in_process(*_args(ref, study_file))  # the reference: no subprocess needed
-    assert r.returncode == 0, r.stderr
-    out = tmp_path / "term"
-    proc = subprocess.Popen([sys.executable, "-m", "scaffoldfem", *_args(out, study_file)],
-                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+def _sigterm_after_first_checkpoint(out: Path, proc: subprocess.Popen) -> None:
+    """SIGTERM ``proc`` once its first checkpoint (t = 1 day of 3) exists; wait for it."""
     t0 = time.time()
     while not list((out / "checkpoints").glob("ckpt_*.json")):
         assert proc.poll() is None and time.time() - t0 < 120, proc.stderr.read().decode()
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=120)
+
+
+@serial_only
+def test_sigterm_then_resume_on_two_ranks_gives_the_same_pain_risk(study_file, tmp_path):
+    out = tmp_path / "term"
+    proc = subprocess.Popen([sys.executable, "-m", "scaffoldfem", *_args(out, study_file)],
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    # The reference is run in this process while the subprocess starts and runs to its
+    # first checkpoint (a thread watches for it and signals, so the signal comes on time
+    # whatever the reference is doing); neither waits for the other.
+    with ThreadPoolExecutor(1) as pool:
+        watched = pool.submit(_sigterm_after_first_checkpoint, out, proc)
+        ref = tmp_path / "ref"
+        r = cli_in_process(*_args(ref, study_file))  # the reference: no subprocess needed
+        assert r.returncode == 0, r.stderr
+        watched.result()  # (its assertion, if it failed)
     a = _pain(ref)
     if not (out / "DONE").exists():  # else it finished before the signal: nothing to resume
         assert proc.returncode == 143
