@@ -12,7 +12,9 @@ metric does not depend on gets S1 = ST = 0 exactly.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -146,16 +148,38 @@ def _sweep_file(shared: Path, comm) -> Path:
     return path
 
 
-def test_saltelli_sweep_writes_sensitivity_csv(comm, shared):
+@pytest.fixture(scope="module")
+def salt(tmp_path_factory) -> SimpleNamespace:
+    """The Saltelli sweep run once with its 7th case failing (a copy of that directory
+    kept as ``failed``), then rerun (the one failed case retried) into the finished
+    ``out``: 22 cases for the two tests below instead of 42."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    shared = Path(comm.bcast(str(tmp_path_factory.mktemp("salt")), root=0))
+    plan = load_sweep(_sweep_file(shared, comm))
+    out, failed = shared / "out", shared / "failed"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FAKE_FAIL_IDS", plan.cases[6].id)
+        first = run_sweep(plan, out, comm, runner=fake_runner, quiet=True)
+    if comm.rank == 0:
+        shutil.copytree(out, failed)
+    comm.barrier()
+    rerun = run_sweep(plan, out, comm, runner=fake_runner, quiet=True)
+    return SimpleNamespace(plan=plan, failed=failed, first=first, out=out, rerun=rerun)
+
+
+def test_saltelli_sweep_writes_sensitivity_csv(comm, salt):
     """fake_runner: crossing = f(porosity, modulus), strain = g(porosity, modulus),
     mass remaining = exp(-hydrolysis · duration): each index of a parameter a metric
-    ignores is exactly 0, which holds only if every row is the design's own case."""
-    plan = load_sweep(_sweep_file(shared, comm))
+    ignores is exactly 0, which holds only if every row is the design's own case
+    (here after a rerun that retried one case and rewrote its row)."""
+    plan = salt.plan
     assert len(plan.cases) == 21 and plan.cases[0].id.endswith("extra")
-    summary = run_sweep(plan, shared / "out", comm, runner=fake_runner, quiet=True)
-    assert summary.exit_code == 0
+    summary = salt.rerun
+    assert summary.exit_code == 0 and (summary.ran, summary.skipped) == (1, 20)
     if comm.rank == 0:
-        table = pd.read_csv(shared / "out" / SENSITIVITY_CSV)
+        table = pd.read_csv(salt.out / SENSITIVITY_CSV)
         assert list(table.columns) == list(COLUMNS)
         t = table.set_index(["metric", "parameter"])
         zero = [("axons.crossing_fraction", "scaffold.hydrolysis_rate"),
@@ -173,19 +197,17 @@ def test_saltelli_sweep_writes_sensitivity_csv(comm, shared):
         assert "species.GDNF.lesion_auc_ng_day_per_mL" not in set(table["metric"])
 
 
-def test_a_failed_case_leaves_the_indices_out(comm, shared, monkeypatch):
-    plan = load_sweep(_sweep_file(shared, comm))
-    monkeypatch.setenv("FAKE_FAIL_IDS", plan.cases[6].id)
-    summary = run_sweep(plan, shared / "out", comm, runner=fake_runner, quiet=True)
-    assert summary.exit_code == 3
+def test_a_failed_case_leaves_the_indices_out(comm, salt):
+    assert salt.first.exit_code == 3
     if comm.rank == 0:
-        assert not (shared / "out" / SENSITIVITY_CSV).exists()
-        sens = sweep_sensitivity(shared / "out")
+        out = salt.failed  # the directory as the failing sweep left it
+        assert not (out / SENSITIVITY_CSV).exists()
+        sens = sweep_sensitivity(out)
         assert sens is not None and sens.table.empty
         assert any("axons.crossing_fraction: no value in 1 of 20" in n for n in sens.notes)
         # A table missing a case of the design (here the last): nothing to analyse yet.
-        partial = pd.read_csv(shared / "out" / "results.csv").iloc[:-1]
-        assert sweep_sensitivity(shared / "out", partial) is None
+        partial = pd.read_csv(out / "results.csv").iloc[:-1]
+        assert sweep_sensitivity(out, partial) is None
 
 
 def test_other_designs_get_no_indices(comm, shared):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, clean_env, serial_only
+from conftest import ROOT, clean_env, cli_in_process, serial_only
 
 from scaffoldfem.errors import RunDirError, StudyError
 from scaffoldfem.files import atomic_write_json, atomic_write_text
@@ -307,11 +307,21 @@ def test_equal_labels_still_give_distinct_ids(tmp_path):
 
 
 @pytest.mark.parametrize("k", ["one", "all"])
-def test_sweep_runs_every_case_once(comm, shared, k):
+def test_sweep_runs_every_case_once(comm, shared, k, monkeypatch):
     k = 1 if k == "one" else comm.size
     plan = load_sweep(write(shared / "s.toml", SWEEP_2x2, comm))
     out = shared / f"out{k}"
+    log = shared / f"log{k}.txt"
+    groups = comm.size // k
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    if groups > 1:  # long enough cases that every group gets one
+        monkeypatch.setenv("FAKE_SLEEP", "0.3")
     summary = run_sweep(plan, out, comm, ranks_per_case=k, runner=fake_runner, quiet=True)
+    if groups > 1:
+        # The MPI pass runs with MPI_THREAD_MULTIPLE: rank 0's coordinator is a thread
+        # and world rank 0 computes too (the single-thread queue: the CLI tests below).
+        assert {line.split()[2] for line in log.read_text().splitlines()} == {
+            f"world_rank={r}" for r in range(0, comm.size, k)}
     assert (summary.total, summary.ran, summary.skipped, summary.failures) == (4, 4, 0, [])
     assert summary.exit_code == 0
     dirs = sorted(p.name for p in (out / "cases").iterdir())
@@ -661,25 +671,41 @@ def sweep_cli(*args: str, nproc: int = 2, env: dict | None = None, timeout: floa
     return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def single_thread_sweep(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """``mpiexec -n 2 scaffoldfem sweep`` of SWEEP_2x2 on two groups of one rank under
+    MPI_THREAD_SINGLE (no coordinator thread: rank 0 serves the queue between its
+    cases), with the figures the command line injects: the result, the sweep
+    directory and the case log, read by the two tests below (one run for both; the
+    threaded queue is run in process by the MPI pass, test_sweep_runs_every_case_once)."""
+    tmp = tmp_path_factory.mktemp("cli_sweep")
+    path = write(tmp / "s.toml", SWEEP_2x2)
+    log = tmp / "log.txt"
+    r = sweep_cli(str(path), "--out", str(tmp / "k1"), "--ranks-per-case", "1",
+                  env={"FAKE_LOG": str(log), "FAKE_SLEEP": "0.3",
+                       "MPI4PY_RC_THREAD_LEVEL": "single"})
+    return r, tmp / "k1", log
+
+
 @serial_only
-def test_mpi_sweep_two_groups_then_one(tmp_path):
+def test_mpi_sweep_two_groups_then_one(tmp_path, single_thread_sweep):
     path = write(tmp_path / "s.toml", SWEEP_2x2)
-    log = tmp_path / "log.txt"
-    env = {"FAKE_LOG": str(log), "FAKE_SLEEP": "0.3"}
-    r = sweep_cli(str(path), "--out", str(tmp_path / "k1"), "--ranks-per-case", "1", env=env)
+    r, k1_dir, log = single_thread_sweep
     assert r.returncode == 0, r.stderr
     assert "4/4 cases done" in r.stdout
-    k1 = results(tmp_path / "k1")
-    assert len(k1) == 4 and len(list((tmp_path / "k1" / "cases").iterdir())) == 4
+    k1 = results(k1_dir)
+    assert len(k1) == 4 and len(list((k1_dir / "cases").iterdir())) == 4
     assert set(k1.ranks) == {1}
     # Two groups of one rank: world rank 0 coordinates AND computes.
     assert {line.split()[2] for line in log.read_text().splitlines()} == {"world_rank=0",
                                                                           "world_rank=1"}
     # The command line injects the pictures: plot_run into every case, the sweep's after.
-    for case_dir in (tmp_path / "k1" / "cases").iterdir():
+    for case_dir in (k1_dir / "cases").iterdir():
         assert (case_dir / "on_done.txt").read_text() == "scaffoldfem.api.running.draw_run\n"
-    assert (tmp_path / "k1" / "figures" / "sweep_axons_crossing_fraction.png").is_file()
-    r = sweep_cli(str(path), "--out", str(tmp_path / "k2"), "--ranks-per-case", "2")
+    assert (k1_dir / "figures" / "sweep_axons_crossing_fraction.png").is_file()
+    # One group of two ranks (its case pictures are k1's business: not drawn again).
+    r = sweep_cli(str(path), "--out", str(tmp_path / "k2"), "--ranks-per-case", "2",
+                  "--set", "output.figures=false")
     assert r.returncode == 0, r.stderr
     k2 = results(tmp_path / "k2")
     assert set(k2.ranks) == {2}
@@ -689,15 +715,11 @@ def test_mpi_sweep_two_groups_then_one(tmp_path):
 
 
 @serial_only
-def test_without_thread_multiple_rank0_serves_between_its_cases(tmp_path):
+def test_without_thread_multiple_rank0_serves_between_its_cases(single_thread_sweep):
     """MPI_THREAD_SINGLE: no coordinator thread; the queue still feeds both groups."""
-    path = write(tmp_path / "s.toml", SWEEP_2x2)
-    log = tmp_path / "log.txt"
-    r = sweep_cli(str(path), "--out", str(tmp_path / "out"),
-                  env={"FAKE_LOG": str(log), "FAKE_SLEEP": "0.3",
-                       "MPI4PY_RC_THREAD_LEVEL": "single"})
+    r, out, log = single_thread_sweep
     assert r.returncode == 0, r.stderr
-    df = results(tmp_path / "out")
+    df = results(out)
     assert len(df) == 4 and set(df.status) == {"done"}
     check_fake_metrics(df)
     assert {line.split()[2] for line in log.read_text().splitlines()} == {"world_rank=0",
@@ -708,13 +730,15 @@ def test_without_thread_multiple_rank0_serves_between_its_cases(tmp_path):
 def test_sigkill_mid_sweep_then_rerun_completes(tmp_path):
     path = write(tmp_path / "s.toml", SWEEP_2x2)
     out, log = tmp_path / "out", tmp_path / "log.txt"
-    r = sweep_cli(str(path), "--out", str(out), env={"FAKE_LOG": str(log), "FAKE_KILL_AFTER": "2",
-                                                     "FAKE_SLEEP": "0.2"})
+    # No case pictures (in both runs: the same plan), they are not what is tested here.
+    nofig = ("--set", "output.figures=false")
+    r = sweep_cli(str(path), "--out", str(out), *nofig,
+                  env={"FAKE_LOG": str(log), "FAKE_KILL_AFTER": "2", "FAKE_SLEEP": "0.2"})
     assert r.returncode != 0
     done_before = {p.parent.name for p in (out / "cases").glob("*/DONE")}
     assert 2 <= len(done_before) < 4
     first = log.read_text().splitlines()
-    r = sweep_cli(str(path), "--out", str(out), env={"FAKE_LOG": str(log)})
+    r = sweep_cli(str(path), "--out", str(out), *nofig, env={"FAKE_LOG": str(log)})
     assert r.returncode == 0, r.stderr
     second = [line.split() for line in log.read_text().splitlines()[len(first):]]
     assert not {s[0] for s in second} & done_before  # nothing done is recomputed
@@ -726,19 +750,23 @@ def test_sigkill_mid_sweep_then_rerun_completes(tmp_path):
     check_fake_metrics(df)
 
 
-@serial_only
-def test_invalid_case_refuses_before_running_anything(tmp_path):
-    path = write(tmp_path / "s.toml", SWEEP_2x2.replace("[0.7, 0.9]", "[0.7, 1.5]")
-                 + '\n[[cases]]\nid = "neg"\n"scaffold.solid_modulus" = "-3 kPa"\n')
-    log = tmp_path / "log.txt"
-    r = sweep_cli(str(path), "--out", str(tmp_path / "out"), env={"FAKE_LOG": str(log)})
+def test_invalid_case_refuses_before_running_anything(comm, shared, monkeypatch):
+    """``scaffoldfem sweep`` refusing, in this process (a refusal needs no process of
+    its own): on one rank in the serial pass, on two in the MPI pass."""
+    path = write(shared / "s.toml", SWEEP_2x2.replace("[0.7, 0.9]", "[0.7, 1.5]")
+                 + '\n[[cases]]\nid = "neg"\n"scaffold.solid_modulus" = "-3 kPa"\n', comm)
+    log = shared / "log.txt"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    # This module as already imported (a FILE.py spec would execute it again).
+    r = cli_in_process("sweep", str(path), "--out", str(shared / "out"),
+                       "--runner", f"{__name__}:fake_runner")
     assert r.returncode == 2
-    err = r.stderr.splitlines()
+    err = "".join(comm.allgather(r.stderr)).splitlines()  # every rank's, as mpiexec's
     assert "3 of 5 cases are invalid; nothing was run" in err[0]
     assert sorted(line.split(":")[0] for line in err[1:]) == [
         "c002-porosity1.5-solid_modulus1kPa", "c003-porosity1.5-solid_modulus100kPa", "c004-neg"]
     assert len(err) == 4  # printed once (rank 0), not per rank
-    assert not log.exists() and not (tmp_path / "out").exists()
+    assert not log.exists() and not (shared / "out").exists()
 
 
 def test_crossing_error_bars_are_wilson_intervals_of_the_counts():
