@@ -67,9 +67,7 @@ def test_expectations_that_cannot_be_judged_are_refused(tmp_path):
 
 from tests.test_api import TINY  # noqa: E402
 
-# dt = dt_max = 1 day: two steps (one output between them) run every mechanism as four
-# did; a case's cost is mostly its set-up, each step ~0.6 s more.
-REDUCED = {**TINY, "time.duration": "2 day", "time.dt": "1 day", "output.interval": "1 day",
+REDUCED = {**TINY, "time.duration": "2 day", "time.dt": "0.5 day", "output.interval": "1 day",
            "output.figures": False,
            # >= 2 border cells of TINY's mesh without channels (0.15 mm at the studies'
            # interface_factor 0.3), as a run requires
