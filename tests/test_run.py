@@ -381,9 +381,7 @@ def test_one_rank_killed_ends_the_job_then_resume_on_one_rank_matches(serial_ref
     if (out / "DONE").exists():  # finished before the signal arrived: nothing to test
         return
     assert proc.returncode != 0 and not left and took < 30, (proc.returncode, left, took)
-    # The resume needs no process of its own (the kill was of the subprocess's ranks).
-    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--resume", "--quiet",
-                       *_sets(TINY))
+    r = run_cli("run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY))
     assert r.returncode == 0, r.stderr
     _assert_same(_metrics(serial_reference), _metrics(out))
     ts = pd.read_csv(out / "timeseries.csv")
@@ -397,9 +395,7 @@ def test_sigterm_writes_checkpoint_and_resumes(serial_reference, tmp_path):
     if (out / "DONE").exists():  # finished before the signal arrived: nothing to test
         return
     assert proc.returncode == 143
-    # The resume needs no process of its own (the signal was the subprocess's).
-    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--resume", "--quiet",
-                       *_sets(TINY))
+    r = run_cli("run", str(BASELINE), "--out", str(out), "--resume", "--quiet", *_sets(TINY))
     assert r.returncode == 0, r.stderr
     _assert_same(_metrics(serial_reference), _metrics(out))
 
@@ -415,9 +411,7 @@ def test_diverging_solver_cuts_the_step_then_exits_3(tmp_path):
         "solver.transport.ksp_rtol=1e-14",
         'time.dt_min="0.2 day"',
     ]
-    # In this process: main maps the failure to the exit code (the solvers' options
-    # have unique prefixes: nothing is left in PETSc's options for later tests).
-    r = cli_in_process("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(bad))
+    r = run_cli("run", str(BASELINE), "--out", str(out), "--quiet", *_sets(bad))
     assert r.returncode == 3, r.stderr
     msg = r.stderr.strip().splitlines()[-1]
     # ROS is the first field solved in a step
