@@ -14,9 +14,11 @@ import pytest
 import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
+from petsc4py import PETSc
 
 import scaffoldfem  # noqa: F401
 from scaffoldfem.config.study import load_study
+from scaffoldfem.errors import StudyError
 from scaffoldfem.fem.solver import LinearSolver
 from scaffoldfem.fem.solver_base import solver_timings
 from scaffoldfem.geometry.meshing import ensure_mesh, load_mesh
@@ -162,3 +164,22 @@ def test_solver_timings_cover_a_field_alive_on_one_rank_only(comm):
     assert row["solves"] == (1 if comm.rank == 0 else 0)  # this rank's own count
     if solver is not None:
         solver.destroy()
+
+
+def test_options_petsc_refuses_are_bad_input_naming_the_field(comm):
+    """[solver.*] options that PETSc refuses when the solver is built (MUMPS has no
+    incomplete Cholesky): a StudyError (exit 2) naming the field and its options, not a
+    PETSc traceback (exit 1); the options leave PETSc's database."""
+    msh = mesh.create_unit_cube(comm, 3, 3, 3)
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    a = (u * v + ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
+    bad = {"ksp_type": "preonly", "pc_type": "icc", "pc_factor_mat_solver_type": "mumps"}
+    before = PETSc.Options().getAll()
+    with pytest.raises(StudyError) as err:
+        LinearSolver(a, v * ufl.dx, fem.Function(V), field="probe", petsc_options=bad)
+    assert err.value.exit_code == 2
+    msg = str(err.value)
+    assert "field 'probe'" in msg and "PETSc error code" in msg
+    assert "pc_type = 'icc'" in msg and "pc_factor_mat_solver_type = 'mumps'" in msg
+    assert PETSc.Options().getAll() == before

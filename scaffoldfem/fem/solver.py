@@ -38,6 +38,7 @@ from scaffoldfem.fem.solver_base import (
     KeptPreconditioner,
     Options,
     check_finite,
+    from_options,
     preset_of,
     reason_name,
     rigid_body_modes,
@@ -157,7 +158,7 @@ class LinearSolver:
         self.ksp.setOptionsPrefix(self.prefix)
         self.ksp.setOperators(self.A)
         self._opts = Options(self.prefix, self.options)
-        self.ksp.setFromOptions()
+        from_options(self.ksp, self._opts, field, petsc_options)
         # Warm start from the previous step (not allowed with a direct solve).
         self.ksp.setInitialGuessNonzero(self.ksp.getType() != PETSc.KSP.Type.PREONLY)
         #: The projected initial guess and its history per unknown (key ``id(u)``).
@@ -345,7 +346,7 @@ class NonlinearSolver:
             form_compiler_options=form_compiler_options, jit_options=jit_options)
         self.snes = self.problem.solver
         self._opts = Options(self.prefix, opts)
-        self.snes.setFromOptions()
+        from_options(self.snes, self._opts, field, petsc_options)
         self.u = u
         self.newton_iterations = 0
         self.linear_iterations = 0

@@ -17,9 +17,10 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import scaffoldfem  # noqa: F401  (MPI before dolfinx)
-from scaffoldfem.errors import SolverError
+from scaffoldfem.errors import SolverError, StudyError
 
-__all__ = ["BalanceCorrection", "KeptPreconditioner", "Options", "check_finite", "preset_of",
+__all__ = ["BalanceCorrection", "KeptPreconditioner", "Options", "check_finite", "from_options",
+           "preset_of",
            "reason_name", "rigid_body_modes", "solver_statistics", "solver_timings", "track",
            "unique_prefix"]
 
@@ -204,6 +205,25 @@ class Options:
             for k in self.opts:
                 del self._db[k]
             self.active = False
+
+
+def from_options(solver: Any, opts: Options, field: str,
+                 user: Mapping[str, Any] | None) -> None:
+    """Collective: ``solver.setFromOptions()`` (a KSP or SNES) from ``opts``; a refusal
+    by PETSc (options that do not go together) is bad input, naming the field's
+    options (``opts`` then leave the database).
+
+    Raises:
+        StudyError: PETSc refused the options.
+    """
+    try:
+        solver.setFromOptions()
+    except PETSc.Error as err:
+        opts.clear()
+        given = ", ".join(f"{k} = {v!r}" for k, v in (user or {}).items()) or "none"
+        raise StudyError([
+            f"solver: PETSc refused the options of field '{field}' (PETSc error code "
+            f"{err.ierr}); the [solver.*] options given for it: {given}"]) from None
 
 
 def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:
