@@ -15,6 +15,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 import scaffoldfem  # noqa: F401
+from scaffoldfem.fem import closed_form_check
 from scaffoldfem.fem.cell_operator import (
     CellwiseElasticity,
     CellwiseMatrix,
@@ -37,8 +38,9 @@ def _dg0(Q, f):
     return u
 
 
-def _problem(tensor: bool, sink: bool, dirichlet: bool):
-    msh = mesh.create_box(MPI.COMM_WORLD, [[0, 0, 0], [1, 0.6, 0.8]], [7, 5, 6],
+def _problem(tensor: bool, sink: bool, dirichlet: bool, comm: MPI.Comm = MPI.COMM_WORLD,
+             cells: tuple[int, int, int] = (7, 5, 6)):
+    msh = mesh.create_box(comm, [[0, 0, 0], [1, 0.6, 0.8]], list(cells),
                           mesh.CellType.tetrahedron)
     V = fem.functionspace(msh, ("Lagrange", 1))
     Q = fem.functionspace(msh, ("DG", 0))
@@ -179,6 +181,61 @@ def test_a_term_in_a_field_that_is_zero_at_set_up_is_still_compared():
     assert np.all(sigma.x.array == 0.0)  # put back after the check
     with pytest.raises(ValueError, match="reads a coefficient"):
         CellwiseMatrix(compile_form(a), V, (w, D, None))
+
+
+def _count_checks(monkeypatch) -> list[int]:
+    """Forget the structures that passed; count DOLFINx's reference assemblies."""
+    monkeypatch.setattr(closed_form_check, "_PASSED", set())
+    calls = []
+    reference = CellwiseMatrix.reference_assembly
+
+    def counted(self, bcs=()):
+        calls.append(1)
+        return reference(self, bcs)
+
+    monkeypatch.setattr(CellwiseMatrix, "reference_assembly", counted)
+    return calls
+
+
+def test_a_structure_that_passed_is_checked_once_unless_on_a_tagged_part(monkeypatch):
+    """The check is a property of the structure of the form and the closed form: a
+    second model of that structure (another mesh, new Functions and Constants) is not
+    assembled by DOLFINx again, and is still right; a wrong weight on it is still
+    refused; a form with an integral over a tagged part of the mesh (which can vanish
+    on one mesh and not another) is checked every time."""
+    calls = _count_checks(monkeypatch)
+    for cells in ((7, 5, 6), (5, 4, 4)):
+        V, a, coeffs, bcs, _, _ = _problem(True, True, True, cells=cells)
+        ours, ref = CellwiseMatrix(compile_form(a), V, coeffs, bcs), NativeMatrix(compile_form(a))
+        assert _rel_difference(ours.assemble(bcs), ref.assemble(bcs)) < 1e-13
+        ours.destroy(), ref.destroy()
+    assert len(calls) == 1
+    w, D, s = coeffs
+    with pytest.raises(ValueError, match="relative difference"):
+        CellwiseMatrix(compile_form(a), V, (0.5 * w, D, s), bcs)
+    assert len(calls) == 2
+    msh = V.mesh
+    n = msh.topology.index_map(3).size_local
+    tags = mesh.meshtags(msh, 3, np.arange(n, dtype=np.int32), np.ones(n, dtype=np.int32))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    dt = next(c for c in ufl.algorithms.analysis.extract_constants(w))
+    part = a + (dt - dt) * u * v * ufl.dx(1, domain=msh, subdomain_data=tags)
+    for _ in range(2):
+        CellwiseMatrix(compile_form(part), V, coeffs, bcs).destroy()
+    assert len(calls) == 4
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="needs ranks with different histories")
+def test_the_skip_is_decided_by_all_ranks(monkeypatch):
+    """A structure that passed on one rank alone (a sweep case on a sub-communicator)
+    does not let that rank skip the collective check the others make."""
+    calls = _count_checks(monkeypatch)
+    if MPI.COMM_WORLD.rank == 0:
+        V, a, coeffs, bcs, _, _ = _problem(False, True, True, comm=MPI.COMM_SELF)
+        CellwiseMatrix(compile_form(a), V, coeffs, bcs).destroy()
+    V, a, coeffs, bcs, _, _ = _problem(False, True, True)
+    CellwiseMatrix(compile_form(a), V, coeffs, bcs).destroy()
+    assert len(calls) == (2 if MPI.COMM_WORLD.rank == 0 else 1)
 
 
 def test_production_steps_pass_the_check_and_p2_elasticity_is_assembled():
