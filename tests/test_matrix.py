@@ -97,3 +97,40 @@ def test_rectangular_rhs_matrix():
     ref.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     ref.axpy(-1.0, y)
     assert ref.norm() < 1e-13 * y.norm()
+
+
+def test_matrices_of_one_pair_of_spaces_build_the_sparsity_once(monkeypatch):
+    """Forms over every cell on the same (test, trial) spaces build one sparsity
+    pattern between them (counted) and still assemble DOLFINx's matrix, a rectangular
+    pair of spaces has its own; a form over a tagged part, or spaces not given, build
+    their own."""
+    built = []
+    create = fem.create_sparsity_pattern
+
+    def counted(form):
+        built.append(1)
+        return create(form)
+
+    monkeypatch.setattr(fem, "create_sparsity_pattern", counted)
+    msh, W, k = _box()
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    lumped = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+    forms = [fem.form(k * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx),
+             fem.form(k * u * v * ufl.dx(metadata=lumped))]
+    mats = [NativeMatrix(a, (V, V)) for a in forms]
+    assert len(built) == 1
+    rect = NativeMatrix(fem.form(ufl.TrialFunction(W) * v * ufl.dx), (V, W))
+    assert len(built) == 2
+    n = msh.topology.index_map(3).size_local
+    tags = mesh.meshtags(msh, 3, np.arange(n, dtype=np.int32), np.ones(n, dtype=np.int32))
+    part = fem.form(u * v * ufl.dx(1, domain=msh, subdomain_data=tags))
+    mats += [NativeMatrix(part, (V, V)), NativeMatrix(forms[0])]
+    assert len(built) == 4
+    for form, m in zip([*forms, part, forms[0]], mats, strict=True):
+        diff, _ = _difference(form, native=m)
+        assert diff < 1e-14
+    diff, _ = _difference(rect.form, native=rect)
+    assert diff < 1e-14
+    for m in (*mats, rect):
+        m.destroy()

@@ -206,7 +206,7 @@ class _ClosedForm(NativeMatrix):
         if not is_cellwise(*items):
             raise ValueError("the closed-form matrix needs coefficients that are constant "
                              "on each cell (Constants and DG0 Functions)")
-        super().__init__(form)
+        super().__init__(form, (V, V))
         msh = V.mesh
         n = msh.topology.index_map(msh.topology.dim).size_local
         self._vol, self._grad, self._pos = _cells_of(V, self.csr, n)
@@ -344,7 +344,7 @@ def operator_matrix(form: fem.Form, V: fem.FunctionSpace,
     DOLFINx's assembly."""
     elastic = isinstance(coefficients, Lame)
     if coefficients is None or not _eligible(V, 3 if elastic else 1):
-        return NativeMatrix(form)  # (e.g. P2 elasticity)
+        return NativeMatrix(form, (V, V))  # (e.g. P2 elasticity)
     if elastic:
         return CellwiseElasticity(form, V, coefficients, bcs)
     return CellwiseMatrix(form, V, coefficients, bcs)

@@ -24,6 +24,8 @@ from petsc4py import PETSc
 from ufl.algorithms.signature import compute_expression_signature
 from ufl.domain import extract_domains
 
+from scaffoldfem.fem.compat import over_every_cell
+
 __all__ = ["CHECK_RTOL", "check_closed_form"]
 
 #: Largest relative difference from DOLFINx's assembly accepted at set-up.
@@ -36,11 +38,8 @@ _PASSED: set[tuple] = set()
 def _structure(op: Any) -> tuple | None:
     """What the check depends on, or None when it may depend on the mesh."""
     form = op.form
-    ufcx = form.ufcx_form
-    if form.integral_types != {fem.IntegralType.cell}:
+    if not over_every_cell(form):
         return None
-    if any(ufcx.form_integral_ids[j] != -1 for j in range(ufcx.form_integral_offsets[1])):
-        return None  # dx(tag)
     cf = form._cpp_object
     at = {id(o): i for i, o in enumerate(cf.coefficients)}
     at_c = {id(o): i for i, o in enumerate(cf.constants)}
@@ -49,7 +48,7 @@ def _structure(op: Any) -> tuple | None:
         number[f] = at.get(id(f._cpp_object), len(at) + j)
     for j, c in enumerate(op.constants):
         number[c] = at_c.get(id(c._cpp_object), len(at_c) + j)
-    signature = form.module.ffi.string(ufcx.signature).decode()
+    signature = form.module.ffi.string(form.ufcx_form.signature).decode()
     return (type(op).__name__, signature,
             tuple(compute_expression_signature(e, number) for e in op.items))
 

@@ -38,6 +38,7 @@ __all__ = [
     "integrate",
     "interpolate_expression",
     "interpolation_points",
+    "over_every_cell",
     "owned_size",
     "tag_facets",
     "uncache_singledispatchmethods",
@@ -209,3 +210,12 @@ def geometry_degree(msh: dmesh.Mesh) -> int:
     if cmaps is not None:
         return int((cmaps(0) if callable(cmaps) else cmaps[0]).degree)
     return int(geo.cmap.degree)
+
+
+def over_every_cell(form: fem.Form) -> bool:
+    """True if every integral of the compiled ``form`` is a cell integral over the whole
+    mesh (``dx``, whatever its quadrature; not ``dx(tag)``, not a facet integral)."""
+    if form.integral_types != {fem.IntegralType.cell}:
+        return False
+    ufcx = form.ufcx_form  # cell integrals first in the UFCx tables
+    return all(ufcx.form_integral_ids[j] == -1 for j in range(ufcx.form_integral_offsets[1]))

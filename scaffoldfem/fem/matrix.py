@@ -17,15 +17,16 @@ near-nullspace see the same operator as before.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 import ufl
-from dolfinx import fem
+from dolfinx import fem, la
 from petsc4py import PETSc
 from ufl.algorithms import expand_derivatives
 
-from scaffoldfem.fem.compat import compile_form
+from scaffoldfem.fem.compat import compile_form, over_every_cell
 
 __all__ = ["NativeMatrix", "split_rhs"]
 
@@ -49,16 +50,45 @@ def _coo_indices(csr, bs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]
             np.ascontiguousarray(cols, dtype=PETSc.IntType).ravel(), nnzb * b0 * b1)
 
 
+#: Finalized sparsity patterns of forms over every cell, per pair of (test, trial)
+#: spaces: (weak references to the spaces, pattern). Building the pattern is ~97 % of
+#: ``fem.create_matrix`` (0.15 s for 160k cells); the fields' matrices on one space
+#: (system and right-hand-side matrices) all have the same one.
+_PATTERNS: dict[tuple[int, int], tuple] = {}
+
+
+def create_csr(form: fem.Form, spaces: tuple[fem.FunctionSpace, fem.FunctionSpace] | None
+               ) -> la.MatrixCSR:
+    """``fem.create_matrix(form)``; for a form over every cell whose (test, trial)
+    ``spaces`` are given, the sparsity pattern is built once per pair of spaces (it is
+    read-only once finalized)."""
+    if spaces is None or not over_every_cell(form) or any(
+            V._cpp_object is not W for V, W in zip(spaces, form.function_spaces, strict=True)):
+        return fem.create_matrix(form)
+    key = (id(spaces[0]), id(spaces[1]))
+    hit = _PATTERNS.get(key)
+    if hit is None or hit[0]() is not spaces[0] or hit[1]() is not spaces[1]:
+        for k in [k for k, v in _PATTERNS.items() if v[0]() is None or v[1]() is None]:
+            del _PATTERNS[k]
+        pattern = fem.create_sparsity_pattern(form)
+        pattern.finalize()
+        hit = _PATTERNS[key] = (weakref.ref(spaces[0]), weakref.ref(spaces[1]), pattern)
+    return la.matrix_csr(hit[2], dtype=form.dtype)
+
+
 class NativeMatrix:
     """A PETSc AIJ matrix of a compiled bilinear form, assembled through a DOLFINx CSR.
 
     Args:
         form: The compiled bilinear form (its mesh's communicator is the matrix's).
+        spaces: Its (test, trial) spaces, if known: matrices of the same spaces then
+            share the sparsity pattern's construction (:func:`create_csr`).
     """
 
-    def __init__(self, form: fem.Form):
+    def __init__(self, form: fem.Form,
+                 spaces: tuple[fem.FunctionSpace, fem.FunctionSpace] | None = None):
         self.form = form
-        self.csr = fem.create_matrix(form)
+        self.csr = create_csr(form, spaces)
         bs = tuple(int(b) for b in self.csr.block_size)
         rows, cols, self._n = _coo_indices(self.csr, bs)
         sizes = [(V.dofmap.index_map.size_local * V.dofmap.index_map_bs,
@@ -101,6 +131,7 @@ def split_rhs(L: ufl.Form, coeffs: Sequence[fem.Function], kw: dict
                                  f"{g.name}): cannot precompute its matrix")
         if B.empty():
             continue
-        ops.append((NativeMatrix(compile_form(B, **kw)), f))
+        spaces = tuple(arg.ufl_function_space() for arg in B.arguments())
+        ops.append((NativeMatrix(compile_form(B, **kw), spaces), f))
         rest = ufl.replace(rest, {f: ufl.zero(*f.ufl_shape) if f.ufl_shape else 0.0})
     return (None if rest.empty() else rest), ops
