@@ -201,19 +201,23 @@ def test_a_structure_that_passed_is_checked_once_unless_on_a_tagged_part(monkeyp
     """The check is a property of the structure of the form and the closed form: a
     second model of that structure (another mesh, new Functions and Constants) is not
     assembled by DOLFINx again, and is still right; a wrong weight on it is still
-    refused; a form with an integral over a tagged part of the mesh (which can vanish
-    on one mesh and not another) is checked every time."""
+    refused; a form with an integral over a tagged part of the mesh, or a term in the
+    coordinates (either can vanish on one mesh and not on another), or without its UFL
+    source given, is checked every time."""
     calls = _count_checks(monkeypatch)
     for cells in ((7, 5, 6), (5, 4, 4)):
         V, a, coeffs, bcs, _, _ = _problem(True, True, True, cells=cells)
-        ours, ref = CellwiseMatrix(compile_form(a), V, coeffs, bcs), NativeMatrix(compile_form(a))
+        ours = CellwiseMatrix(compile_form(a), V, coeffs, bcs, source=a)
+        ref = NativeMatrix(compile_form(a))
         assert _rel_difference(ours.assemble(bcs), ref.assemble(bcs)) < 1e-13
         ours.destroy(), ref.destroy()
     assert len(calls) == 1
+    CellwiseMatrix(compile_form(a), V, coeffs, bcs).destroy()  # no source: checked
+    assert len(calls) == 2
     w, D, s = coeffs
     with pytest.raises(ValueError, match="relative difference"):
-        CellwiseMatrix(compile_form(a), V, (0.5 * w, D, s), bcs)
-    assert len(calls) == 2
+        CellwiseMatrix(compile_form(a), V, (0.5 * w, D, s), bcs, source=a)
+    assert len(calls) == 3
     msh = V.mesh
     n = msh.topology.index_map(3).size_local
     tags = mesh.meshtags(msh, 3, np.arange(n, dtype=np.int32), np.ones(n, dtype=np.int32))
@@ -221,8 +225,32 @@ def test_a_structure_that_passed_is_checked_once_unless_on_a_tagged_part(monkeyp
     dt = next(c for c in ufl.algorithms.analysis.extract_constants(w))
     part = a + (dt - dt) * u * v * ufl.dx(1, domain=msh, subdomain_data=tags)
     for _ in range(2):
-        CellwiseMatrix(compile_form(part), V, coeffs, bcs).destroy()
-    assert len(calls) == 4
+        CellwiseMatrix(compile_form(part), V, coeffs, bcs, source=part).destroy()
+    assert len(calls) == 5
+    # A term that is zero on this box (x < 5 everywhere) but not on a larger one.
+    x = ufl.SpatialCoordinate(msh)
+    far = a + ufl.conditional(ufl.gt(x[0], 5.0), 1.0, 0.0) * u * v * ufl.dx
+    for _ in range(2):
+        CellwiseMatrix(compile_form(far), V, coeffs, bcs, source=far).destroy()
+    assert len(calls) == 7
+
+
+def test_conditions_on_another_space_are_left_out_as_dolfinx_does():
+    """A Dirichlet condition on another space object (of the same mesh) is not applied,
+    as DOLFINx's assembly does not, also when the check is skipped; a form on another
+    space than the one given is refused."""
+    V, a, coeffs, _, _, _ = _problem(False, True, False)
+    other = fem.functionspace(V.mesh, ("Lagrange", 1))
+    V.mesh.topology.create_connectivity(2, 3)
+    facets = mesh.locate_entities_boundary(V.mesh, 2, lambda x: np.isclose(x[2], 0.0))
+    bc = fem.dirichletbc(0.5, fem.locate_dofs_topological(other, 2, facets), other)
+    form = compile_form(a)
+    CellwiseMatrix(form, V, coeffs, (), source=a).destroy()  # passes: cached
+    ours, ref = CellwiseMatrix(form, V, coeffs, [bc], source=a), NativeMatrix(form)
+    assert _rel_difference(ours.assemble([bc]), ref.assemble([bc])) < 1e-13
+    ours.destroy(), ref.destroy()
+    with pytest.raises(ValueError, match="space is not its form's"):
+        CellwiseMatrix(form, other, coeffs, ())
 
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="needs ranks with different histories")
@@ -232,9 +260,10 @@ def test_the_skip_is_decided_by_all_ranks(monkeypatch):
     calls = _count_checks(monkeypatch)
     if MPI.COMM_WORLD.rank == 0:
         V, a, coeffs, bcs, _, _ = _problem(False, True, True, comm=MPI.COMM_SELF)
-        CellwiseMatrix(compile_form(a), V, coeffs, bcs).destroy()
-    V, a, coeffs, bcs, _, _ = _problem(False, True, True)
-    CellwiseMatrix(compile_form(a), V, coeffs, bcs).destroy()
+        CellwiseMatrix(compile_form(a), V, coeffs, bcs, source=a).destroy()
+    for _ in range(2):  # checked by both ranks, then known to both: skipped by both
+        V, a, coeffs, bcs, _, _ = _problem(False, True, True)
+        CellwiseMatrix(compile_form(a), V, coeffs, bcs, source=a).destroy()
     assert len(calls) == (2 if MPI.COMM_WORLD.rank == 0 else 1)
 
 

@@ -199,7 +199,9 @@ class _ClosedForm(NativeMatrix):
     bs = 1
 
     def __init__(self, form: fem.Form, V: fem.FunctionSpace, items: list[Any],
-                 bcs: Sequence[fem.DirichletBC]):
+                 bcs: Sequence[fem.DirichletBC], source: ufl.Form | None = None):
+        if any(W is not V._cpp_object for W in form.function_spaces):
+            raise ValueError("the closed-form matrix's space is not its form's")
         if not _eligible(V, self.bs):
             raise ValueError(f"the closed-form matrix needs P1 (block size {self.bs}) "
                              "on affine tetrahedra")
@@ -224,6 +226,9 @@ class _ClosedForm(NativeMatrix):
                        for f in self.functions}
         self._bc_key: tuple = ()
         self._bc_zero = self._bc_diag = np.zeros(0, dtype=np.int64)
+        #: The UFL form compiled into ``form`` (None: not known; the check then is
+        #: never skipped).
+        self.source = source if isinstance(source, ufl.Form) else None
         check_closed_form(self, bcs)
 
     def _values(self) -> np.ndarray:
@@ -246,6 +251,9 @@ class _ClosedForm(NativeMatrix):
         data = self.csr.data
         data[:] = 0.0
         self._kernel(self._values(), data)
+        # As DOLFINx: only the conditions on the form's space (or a sub-space of it).
+        V = self.form.function_spaces[0]
+        bcs = [bc for bc in bcs if V.contains(bc.function_space)]
         if bcs:
             self._apply_bcs(bcs, data)
         self.csr.scatter_reverse()
@@ -298,6 +306,9 @@ class CellwiseMatrix(_ClosedForm):
         V: Its (trial and test) space: scalar P1 on affine tetrahedra.
         coefficients: ``(w, D, σ)`` (:data:`CellCoefficients`).
         bcs: The Dirichlet conditions of the check.
+        source: The UFL form compiled into ``form``, if known: then a structure that
+            passed the check in this process is not checked again
+            (:mod:`scaffoldfem.fem.closed_form_check`).
 
     Raises:
         ValueError: For another space or cell, a coefficient that varies in a cell, or
@@ -305,12 +316,12 @@ class CellwiseMatrix(_ClosedForm):
     """
 
     def __init__(self, form: fem.Form, V: fem.FunctionSpace, coefficients: CellCoefficients,
-                 bcs: Sequence[fem.DirichletBC] = ()):
+                 bcs: Sequence[fem.DirichletBC] = (), source: ufl.Form | None = None):
         w, D, s = coefficients
         Dm = D if len(ufl.shape(D)) == 2 else D * ufl.Identity(3)
         items = [w, *(Dm[i, j] for i in range(3) for j in range(3)),
                  s if s is not None else 0.0]
-        super().__init__(form, V, items, bcs)
+        super().__init__(form, V, items, bcs, source)
 
     def _kernel(self, values: np.ndarray, data: np.ndarray) -> None:
         D = np.ascontiguousarray(values[1:10].T.reshape(-1, 3, 3))
@@ -321,7 +332,7 @@ class CellwiseElasticity(_ClosedForm):
     """The isotropic elasticity matrix ``∫ σ(u):ε(v) dx`` in closed form (vector P1).
 
     Args:
-        form, bcs: As for :class:`CellwiseMatrix`.
+        form, bcs, source: As for :class:`CellwiseMatrix`.
         V: Vector P1 (block size 3) on affine tetrahedra.
         lame: μ and λ, built from Constants and DG0 Functions.
     """
@@ -329,8 +340,8 @@ class CellwiseElasticity(_ClosedForm):
     bs = 3
 
     def __init__(self, form: fem.Form, V: fem.FunctionSpace, lame: Lame,
-                 bcs: Sequence[fem.DirichletBC] = ()):
-        super().__init__(form, V, [lame.mu, lame.lmbda], bcs)
+                 bcs: Sequence[fem.DirichletBC] = (), source: ufl.Form | None = None):
+        super().__init__(form, V, [lame.mu, lame.lmbda], bcs, source)
 
     def _kernel(self, values: np.ndarray, data: np.ndarray) -> None:
         _assemble_elastic(self._pos, self._grad, self._vol, values[0], values[1], data)
@@ -338,13 +349,14 @@ class CellwiseElasticity(_ClosedForm):
 
 def operator_matrix(form: fem.Form, V: fem.FunctionSpace,
                     coefficients: Coefficients | None,
-                    bcs: Sequence[fem.DirichletBC] = ()) -> NativeMatrix:
+                    bcs: Sequence[fem.DirichletBC] = (),
+                    source: ufl.Form | None = None) -> NativeMatrix:
     """The matrix of ``form``: in closed form when its coefficients are given (a
     :class:`Lame`: elasticity; a :data:`CellCoefficients`: transport; checked), else
-    DOLFINx's assembly."""
+    DOLFINx's assembly. ``source``: the UFL form compiled into ``form``, if known."""
     elastic = isinstance(coefficients, Lame)
     if coefficients is None or not _eligible(V, 3 if elastic else 1):
         return NativeMatrix(form, (V, V))  # (e.g. P2 elasticity)
     if elastic:
-        return CellwiseElasticity(form, V, coefficients, bcs)
-    return CellwiseMatrix(form, V, coefficients, bcs)
+        return CellwiseElasticity(form, V, coefficients, bcs, source)
+    return CellwiseMatrix(form, V, coefficients, bcs, source)

@@ -6,10 +6,13 @@ What the check establishes is a property of the symbolic structure of the form a
 of the closed form's items (on any mesh of affine tetrahedra, which the closed forms
 require anyway), not of the mesh: so a structure that passed once in this process is
 not assembled twice again (each check costs one DOLFINx assembly, ~0.05 s a field
-on a 6 mm test cord, ~0.2-0.5 s on medium). The structure is the compiled form's
-signature with the items' own UFL signatures, their coefficients numbered by their
-place in the compiled form. Forms with an integral over part of the mesh (a tag) or
-over facets are always checked: such a term can vanish on one mesh and not another.
+on a 6 mm test cord, ~0.2-0.5 s on medium). The structure is the UFL form's
+signature and its JIT module's name (which also hashes the compiler's options)
+with the items' own UFL signatures, their coefficients numbered by their place in
+the compiled form. Forms with an integral over part of the mesh (a tag) or over
+facets, or reading the coordinates (any geometric quantity), are always checked:
+such a term can vanish on one mesh and not another; so is a form whose UFL source
+is not given.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 from ufl.algorithms.signature import compute_expression_signature
+from ufl.classes import GeometricQuantity
+from ufl.corealg.traversal import unique_pre_traversal
 from ufl.domain import extract_domains
 
 from scaffoldfem.fem.compat import over_every_cell
@@ -36,10 +41,14 @@ _PASSED: set[tuple] = set()
 
 
 def _structure(op: Any) -> tuple | None:
-    """What the check depends on, or None when it may depend on the mesh."""
-    form = op.form
-    if not over_every_cell(form):
+    """What the check depends on, or None when it may depend on the mesh (or the UFL
+    form is not known)."""
+    form, source = op.form, op.source
+    if source is None or not over_every_cell(form):
         return None
+    if any(isinstance(node, GeometricQuantity) for itg in source.integrals()
+           for node in unique_pre_traversal(itg.integrand())):
+        return None  # e.g. a term in x: it can vanish on one mesh and not on another
     cf = form._cpp_object
     at = {id(o): i for i, o in enumerate(cf.coefficients)}
     at_c = {id(o): i for i, o in enumerate(cf.constants)}
@@ -48,8 +57,9 @@ def _structure(op: Any) -> tuple | None:
         number[f] = at.get(id(f._cpp_object), len(at) + j)
     for j, c in enumerate(op.constants):
         number[c] = at_c.get(id(c._cpp_object), len(at_c) + j)
-    signature = form.module.ffi.string(form.ufcx_form.signature).decode()
-    return (type(op).__name__, signature,
+    # The JIT module's name hashes the form compiler's options too (the UFCx signature
+    # is the UFL form's only).
+    return (type(op).__name__, source.signature(), form.module.__name__,
             tuple(compute_expression_signature(e, number) for e in op.items))
 
 

@@ -62,8 +62,9 @@ def create_csr(form: fem.Form, spaces: tuple[fem.FunctionSpace, fem.FunctionSpac
     """``fem.create_matrix(form)``; for a form over every cell whose (test, trial)
     ``spaces`` are given, the sparsity pattern is built once per pair of spaces (it is
     read-only once finalized)."""
-    if spaces is None or not over_every_cell(form) or any(
-            V._cpp_object is not W for V, W in zip(spaces, form.function_spaces, strict=True)):
+    if spaces is None or not over_every_cell(form) or form.mesh is not spaces[0].mesh._cpp_object \
+            or any(V._cpp_object is not W
+                   for V, W in zip(spaces, form.function_spaces, strict=True)):
         return fem.create_matrix(form)
     key = (id(spaces[0]), id(spaces[1]))
     hit = _PATTERNS.get(key)

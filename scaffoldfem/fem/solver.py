@@ -143,7 +143,7 @@ class LinearSolver:
             ranks=imap.comm.size)
         self.preset = preset_of(preset, petsc_options)
         self.conserve = (self.preset == "transport") if conserve is None else conserve
-        self._A = operator_matrix(self.a, u.function_space, cellwise, self.bcs)
+        self._A = operator_matrix(self.a, u.function_space, cellwise, self.bcs, a)
         self.A = self._A.mat
         self.A.setOptionsPrefix(f"{self.prefix}A_")
         self._own_nullspace = near_nullspace is True  # built here: destroyed here
