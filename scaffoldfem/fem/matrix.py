@@ -57,14 +57,21 @@ def _coo_indices(csr, bs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]
 _PATTERNS: dict[tuple[int, int], tuple] = {}
 
 
+def _pattern_shareable(form: fem.Form, spaces: tuple | None) -> bool:
+    """True if ``form`` is over every cell of its spaces' mesh and ``spaces`` are its
+    own (test, trial) spaces: then its pattern is the pair's."""
+    return (spaces is not None and over_every_cell(form)
+            and form.mesh is spaces[0].mesh._cpp_object
+            and all(V._cpp_object is W
+                    for V, W in zip(spaces, form.function_spaces, strict=True)))
+
+
 def create_csr(form: fem.Form, spaces: tuple[fem.FunctionSpace, fem.FunctionSpace] | None
                ) -> la.MatrixCSR:
     """``fem.create_matrix(form)``; for a form over every cell whose (test, trial)
     ``spaces`` are given, the sparsity pattern is built once per pair of spaces (it is
     read-only once finalized)."""
-    if spaces is None or not over_every_cell(form) or form.mesh is not spaces[0].mesh._cpp_object \
-            or any(V._cpp_object is not W
-                   for V, W in zip(spaces, form.function_spaces, strict=True)):
+    if not _pattern_shareable(form, spaces):
         return fem.create_matrix(form)
     key = (id(spaces[0]), id(spaces[1]))
     hit = _PATTERNS.get(key)

@@ -20,9 +20,8 @@ import scaffoldfem  # noqa: F401  (MPI before dolfinx)
 from scaffoldfem.errors import SolverError, StudyError
 
 __all__ = ["BalanceCorrection", "KeptPreconditioner", "Options", "check_finite", "from_options",
-           "preset_of",
-           "reason_name", "rigid_body_modes", "solver_statistics", "solver_timings", "track",
-           "unique_prefix"]
+           "preset_of", "reason_name", "rigid_body_modes", "solver_statistics",
+           "solver_timings", "track", "unique_prefix"]
 
 _counter = itertools.count()
 #: The per-field counters of :func:`solver_statistics`, in this order.
